@@ -1,0 +1,48 @@
+rockspec_format = "3.0"
+package = "codearts-pipeline"
+version = "scm-1"
+
+source = {
+  url = "git+https://github.com/codearts-pipeline/codearts-pipeline.git",
+}
+
+description = {
+  summary = "Drive the Huawei Cloud CodeArts Pipeline API from Lua (C on libcurl)",
+  detailed = [[
+    Retry, start, stop and follow CodeArts Pipeline runs from Lua: a small C
+    core on libcurl (kept-alive connections, strict timeouts, no redirects,
+    AK/SK signing with libcrypto) and a Lua wrapper for configuration,
+    credentials, the run lifecycle and one error rule.
+  ]],
+  homepage = "https://github.com/codearts-pipeline/codearts-pipeline",
+  license = "MIT",
+  labels = { "huaweicloud", "codearts", "ci", "curl" },
+}
+
+dependencies = {
+  "lua >= 5.4",
+  "lua-cjson >= 2.1",
+}
+
+-- Set CURL_DIR (and OPENSSL_DIR) when the headers and libraries are not in
+-- the system's usual places: luarocks make CURL_DIR=/opt/curl
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+  OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+}
+
+build = {
+  type = "cmake",
+  variables = {
+    CMAKE_BUILD_TYPE = "Release",
+    CMAKE_INSTALL_PREFIX = "$(PREFIX)",
+    CMAKE_INCLUDE_PATH = "$(CURL_INCDIR);$(OPENSSL_INCDIR)",
+    CMAKE_LIBRARY_PATH = "$(CURL_LIBDIR);$(OPENSSL_LIBDIR)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LUA_VERSION = "$(LUA_VERSION)",
+    LUADIR = "$(LUADIR)",
+    LIBDIR = "$(LIBDIR)",
+    BINDIR = "$(BINDIR)",
+    BUILD_TESTING = "OFF",
+  },
+}

@@ -1,0 +1,361 @@
+--- Configuration: the client option schema, and the layers a client is built
+-- from.  First found wins: options > environment > config file profile >
+-- ~/.huaweicloud/credentials > defaults.
+local core = require("pipeline.core")
+local errors = require("pipeline.errors")
+
+local config = {}
+
+-- name -> the Lua types it may have ("id": a 32 letters-or-digits string).
+config.CLIENT_OPTIONS = {
+  endpoint = "string", region = "string", project_id = "id",
+  token = "string|function", ak = "string", sk = "string", security_token = "string",
+  iam = "table",
+  timeout = "number", connect_timeout = "number", max_response_size = "number",
+  retries = "table|false",
+  ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string",
+  allow_http = "boolean", user_agent = "string",
+  on_event = "function", sleep = "function",
+}
+
+config.LOAD_OPTIONS = setmetatable({ profile = "string", config_file = "string" },
+  { __index = config.CLIENT_OPTIONS })
+
+-- What a config file profile may hold: the data options, and token_file.
+local PROFILE_OPTIONS = { token_file = "string" }
+for name, kinds in pairs(config.CLIENT_OPTIONS) do
+  if not kinds:find("function", 1, true) then PROFILE_OPTIONS[name] = kinds end
+end
+PROFILE_OPTIONS.token = "string"
+
+local RETRIES_FIELDS = { max = "number", base_delay = "number", max_delay = "number" }
+local IAM_FIELDS = { user = "string", password = "string", domain = "string", project = "string", endpoint = "string" }
+
+-- Why value does not fit kinds, or nil when it does.
+local function mismatch(value, kinds)
+  local t = type(value)
+  for kind in kinds:gmatch("[^|]+") do
+    if kind == t or (kind == "false" and value == false)
+      or (kind == "id" and core.is_id(value)) then
+      return nil
+    end
+  end
+  if kinds == "id" and t == "string" then return "must be 32 ASCII letters or digits" end
+  return ("must be %s (got %s)"):format(kinds:gsub("|false", " or false"):gsub("|", " or "):gsub("^id$", "a string"), t)
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+--- Checks a table against a schema; returns nil or a message naming the field.
+function config.problem(t, schema, what)
+  for _, name in ipairs(sorted_keys(t)) do
+    local kinds = type(name) == "string" and schema[name]
+    if not kinds then
+      return ("%s: unknown option '%s'"):format(what, tostring(name))
+    end
+    local why = mismatch(t[name], kinds)
+    if why then return ("%s: option '%s' %s"):format(what, name, why) end
+  end
+  local nested = { retries = RETRIES_FIELDS, iam = IAM_FIELDS }
+  for name, fields in pairs(nested) do
+    if type(t[name]) == "table" then
+      local why = config.problem(t[name], fields, what .. " " .. name)
+      if why then return why end
+    end
+  end
+  if type(t.retries) == "table" then
+    for _, field in ipairs({ "max", "base_delay", "max_delay" }) do
+      local n = t.retries[field]
+      if n and (n < 0 or n ~= n) then return ("%s: retries.%s must not be negative"):format(what, field) end
+    end
+  end
+  return nil
+end
+
+--- Raises, as misuse, unless t fits schema.  level as for error().
+function config.check(t, schema, what, level)
+  if t == nil then return end
+  if type(t) ~= "table" then
+    error(("%s: options must be a table (got %s)"):format(what, type(t)), level + 1)
+  end
+  local why = config.problem(t, schema, what)
+  if why then error(why, level + 1) end
+end
+
+------------------------------------------------------------------ files
+
+local function fail(detail)
+  return errors.failure("pipeline.load", "config", detail)
+end
+
+local function expand_home(path, getenv)
+  if path:sub(1, 2) == "~/" then
+    local home = getenv("HOME")
+    if home then return home .. path:sub(2) end
+  end
+  return path
+end
+
+local function read_file(path)
+  local file, err = io.open(path, "rb")
+  if not file then return nil, err end
+  local text, read_err = file:read("a")
+  file:close()
+  if not text then return nil, path .. ": " .. tostring(read_err) end
+  return text
+end
+
+-- Refuses a file holding a secret that group or others may read, as ssh
+-- refuses such keys.
+local function private_enough(path, what)
+  local mode = core.file_mode(path)
+  if mode and mode & 0x24 ~= 0 then -- 0044: read by group or others
+    return nil, ("%s %s holds a secret and is readable by group or others (mode %03o): run chmod 600 %s")
+      :format(what, path, mode & 0x1ff, path)
+  end
+  return true
+end
+
+local SECRET_FIELDS = { "token", "sk", "security_token" }
+
+local function holds_secret(profile)
+  for _, name in ipairs(SECRET_FIELDS) do
+    if profile[name] ~= nil then return true end
+  end
+  return type(profile.iam) == "table" and profile.iam.password ~= nil
+end
+
+--- Loads a config file: a Lua chunk run as text in an empty environment,
+-- returning `{ default_profile = "...", profiles = { name = {...} } }`.
+-- Returns the table, or false when an optional file is absent, or nil and a
+-- message naming the file and the stage that failed.
+function config.read_file(path, required)
+  local text, err = read_file(path)
+  if not text then
+    if not required and core.file_mode(path) == nil then return false end
+    return nil, ("cannot read config file %s: %s"):format(path, tostring(err))
+  end
+  local chunk, syntax = load(text, "@" .. path, "t", {})
+  if not chunk then return nil, ("config file %s: syntax error: %s"):format(path, syntax) end
+  local ok, result = pcall(chunk)
+  if not ok then return nil, ("config file %s: error while running it: %s"):format(path, tostring(result)) end
+  if type(result) ~= "table" then
+    return nil, ("config file %s: must return a table (got %s)"):format(path, type(result))
+  end
+  local why = config.problem(result, { default_profile = "string", profiles = "table" }, "config file " .. path)
+  if why then return nil, why end
+  local secret = false
+  for _, name in ipairs(sorted_keys(result.profiles or {})) do
+    local profile = result.profiles[name]
+    local what = ("config file %s: profile '%s'"):format(path, tostring(name))
+    if type(profile) ~= "table" then return nil, what .. " must be a table" end
+    why = config.problem(profile, PROFILE_OPTIONS, what)
+    if why then return nil, why end
+    secret = secret or holds_secret(profile)
+  end
+  if secret then
+    local ok_mode, refusal = private_enough(path, "config file")
+    if not ok_mode then return nil, refusal end
+  end
+  return result
+end
+
+--- Parses the official SDKs' credentials file (INI); returns its [basic]
+-- section as a table, or false when the file is absent, or nil and a message.
+function config.read_credentials(path)
+  local text = read_file(path)
+  if not text then return false end
+  local section, basic = nil, {}
+  local number = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    number = number + 1
+    line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
+    if line ~= "" and not line:find("^[#;]") then
+      local name = line:match("^%[%s*(.-)%s*%]$")
+      if name then
+        section = name
+      else
+        local key, value = line:match("^([^=]-)%s*=%s*(.*)$")
+        if not key then
+          return nil, ("credentials file %s: line %d is not 'key = value'"):format(path, number)
+        end
+        if section == "basic" then basic[key:lower()] = value end
+      end
+    end
+  end
+  return basic
+end
+
+------------------------------------------------------------------ layers
+
+local CREDENTIAL_KINDS = {
+  { name = "token", fields = { "token", "token_file" } },
+  { name = "ak/sk", fields = { "ak", "sk", "security_token" } },
+  { name = "iam", fields = { "iam" } },
+}
+
+local LOCATION_FIELDS = { "endpoint", "region" }
+local LOCATION = { endpoint = true, region = true }
+local CREDENTIAL = { token = true, token_file = true, ak = true, sk = true, security_token = true, iam = true }
+
+local function has_any(layer, fields)
+  for _, field in ipairs(fields) do
+    if layer[field] ~= nil then return true end
+  end
+  return false
+end
+
+-- The credential kinds a layer gives; two at once is an error.
+local function credential_kind(layer)
+  local found
+  for _, kind in ipairs(CREDENTIAL_KINDS) do
+    if has_any(layer, kind.fields) then
+      if found then
+        return nil, ("%s gives two kinds of credentials: %s and %s"):format(layer._name, found, kind.name)
+      end
+      found = kind.name
+    end
+  end
+  return found
+end
+
+local function nonempty(value)
+  if value ~= nil and value ~= "" then return value end
+end
+
+local function environment_layer(getenv)
+  return {
+    _name = "the environment",
+    endpoint = nonempty(getenv("CODEARTS_PIPELINE_ENDPOINT")),
+    region = nonempty(getenv("CODEARTS_PIPELINE_REGION")),
+    project_id = nonempty(getenv("CODEARTS_PIPELINE_PROJECT_ID")) or nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID")),
+    token = nonempty(getenv("CODEARTS_PIPELINE_TOKEN")),
+    ak = nonempty(getenv("HUAWEICLOUD_SDK_AK")),
+    sk = nonempty(getenv("HUAWEICLOUD_SDK_SK")),
+    security_token = nonempty(getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")),
+  }
+end
+
+local function default_config_path(getenv)
+  local base = nonempty(getenv("XDG_CONFIG_HOME"))
+  if not base then
+    local home = nonempty(getenv("HOME"))
+    if not home then return nil end
+    base = home .. "/.config"
+  end
+  return base .. "/codearts-pipeline/config.lua"
+end
+
+-- Reads a profile's token_file (relative to the config file's folder).
+local function read_token_file(path, config_path, getenv)
+  path = expand_home(path, getenv)
+  if path:sub(1, 1) ~= "/" and config_path then
+    path = (config_path:match("^(.*)/[^/]*$") or ".") .. "/" .. path
+  end
+  local text, err = read_file(path)
+  if not text then return nil, ("cannot read token_file: %s"):format(tostring(err)) end
+  local ok, refusal = private_enough(path, "token_file")
+  if not ok then return nil, refusal end
+  local token = text:match("^%s*(.-)%s*$")
+  if token == "" then return nil, ("token_file %s is empty"):format(path) end
+  if not core.is_header_value(token) then
+    return nil, ("token_file %s holds a control character inside the token"):format(path)
+  end
+  return token
+end
+
+--- Resolves the layers into one table of client options, or returns
+-- nil, message, "config", info.  getenv defaults to os.getenv.
+function config.resolve(options, getenv)
+  getenv = getenv or os.getenv
+  options = options or {}
+
+  local path = options.config_file or nonempty(getenv("CODEARTS_PIPELINE_CONFIG"))
+  local required = path ~= nil
+  path = path and expand_home(path, getenv) or default_config_path(getenv)
+  local file = false
+  if path then
+    local err
+    file, err = config.read_file(path, required)
+    if file == nil then return fail(err) end
+  end
+
+  local wanted = options.profile or nonempty(getenv("CODEARTS_PIPELINE_PROFILE"))
+  local profile_name = wanted or (file and file.default_profile) or "default"
+  local profile = file and file.profiles and file.profiles[profile_name]
+  if not profile and (wanted or (file and file.default_profile)) then
+    if file then
+      return fail(("profile '%s' is not in config file %s"):format(profile_name, path))
+    end
+    return fail(("profile '%s' was asked for but there is no config file (looked for %s)")
+      :format(profile_name, tostring(path)))
+  end
+
+  local top = { _name = "the options" }
+  for name, value in pairs(options) do top[name] = value end
+  local layers = { top, environment_layer(getenv) }
+  if profile then
+    local copy = { _name = ("profile '%s' of %s"):format(profile_name, path) }
+    for name, value in pairs(profile) do copy[name] = value end
+    layers[#layers + 1] = copy
+  end
+  local credentials_path = nonempty(getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))
+    or (nonempty(getenv("HOME")) and getenv("HOME") .. "/.huaweicloud/credentials")
+  if credentials_path then
+    local basic, cred_err = config.read_credentials(credentials_path)
+    if basic == nil then return fail(cred_err) end
+    if basic then
+      layers[#layers + 1] = {
+        _name = "credentials file " .. credentials_path,
+        ak = nonempty(basic.ak), sk = nonempty(basic.sk),
+        security_token = nonempty(basic.security_token), project_id = nonempty(basic.project_id),
+      }
+    end
+  end
+
+  -- Where and who are each taken whole from the first layer that has them,
+  -- so a token in the options is never mixed with an SK from a file.
+  local merged = {}
+  local location_done, credentials_done = false, false
+  for _, layer in ipairs(layers) do
+    local kind
+    if not credentials_done then
+      local why
+      kind, why = credential_kind(layer)
+      if why then return fail(why) end
+      if kind == "ak/sk" and (layer.ak == nil or layer.sk == nil) then
+        return fail(("%s gives %s without %s"):format(layer._name,
+          layer.ak and "ak" or "sk", layer.ak and "sk" or "ak"))
+      end
+    end
+    for name, value in pairs(layer) do
+      if LOCATION[name] then
+        if not location_done then merged[name] = value end
+      elseif CREDENTIAL[name] then
+        if not credentials_done then merged[name] = value end
+      elseif merged[name] == nil and name ~= "_name" then
+        merged[name] = value
+      end
+    end
+    location_done = location_done or has_any(layer, LOCATION_FIELDS)
+    credentials_done = credentials_done or kind ~= nil
+  end
+
+  if merged.token_file then
+    local token, token_err = read_token_file(merged.token_file, path, getenv)
+    if not token then return fail(token_err) end
+    merged.token, merged.token_file = token, nil
+  end
+  merged.profile, merged.config_file = nil, nil
+  if merged.project_id ~= nil and not core.is_id(merged.project_id) then
+    return fail("project_id must be 32 ASCII letters or digits")
+  end
+  return merged
+end
+
+return config

@@ -1,0 +1,139 @@
+--- The error rule, in one place: every runtime failure of every operation is
+-- `nil, message, code, info`.  `settle` turns what the transport returned into
+-- the operation's result or that failure; the C core's retry() uses it too.
+local cjson = require("cjson.safe").new()
+
+local errors = {}
+
+-- Service error codes that mean "too many requests", whatever the HTTP status.
+local THROTTLING_CODES = { ["APIGW.0308"] = true, ["COCT.0070003"] = true }
+
+local WHAT = {
+  network = "network error",
+  timeout = "timed out",
+  tls = "TLS error",
+  auth = "authentication failed",
+  not_found = "not found",
+  throttled = "throttled",
+  server = "server error",
+  api = "refused by the service",
+  protocol = "unexpected response",
+  config = "configuration error",
+  cancelled = "cancelled",
+}
+
+--- Replaces every secret in text with "***".
+function errors.redact(text, secrets)
+  if type(text) ~= "string" or not secrets then return text end
+  for _, secret in ipairs(secrets) do
+    if type(secret) == "string" and #secret >= 4 then
+      local from, to = text:find(secret, 1, true)
+      while from do
+        text = text:sub(1, from - 1) .. "***" .. text:sub(to + 1)
+        from, to = text:find(secret, from + 3, true)
+      end
+    end
+  end
+  return text
+end
+
+--- Builds the failure for operation op: nil, message, code, info.
+-- detail is what went wrong in words; info holds what is known of the answer.
+function errors.failure(op, code, detail, info, secrets)
+  info = info or {}
+  if info.retryable == nil then info.retryable = false end
+  info.attempts = info.attempts or 1
+  info.error_msg = errors.redact(info.error_msg, secrets)
+  local parts = { op .. ": " .. (detail or WHAT[code] or code) }
+  if info.status then parts[#parts + 1] = "HTTP " .. info.status end
+  if info.error_code then
+    parts[#parts + 1] = info.error_code .. (info.error_msg and (" " .. info.error_msg) or "")
+  elseif info.error_msg then
+    parts[#parts + 1] = info.error_msg
+  end
+  local message = table.concat(parts, ", ")
+  if info.request_id then message = message .. " (request id " .. info.request_id .. ")" end
+  message = message:gsub("[%c]+", " ")
+  return nil, errors.redact(message, secrets), code, info
+end
+
+local function code_for_status(status, error_code)
+  if THROTTLING_CODES[error_code] or status == 429 then return "throttled" end
+  if status == 401 or status == 403 then return "auth" end
+  if status == 404 then return "not_found" end
+  if status >= 500 then return "server" end
+  return "api"
+end
+
+-- What the body says of an error, in the shapes the gateway, the service and
+-- IAM use.
+local function service_error(body)
+  if type(body) ~= "table" then return nil, nil end
+  local code, msg = body.error_code, body.error_msg
+  if code == nil and type(body.error) == "table" then
+    code, msg = body.error.code, body.error.message
+    if code ~= nil and not msg then msg = body.error.title end
+  end
+  if code ~= nil and code ~= cjson.null then code = tostring(code) else code = nil end
+  if msg ~= nil and msg ~= cjson.null then msg = tostring(msg) else msg = nil end
+  return code, msg
+end
+
+--- Turns a transport result into an operation result.
+-- op: the operation's name, for messages; expect: "success" when a good answer
+-- is `{"success": true}`, else "json" (the decoded body is returned);
+-- secrets: strings to keep out of messages; then what client:request returned:
+-- `status, body, headers` or `nil, kind, message, sent`.
+function errors.settle(op, expect, secrets, status, body, headers, sent)
+  if status == nil then
+    local kind, message = body, headers
+    return errors.failure(op, kind, WHAT[kind] .. ": " .. tostring(message),
+      { retryable = kind ~= "config" and kind ~= "protocol" and kind ~= "tls" and not sent }, secrets)
+  end
+  headers = headers or {}
+  local json = nil
+  if body ~= nil and body:find("%S") then json = cjson.decode(body) end
+  local error_code, error_msg = service_error(json)
+  local info = {
+    status = status,
+    error_code = error_code,
+    error_msg = error_msg,
+    request_id = headers["x-request-id"]
+      or (type(json) == "table" and type(json.request_id) == "string" and json.request_id) or nil,
+  }
+  if status >= 200 and status < 300 then
+    if json == nil then
+      return errors.failure(op, "protocol", "response is not JSON", info, secrets)
+    end
+    if error_code then
+      local code = THROTTLING_CODES[error_code] and "throttled" or "api"
+      info.retryable = code == "throttled"
+      return errors.failure(op, code, WHAT[code], info, secrets)
+    end
+    if type(json) == "table" and json.success == false then
+      return errors.failure(op, "api", "the service answered success = false", info, secrets)
+    end
+    if expect == "success" then
+      if type(json) ~= "table" or json.success ~= true then
+        return errors.failure(op, "protocol", "response has no \"success\": true", info, secrets)
+      end
+      return true
+    end
+    return json, info
+  end
+  if status >= 300 and status < 400 then
+    local location = headers.location and (" to " .. headers.location) or ""
+    return errors.failure(op, "protocol", "redirect" .. location .. " not followed", info, secrets)
+  end
+  if status < 200 then
+    return errors.failure(op, "protocol", "unexpected informational answer", info, secrets)
+  end
+  local code = code_for_status(status, error_code)
+  info.retryable = code == "throttled" or status == 503
+  return errors.failure(op, code, WHAT[code], info, secrets)
+end
+
+errors.decode = cjson.decode
+errors.null = cjson.null
+
+return errors

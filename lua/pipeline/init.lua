@@ -1,0 +1,61 @@
+--- codearts-pipeline: drive the Huawei Cloud CodeArts Pipeline API from Lua.
+--
+--     local pipeline = require "pipeline"
+--     local ok, err, code, info = pipeline.retry(project_id, pipeline_id, run_id, token,
+--                                                { region = "cn-north-4" })
+--
+-- Misuse raises an error naming the argument; every runtime failure returns
+-- nil, message, code, info (see docs/api.md).
+local core = require("pipeline.core")
+local config = require("pipeline.config")
+local client = require("pipeline.client")
+local regions = require("pipeline.regions")
+local errors = require("pipeline.errors")
+
+local pipeline = {
+  _VERSION = core._VERSION,
+  core = core,
+  regions = regions,
+  null = errors.null,
+}
+
+--- A client from options alone (no environment, no config file).
+function pipeline.new(options)
+  return client.new(options, 2)
+end
+
+--- A client from the configuration layers: options > environment > config
+-- file profile > ~/.huaweicloud/credentials > defaults.
+function pipeline.load(options)
+  config.check(options, config.LOAD_OPTIONS, "pipeline.load", 2)
+  local resolved, message, code, info = config.resolve(options)
+  if not resolved then return nil, message, code, info end
+  return client.new(resolved, 2)
+end
+
+--- The design-card call: retry one run with a token.  The endpoint comes from
+-- options.endpoint, else options.region, else the configuration layers.
+function pipeline.retry(project_id, pipeline_id, run_id, token, options)
+  client.check_id(project_id, 1, "project_id", "retry")
+  client.check_id(pipeline_id, 2, "pipeline_id", "retry")
+  client.check_id(run_id, 3, "run_id", "retry")
+  if type(token) ~= "string" or token == "" or not core.is_header_value(token) or token:find("\t") then
+    error(("bad argument #4 to 'retry' (token must be a non-empty string without control characters, got %s)")
+      :format(type(token) == "string" and (token == "" and "an empty string" or "a string with control characters")
+        or type(token)), 2)
+  end
+  config.check(options, config.LOAD_OPTIONS, "pipeline.retry", 2)
+  local layered = {}
+  for name, value in pairs(options or {}) do layered[name] = value end
+  layered.project_id, layered.token = project_id, token
+  local resolved, message, code, info = config.resolve(layered)
+  if not resolved then return nil, message, code, info end
+  local c
+  c, message, code, info = client.new(resolved, 2)
+  if not c then return nil, message, code, info end
+  local results = table.pack(c:retry(pipeline_id, run_id))
+  c:close()
+  return table.unpack(results, 1, results.n)
+end
+
+return pipeline

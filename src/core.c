@@ -1,0 +1,227 @@
+/*
+ * core.c - luaopen_pipeline_core: registers the transport, the input checks,
+ * the signer and the design-card call, retry().
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "client.h"
+#include "compat.h"
+#include "sign.h"
+
+#ifndef PIPELINE_VERSION
+#define PIPELINE_VERSION "0.0.0"
+#endif
+
+/* libcurl must be initialised once per process; pthread_once makes the first
+ * require safe even when several threads open the module at the same time. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_OK;
+
+static void init_curl(void) { curl_init_result = curl_global_init(CURL_GLOBAL_ALL); }
+
+static void check_id_arg(lua_State *L, int arg, const char *name) {
+  size_t len;
+  const char *s = luaL_checklstring(L, arg, &len);
+  if (!pipeline_is_id(s, len))
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be 32 ASCII letters or "
+                                             "digits", name));
+}
+
+static void check_token_arg(lua_State *L, int arg) {
+  size_t len;
+  const char *s = luaL_checklstring(L, arg, &len);
+  if (len == 0) luaL_argerror(L, arg, "token must not be empty");
+  if (!pipeline_is_header_value(s, len) || strchr(s, '\t'))
+    luaL_argerror(L, arg, "token holds a control character");
+}
+
+/* core.is_id(s) -> boolean: exactly 32 ASCII letters or digits. */
+static int core_is_id(lua_State *L) {
+  size_t len;
+  const char *s = lua_tolstring(L, 1, &len);
+  lua_pushboolean(L, lua_type(L, 1) == LUA_TSTRING && pipeline_is_id(s, len));
+  return 1;
+}
+
+/* core.is_header_value(s) -> boolean: no control characters. */
+static int core_is_header_value(lua_State *L) {
+  size_t len;
+  const char *s = lua_tolstring(L, 1, &len);
+  lua_pushboolean(L, lua_type(L, 1) == LUA_TSTRING &&
+                         pipeline_is_header_value(s, len));
+  return 1;
+}
+
+/* core.check_url(url [, allow_http]) -> true | nil, reason */
+static int core_check_url(lua_State *L) {
+  size_t len;
+  const char *url = luaL_checklstring(L, 1, &len);
+  const char *refusal = pipeline_url_refusal(url, lua_toboolean(L, 2));
+  if (refusal == NULL && (strlen(url) != len || !pipeline_is_header_value(url, len)))
+    refusal = "holds a control character";
+  if (refusal == NULL) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, refusal);
+  return 2;
+}
+
+/* core.sleep(seconds): blocks the calling thread; the default `sleep` of a
+ * client, which a host replaces with one that yields to its own loop. */
+static int core_sleep(lua_State *L) {
+  lua_Number seconds = luaL_checknumber(L, 1);
+  struct timespec ts;
+  luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "out of range");
+  ts.tv_sec = (time_t)seconds;
+  ts.tv_nsec = (long)((seconds - (lua_Number)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+/* core.monotonic() -> seconds from an arbitrary start, never going back:
+ * for deadlines and elapsed times, which wall-clock changes must not skew. */
+static int core_monotonic(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.file_mode(path) -> permission bits, owner uid | nil, message */
+static int core_file_mode(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  lua_pushinteger(L, (lua_Integer)st.st_uid);
+  return 2;
+}
+
+/* Calls require("pipeline.errors").settle(op, expect, {secret}, ...) on the
+ * n values on top of the stack and returns its results: the meaning of an
+ * answer is policy, kept in Lua, in one place for every operation. */
+static int settle(lua_State *L, const char *op, const char *expect,
+                  int secret, int n) {
+  int base = lua_gettop(L) - n;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "pipeline.errors");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "settle");
+  lua_remove(L, -2);
+  lua_pushstring(L, op);
+  lua_pushstring(L, expect);
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, secret);
+  lua_rawseti(L, -2, 1);
+  lua_rotate(L, base + 1, 4);
+  lua_call(L, n + 3, LUA_MULTRET);
+  return lua_gettop(L) - base;
+}
+
+/* core.retry(project_id, pipeline_id, run_id, token [, options])
+ *   -> true | nil, message, code, info
+ * PUT {endpoint}/v5/{project}/api/pipelines/{pipeline}/pipeline-runs/{run}/retry
+ * options: endpoint (required) and the transport options of core.client. */
+static int core_retry(lua_State *L) {
+  const char *endpoint = NULL;
+  size_t elen = 0;
+  int opts = 0, client, n;
+
+  check_id_arg(L, 1, "project_id");
+  check_id_arg(L, 2, "pipeline_id");
+  check_id_arg(L, 3, "run_id");
+  check_token_arg(L, 4);
+  if (!lua_isnoneornil(L, 5)) {
+    luaL_checktype(L, 5, LUA_TTABLE);
+    opts = 5;
+    lua_getfield(L, opts, "endpoint");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, 5, "options.endpoint must be a string");
+    endpoint = lua_tolstring(L, -1, &elen);
+    lua_pop(L, 1); /* still referenced by the options table */
+  }
+  lua_settop(L, 5);
+  pipeline_client_push(L, opts, "endpoint"); /* raises on bad options */
+  client = lua_gettop(L);
+  if (endpoint == NULL || elen == 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "config");
+    lua_pushliteral(L, "no endpoint: pass options.endpoint");
+    lua_pushboolean(L, 0);
+    return settle(L, "retry", "success", 4, 4);
+  }
+  while (elen > 0 && endpoint[elen - 1] == '/') elen--;
+
+  lua_pushcfunction(L, pipeline_client_request);
+  lua_pushvalue(L, client);
+  lua_pushliteral(L, "PUT");
+  lua_pushlstring(L, endpoint, elen);
+  lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry",
+                  lua_tostring(L, 1), lua_tostring(L, 2), lua_tostring(L, 3));
+  lua_concat(L, 2);
+  lua_newtable(L);
+  lua_pushvalue(L, 4);
+  lua_setfield(L, -2, "X-Auth-Token");
+  lua_pushliteral(L, "application/json");
+  lua_setfield(L, -2, "Accept");
+  lua_pushnil(L);
+  lua_pushboolean(L, 1); /* a retry starts work: never sent twice */
+  lua_call(L, 6, LUA_MULTRET);
+  n = lua_gettop(L) - client;
+  lua_pushcfunction(L, pipeline_client_close);
+  lua_pushvalue(L, client);
+  lua_call(L, 1, 0);
+  return settle(L, "retry", "success", 4, n);
+}
+
+/* The module is built with hidden visibility; only its entry point is seen. */
+#if defined(__GNUC__)
+#define PIPELINE_EXPORT __attribute__((visibility("default")))
+#else
+#define PIPELINE_EXPORT
+#endif
+
+PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L);
+
+PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
+  static const luaL_Reg functions[] = {
+      {"client", pipeline_client_new},
+      {"retry", core_retry},
+      {"sign", pipeline_sign},
+      {"sign_canonical", pipeline_sign_canonical},
+      {"is_id", core_is_id},
+      {"is_header_value", core_is_header_value},
+      {"file_mode", core_file_mode},
+      {"check_url", core_check_url},
+      {"sleep", core_sleep},
+      {"monotonic", core_monotonic},
+      {NULL, NULL}};
+  pthread_once(&curl_once, init_curl);
+  if (curl_init_result != CURLE_OK)
+    return luaL_error(L, "libcurl initialisation failed: %s",
+                      curl_easy_strerror(curl_init_result));
+  pipeline_client_register(L);
+  luaL_newlib(L, functions);
+  lua_pushliteral(L, PIPELINE_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+  lua_setfield(L, -2, "curl_version");
+  return 1;
+}
