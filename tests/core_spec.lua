@@ -1,0 +1,288 @@
+-- pipeline.core: the C transport and the design-card retry(), against the
+-- simulator, asserting both what is returned and what the simulator received.
+local core = require("pipeline.core")
+local simulator = require("sim")
+
+local PROJECT, PIPELINE, TOKEN = simulator.PROJECT, simulator.PIPELINE, simulator.TOKEN
+
+describe("pipeline.core", function()
+  local sim
+
+  setup(function() sim = simulator.start() end)
+  teardown(function() sim:stop() end)
+  before_each(function() sim:reset() end)
+
+  local function failed_run()
+    local id = simulator.new_id()
+    sim:add_run({ run_id = id, status = "FAILED" })
+    return id
+  end
+
+  local function retry_path(run)
+    return ("/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(PROJECT, PIPELINE, run)
+  end
+
+  describe("retry()", function()
+    it("retries a failed run and returns true", function()
+      local run = failed_run()
+      local ok, message = core.retry(PROJECT, PIPELINE, run, TOKEN, { endpoint = sim.url })
+      assert.is_true(ok, message)
+      local requests = sim:requests()
+      assert.equal(1, #requests)
+      assert.equal("PUT", requests[1].method)
+      assert.equal(retry_path(run), requests[1].path)
+      assert.equal(TOKEN, requests[1].headers["x-auth-token"])
+      assert.matches("^codearts%-pipeline%-lua/%d+%.%d+%.%d+ libcurl/", requests[1].headers["user-agent"])
+      assert.equal("RUNNING", sim:run_state(run).status)
+    end)
+
+    it("accepts an endpoint with a trailing slash", function()
+      local run = failed_run()
+      assert.is_true(core.retry(PROJECT, PIPELINE, run, TOKEN, { endpoint = sim.url .. "/" }))
+      assert.equal(retry_path(run), sim:requests()[1].path)
+    end)
+
+    it("returns nil, message, code, info on an HTTP failure", function()
+      local ok, message, code, info = core.retry(PROJECT, PIPELINE, simulator.new_id(), TOKEN,
+        { endpoint = sim.url })
+      assert.is_nil(ok)
+      assert.equal("not_found", code)
+      assert.equal(404, info.status)
+      assert.equal("DEVPIPE.00011104", info.error_code)
+      assert.is_string(info.request_id)
+      assert.matches("retry", message)
+      assert.matches("HTTP 404", message, 1, true)
+      assert.matches(info.request_id, message, 1, true)
+    end)
+
+    it("reports a missing endpoint as a config error and sends nothing", function()
+      local ok, message, code = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, {})
+      assert.is_nil(ok)
+      assert.equal("config", code)
+      assert.matches("endpoint", message)
+      assert.equal(0, #sim:requests())
+    end)
+
+    local bad_ids = {
+      ["31 characters"] = ("a"):rep(31),
+      ["33 characters"] = ("a"):rep(33),
+      ["a slash"] = ("a"):rep(15) .. "/" .. ("a"):rep(16),
+      ["dot-dot"] = ("a"):rep(30) .. "..",
+      ["a percent sign"] = ("a"):rep(29) .. "%2F",
+      ["a space"] = ("a"):rep(31) .. " ",
+      ["non-ASCII letters"] = ("a"):rep(30) .. "é",
+    }
+    for what, id in pairs(bad_ids) do
+      for position, name in ipairs({ "project_id", "pipeline_id", "run_id" }) do
+        it(("raises for a %s with %s and sends nothing"):format(name, what), function()
+          local args = { PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url } }
+          args[position] = id
+          local ok, err = pcall(core.retry, table.unpack(args, 1, 5))
+          assert.is_false(ok)
+          assert.matches("bad argument #" .. position, err, 1, true)
+          assert.matches(name, err, 1, true)
+          assert.equal(0, #sim:requests())
+        end)
+      end
+    end
+
+    it("raises for a non-string id", function()
+      assert.error_matches(function() core.retry(PROJECT, 42, failed_run(), TOKEN) end, "bad argument #2")
+    end)
+
+    for what, token in pairs({ ["CR/LF"] = "abc\r\nX-Injected: 1", LF = "abc\nd", NUL = "abc\0def",
+      empty = "" }) do
+      it(("raises for a token with %s and never shows the token"):format(what), function()
+        local ok, err = pcall(core.retry, PROJECT, PIPELINE, failed_run(), token, { endpoint = sim.url })
+        assert.is_false(ok)
+        assert.matches("bad argument #4", err, 1, true)
+        if token ~= "" then assert.is_nil(err:find(token, 1, true)) end
+        assert.equal(0, #sim:requests())
+      end)
+    end
+
+    it("raises on an unknown option key, naming it, and sends nothing", function()
+      assert.error_matches(function()
+        core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url, timout = 5 })
+      end, "timout")
+      assert.equal(0, #sim:requests())
+    end)
+
+    it("raises on an option of the wrong type", function()
+      assert.error_matches(function()
+        core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url, timeout = "5" })
+      end, "'timeout' must be a number")
+    end)
+
+    it("never puts the token in a message", function()
+      local canary = "CANARY-token-7f3a9c1e5b"
+      for _, fault in ipairs({ "unauthorized", "server_html", "not_json", "close" }) do
+        sim:fault({ fault = fault })
+        local ok, message = core.retry(PROJECT, PIPELINE, failed_run(), canary, { endpoint = sim.url })
+        assert.is_nil(ok)
+        assert.is_nil(message:find(canary, 1, true), fault)
+      end
+    end)
+  end)
+
+  describe("transport rules", function()
+    it("refuses plain http to a host that is not loopback", function()
+      local ok, message, code = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN,
+        { endpoint = "http://pipeline.example.com" })
+      assert.is_nil(ok)
+      assert.equal("config", code)
+      assert.matches("plain http", message)
+      assert.is_nil(core.check_url("http://10.1.2.3/"))
+      assert.is_true(core.check_url("http://10.1.2.3/", true))
+      assert.is_true(core.check_url("http://[::1]:8080/"))
+      assert.is_true(core.check_url("http://localhost:8080/"))
+      assert.is_true(core.check_url("https://pipeline.example.com"))
+      assert.is_nil(core.check_url("ftp://127.0.0.1/"))
+      assert.is_nil(core.check_url("http://127.evil.example.com/"))
+    end)
+
+    it("does not follow a redirect, and the target receives nothing", function()
+      sim:fault({ fault = "redirect" })
+      local ok, message, code, info = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url })
+      assert.is_nil(ok)
+      assert.equal("protocol", code)
+      assert.equal(302, info.status)
+      assert.matches("redirect", message)
+      for _, request in ipairs(sim:requests()) do
+        assert.not_equal("redirect_target", request.listener)
+      end
+      assert.equal(1, #sim:requests())
+    end)
+
+    it("fails with protocol when the response is over the size limit", function()
+      sim:fault({ fault = "oversize" })
+      local ok, message, code = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url })
+      assert.is_nil(ok)
+      assert.equal("protocol", code)
+      assert.matches("larger than the limit of 8388608 bytes", message, 1, true)
+    end)
+
+    it("applies a smaller max_response_size", function()
+      local client = core.client({ max_response_size = 10 })
+      local status, kind, message = client:request("PUT", sim.url .. retry_path(failed_run()),
+        { ["X-Auth-Token"] = TOKEN })
+      assert.is_nil(status)
+      assert.equal("protocol", kind)
+      assert.matches("limit of 10 bytes", message, 1, true)
+      client:close()
+    end)
+
+    it("times out a slow answer", function()
+      sim:fault({ fault = "slow", delay = 3 })
+      local started = core.monotonic()
+      local ok, message, code, info = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN,
+        { endpoint = sim.url, timeout = 0.5 })
+      assert.is_nil(ok)
+      assert.equal("timeout", code)
+      assert.matches("timed out", message)
+      assert.is_false(info.retryable) -- the retry may have reached the server
+      assert.is_true(core.monotonic() - started < 2.5)
+    end)
+
+    it("reports a connection closed without an answer as a network error", function()
+      sim:fault({ fault = "close" })
+      local ok, _, code = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url })
+      assert.is_nil(ok)
+      assert.equal("network", code)
+    end)
+
+    it("reports a refused connection as a network error that may be retried", function()
+      local ok, _, code, info = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN,
+        { endpoint = "http://127.0.0.1:1" })
+      assert.is_nil(ok)
+      assert.equal("network", code)
+      assert.is_true(info.retryable)
+    end)
+  end)
+
+  describe("client handle", function()
+    it("returns status, body and lower-cased headers, with X-Request-Id", function()
+      local client = core.client()
+      local status, body, headers = client:request("PUT", sim.url .. retry_path(failed_run()),
+        { ["X-Auth-Token"] = TOKEN })
+      assert.equal(200, status)
+      assert.same({ success = true }, require("cjson").decode(body))
+      assert.matches("^[%x-]+$", headers["x-request-id"])
+      assert.matches("application/json", headers["content-type"])
+      client:close()
+    end)
+
+    it("keeps one connection alive across calls", function()
+      local client = core.client()
+      for _ = 1, 5 do
+        local status = client:request("PUT", sim.url .. retry_path(failed_run()), { ["X-Auth-Token"] = TOKEN })
+        assert.equal(200, status)
+      end
+      client:close()
+      local requests = sim:requests()
+      assert.equal(5, #requests)
+      for i = 2, 5 do assert.equal(requests[1].connection, requests[i].connection) end
+    end)
+
+    it("sends a body with its length and no Expect header", function()
+      local client = core.client()
+      local body = '{"message":"ok"}'
+      client:request("POST", sim.url .. "/echo", { ["Content-Type"] = "application/json" }, body)
+      client:close()
+      local request = sim:requests()[1]
+      assert.equal(body, request.body)
+      assert.equal(tostring(#body), request.headers["content-length"])
+      assert.is_nil(request.headers["expect"])
+    end)
+
+    it("raises on a header value with CR or LF, sending nothing", function()
+      local client = core.client()
+      assert.error_matches(function()
+        client:request("GET", sim.url .. "/x", { ["X-Auth-Token"] = "a\r\nb" })
+      end, "control characters")
+      assert.error_matches(function()
+        client:request("GET", sim.url .. "/x", { ["Bad Name"] = "a" })
+      end, "bad header name")
+      assert.error_matches(function() client:request("TRACE", sim.url .. "/x") end, "invalid option 'TRACE'")
+      client:close()
+      assert.equal(0, #sim:requests())
+    end)
+
+    it("closes idempotently, by close(), <close> and the garbage collector", function()
+      local client = core.client()
+      client:close()
+      client:close()
+      assert.is_true(client:is_closed())
+      assert.matches("closed", tostring(client))
+      assert.error_matches(function() client:request("GET", sim.url .. "/x") end, "closed client")
+
+      local escaped
+      do
+        local scoped <close> = core.client()
+        escaped = scoped
+        assert.is_false(scoped:is_closed())
+      end
+      assert.is_true(escaped:is_closed())
+
+      for _ = 1, 50 do core.client() end
+      collectgarbage()
+      collectgarbage()
+    end)
+
+    it("raises on unknown client options", function()
+      assert.error_matches(function() core.client({ timout = 1 }) end, "unknown option 'timout'")
+      assert.error_matches(function() core.client({ insecure = "yes" }) end, "'insecure' must be a boolean")
+      assert.error_matches(function() core.client({ timeout = -1 }) end, "'timeout' is out of range")
+    end)
+  end)
+
+  describe("checks", function()
+    it("is_id accepts exactly 32 ASCII letters or digits", function()
+      assert.is_true(core.is_id(("aZ09"):rep(8)))
+      assert.is_false(core.is_id(("a"):rep(31)))
+      assert.is_false(core.is_id(("a"):rep(33)))
+      assert.is_false(core.is_id(("a"):rep(31) .. "-"))
+      assert.is_false(core.is_id(32))
+    end)
+  end)
+end)
