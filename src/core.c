@@ -135,14 +135,34 @@ static int settle(lua_State *L, const char *op, const char *expect,
   return lua_gettop(L) - base;
 }
 
+/* The retry's result for a configuration problem described by the message
+ * on top of the stack: nothing was sent. */
+static int config_failure(lua_State *L) {
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  lua_pushliteral(L, "config");
+  lua_insert(L, -2);
+  lua_pushboolean(L, 0);
+  return settle(L, "retry", "success", 4, 4);
+}
+
+static int allow_http(lua_State *L, int opts) {
+  int allowed;
+  if (opts == 0) return 0;
+  lua_getfield(L, opts, "allow_http");
+  allowed = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return allowed;
+}
+
 /* core.retry(project_id, pipeline_id, run_id, token [, options])
  *   -> true | nil, message, code, info
  * PUT {endpoint}/v5/{project}/api/pipelines/{pipeline}/pipeline-runs/{run}/retry
  * options: endpoint (required) and the transport options of core.client. */
 static int core_retry(lua_State *L) {
-  const char *endpoint = NULL;
+  const char *endpoint = NULL, *refusal;
   size_t elen = 0;
-  int opts = 0, client, n;
+  int opts = 0, client, url, n;
 
   check_id_arg(L, 1, "project_id");
   check_id_arg(L, 2, "pipeline_id");
@@ -160,22 +180,26 @@ static int core_retry(lua_State *L) {
   lua_settop(L, 5);
   pipeline_client_push(L, opts, "endpoint"); /* raises on bad options */
   client = lua_gettop(L);
+  while (endpoint && elen > 0 && endpoint[elen - 1] == '/') elen--;
   if (endpoint == NULL || elen == 0) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "config");
     lua_pushliteral(L, "no endpoint: pass options.endpoint");
-    lua_pushboolean(L, 0);
-    return settle(L, "retry", "success", 4, 4);
+    return config_failure(L);
   }
-  while (elen > 0 && endpoint[elen - 1] == '/') elen--;
-
-  lua_pushcfunction(L, pipeline_client_request);
-  lua_pushvalue(L, client);
-  lua_pushliteral(L, "PUT");
   lua_pushlstring(L, endpoint, elen);
   lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry",
                   lua_tostring(L, 1), lua_tostring(L, 2), lua_tostring(L, 3));
   lua_concat(L, 2);
+  url = lua_gettop(L);
+  refusal = pipeline_url_refusal(lua_tostring(L, url), allow_http(L, opts));
+  if (refusal) {
+    lua_pushfstring(L, "endpoint %s", refusal);
+    return config_failure(L);
+  }
+
+  lua_pushcfunction(L, pipeline_client_request);
+  lua_pushvalue(L, client);
+  lua_pushliteral(L, "PUT");
+  lua_pushvalue(L, url);
   lua_newtable(L);
   lua_pushvalue(L, 4);
   lua_setfield(L, -2, "X-Auth-Token");
@@ -184,7 +208,7 @@ static int core_retry(lua_State *L) {
   lua_pushnil(L);
   lua_pushboolean(L, 1); /* a retry starts work: never sent twice */
   lua_call(L, 6, LUA_MULTRET);
-  n = lua_gettop(L) - client;
+  n = lua_gettop(L) - url;
   lua_pushcfunction(L, pipeline_client_close);
   lua_pushvalue(L, client);
   lua_call(L, 1, 0);

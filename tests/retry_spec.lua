@@ -72,7 +72,7 @@ describe("retry", function()
     { fault = "throttled", code = "throttled", status = 429, error_code = "APIGW.0308", retryable = true },
     { fault = "coct_throttled", code = "throttled", status = 500, error_code = "COCT.0070003", retryable = true },
     { fault = "server_html", code = "server", status = 500 },
-    { fault = "unavailable", code = "server", status = 503, retryable = true },
+    { fault = "unavailable", code = "server", status = 503, error_code = "APIGW.0201", retryable = true },
     { fault = "not_json", code = "protocol", status = 200 },
     { fault = "wrong_shape", code = "protocol", status = 200 },
     { fault = "oversize", code = "protocol" },
@@ -84,7 +84,7 @@ describe("retry", function()
     for _, case in ipairs(cases) do
       it(("%s as code %s"):format(case.fault, case.code), function()
         local client = new_client({ token = CANARY })
-        sim:fault({ fault = case.fault })
+        sim:fault({ kind = case.fault })
         local ok, message, code, info = client:retry(PIPELINE, failed_run())
         client:close()
         assert.is_nil(ok)
@@ -110,7 +110,7 @@ describe("retry", function()
 
     it("a timeout as code timeout", function()
       local client = new_client({ timeout = 0.5 })
-      sim:fault({ fault = "slow", delay = 3 })
+      sim:fault({ kind = "slow", delay = 3 })
       local ok, _, code, info = client:retry(PIPELINE, failed_run())
       client:close()
       assert.is_nil(ok)
@@ -170,7 +170,7 @@ describe("retry", function()
     it("repeats a throttled retry after Retry-After, through its sleep function", function()
       local slept = {}
       local client = new_client({ retries = { max = 3 }, sleep = function(s) slept[#slept + 1] = s end })
-      sim:fault({ fault = "throttled", retry_after = "2" })
+      sim:fault({ kind = "throttled", retry_after = "2" })
       local run = failed_run()
       assert.is_true(client:retry(PIPELINE, run))
       assert.same({ 2 }, slept)
@@ -182,7 +182,7 @@ describe("retry", function()
       local slept = {}
       local client = new_client({ retries = { max = 2, base_delay = 0.01 },
         sleep = function(s) slept[#slept + 1] = s end })
-      sim:fault({ fault = "unavailable", times = 0 })
+      sim:fault({ kind = "unavailable", times = 0 })
       local ok, _, code, info = client:retry(PIPELINE, failed_run())
       assert.is_nil(ok)
       assert.equal("server", code)
@@ -193,7 +193,7 @@ describe("retry", function()
 
     it("does not send a retry again after the connection dropped", function()
       local client = new_client({ retries = { max = 3 }, sleep = function() end })
-      sim:fault({ fault = "drop_after_processing" })
+      sim:fault({ kind = "drop_after_processing" })
       local ok, _, code, info = client:retry(PIPELINE, failed_run())
       assert.is_nil(ok)
       assert.equal("network", code)
@@ -204,7 +204,7 @@ describe("retry", function()
     it("does not let libcurl silently re-send a retry on a reused connection", function()
       local client = new_client({ retries = { max = 3 }, sleep = function() end })
       assert.is_true(client:retry(PIPELINE, failed_run()))
-      sim:fault({ fault = "drop_after_processing" })
+      sim:fault({ kind = "drop_after_processing" })
       local run = failed_run()
       local ok, _, code = client:retry(PIPELINE, run)
       assert.is_nil(ok)

@@ -3,6 +3,7 @@
 -- the spec that started it.
 local core = require("pipeline.core")
 local cjson = require("cjson")
+local pipeline_errors = require("pipeline.errors")
 
 local sim = {}
 sim.__index = sim
@@ -40,7 +41,7 @@ function sim.start(extra)
     end
   until text or core.monotonic() > deadline
   assert(text, "the simulator did not start within 15 s (see " .. dir .. "/stderr.log)")
-  local info = cjson.decode(text)
+  local info = pipeline_errors.decode(text)
   local self = setmetatable({
     dir = dir,
     port = info.port,
@@ -59,7 +60,7 @@ function sim:control(method, path, body)
     { ["Content-Type"] = "application/json" }, body and cjson.encode(body) or nil)
   assert(status, "simulator control call failed: " .. tostring(response))
   assert(status < 300, ("simulator control %s %s: HTTP %d %s"):format(method, path, status, response))
-  if response ~= "" then return cjson.decode(response) end
+  if response ~= "" then return pipeline_errors.decode(response) end
 end
 
 function sim:reset() return self:control("POST", "reset") end

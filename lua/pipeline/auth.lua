@@ -1,59 +1,139 @@
 --- Credentials: how a request is authenticated.  Each kind is an object with
--- `apply(method, url, headers, body)`, which adds its headers to `headers`
--- (or returns nil, message, code, info), and `secrets`, the strings that must
--- never reach a message or an event.
+-- `apply(client, op, method, url, headers, body)`, which adds its headers to
+-- `headers` (or returns nil, message, code, info); `secrets`, the strings that
+-- must never reach a message or an event; and, for tokens, `invalidate()`,
+-- called after a 401 so the next attempt fetches a fresh one.
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
+local clock = require("pipeline.clock")
+local cjson = require("cjson.safe").new()
 
 local auth = {}
 
--- A token given as a string, or by a function returning token, expires_at.
-local function token_auth(token)
-  local self = { kind = "token", secrets = {} }
-  if type(token) == "string" then
-    self.secrets[1] = token
-    function self.apply(_, _, _, headers)
-      headers["X-Auth-Token"] = token
-      return true
-    end
-    return self
-  end
-  -- A provider is called when there is no token yet or the one it gave last
-  -- expires within a minute; it may do I/O, so it is not called needlessly.
-  local cached, expires_at
-  function self.apply(op, _, _, headers)
-    if cached == nil or (expires_at and os.time() >= expires_at - 60) then
-      local ok, value, expiry = pcall(token)
-      if not ok then
-        return errors.failure(op, "auth", "the token function raised an error: "
-          .. errors.redact(tostring(value), self.secrets))
-      end
-      if type(value) ~= "string" or value == "" or not core.is_header_value(value) then
-        return errors.failure(op, "auth", "the token function returned no usable token")
-      end
-      cached, expires_at = value, tonumber(expiry)
+--- Names of the headers whose values are secrets, lower-cased.
+auth.SECRET_HEADERS = { ["x-auth-token"] = true, ["authorization"] = true, ["x-security-token"] = true,
+  ["x-subject-token"] = true }
+
+-- How long before its expiry a cached token is replaced: a minute, or a tenth
+-- of its lifetime when that is shorter.
+local function refresh_margin(lifetime)
+  return math.min(60, math.max(0, lifetime) / 10)
+end
+
+-- A token obtained by fetch(client, op) -> token, expires_at | nil, ...;
+-- cached until shortly before it expires.
+local function cached_token(kind, secrets, fetch)
+  local self = { kind = kind, secrets = secrets }
+  local token, expires_at, refresh_at
+  function self.apply(client, op, _, _, headers)
+    if token == nil or (refresh_at and os.time() >= refresh_at) then
+      local value, expiry, message, info = fetch(client, op)
+      if value == nil then return nil, expiry, message, info end
+      token, expires_at = value, tonumber(expiry)
+      refresh_at = expires_at and expires_at - refresh_margin(expires_at - os.time())
       self.secrets[#self.secrets + 1] = value
+      client:_emit({ type = "token", op = op, kind = kind, expires_at = expires_at })
     end
-    headers["X-Auth-Token"] = cached
+    headers["X-Auth-Token"] = token
     return true
   end
-  -- After a 401 the next call asks the provider again.
-  function self.invalidate() cached = nil end
+  function self.invalidate() token = nil end
   return self
+end
+
+local function token_auth(token)
+  if type(token) == "string" then
+    local secrets = { token }
+    return {
+      kind = "token",
+      secrets = secrets,
+      apply = function(_, _, _, _, headers)
+        headers["X-Auth-Token"] = token
+        return true
+      end,
+    }
+  end
+  -- A provider function: called when there is no token yet, when the one it
+  -- gave last is about to expire, and after a 401.
+  local secrets = {}
+  return cached_token("token function", secrets, function(_, op)
+    local ok, value, expiry = pcall(token)
+    if not ok then
+      return errors.failure(op, "auth", "the token function raised an error: "
+        .. errors.redact(tostring(value), secrets))
+    end
+    if type(value) ~= "string" or value == "" or not core.is_header_value(value) then
+      return errors.failure(op, "auth", "the token function returned no usable token")
+    end
+    return value, expiry
+  end)
 end
 
 -- AK/SK signing (SDK-HMAC-SHA256), anew for every attempt with a fresh date.
 local function aksk_auth(ak, sk, security_token, project_id)
-  local self = { kind = "ak/sk", secrets = { sk, security_token } }
-  function self.apply(_, method, url, headers, body)
-    if project_id then headers["X-Project-Id"] = project_id end
-    if security_token then headers["X-Security-Token"] = security_token end
-    for name, value in pairs(core.sign(method, url, headers, body, ak, sk)) do
-      headers[name] = value
-    end
-    return true
+  return {
+    kind = "ak/sk",
+    secrets = { sk, security_token },
+    apply = function(_, _, method, url, headers, body)
+      if project_id then headers["X-Project-Id"] = project_id end
+      if security_token then headers["X-Security-Token"] = security_token end
+      for name, value in pairs(core.sign(method, url, headers, body, ak, sk)) do
+        headers[name] = value
+      end
+      return true
+    end,
+  }
+end
+
+--- The IAM endpoint for a region: HUAWEICLOUD_SDK_IAM_ENDPOINT, else
+-- https://iam.<region>.myhuaweicloud.com.
+function auth.iam_endpoint(region, getenv)
+  local override = (getenv or os.getenv)("HUAWEICLOUD_SDK_IAM_ENDPOINT")
+  if override and override ~= "" then return override end
+  if region then return ("https://iam.%s.myhuaweicloud.com"):format(region) end
+  return nil
+end
+
+-- An IAM user's token: POST /v3/auth/tokens with the password method,
+-- scoped to a project (by name); the token is the X-Subject-Token header.
+local function iam_auth(iam, region, allow_http)
+  local endpoint = iam.endpoint or auth.iam_endpoint(region)
+  local project = iam.project or region
+  if not (iam.user and iam.password and iam.domain) then
+    return nil, "iam needs user, password and domain"
   end
-  return self
+  if not endpoint then return nil, "iam needs an endpoint (iam.endpoint, HUAWEICLOUD_SDK_IAM_ENDPOINT or region)" end
+  if not project then return nil, "iam needs a project name to scope the token (iam.project or region)" end
+  local ok, refusal = core.check_url(endpoint, allow_http)
+  if not ok then return nil, ("iam endpoint %s %s"):format(endpoint, refusal) end
+  local url = endpoint:gsub("/+$", "") .. "/v3/auth/tokens"
+  local body = assert(cjson.encode({ auth = {
+    identity = { methods = { "password" },
+      password = { user = { name = iam.user, password = iam.password, domain = { name = iam.domain } } } },
+    scope = { project = { name = project } },
+  } }))
+  local secrets = { iam.password }
+  return cached_token("iam", secrets, function(client, op)
+    local what = op .. ": IAM token"
+    client:_emit({ type = "request", op = "iam token", method = "POST", url = url, attempt = 1 })
+    local status, response, headers, sent = client._transport:request("POST", url,
+      { ["Content-Type"] = "application/json;charset=utf8", Accept = "application/json" }, body, true)
+    client:_emit({ type = "response", op = "iam token", method = "POST", url = url, status = status,
+      request_id = status and headers["x-request-id"] or nil, attempt = 1 })
+    local json, message, code, info = errors.settle(what, "json", secrets, status, response, headers, sent)
+    if json == nil then
+      -- IAM's refusal of the user is an authentication failure, whatever its status.
+      if status and status >= 400 and status < 500 then code = "auth" end
+      return nil, message, code, info
+    end
+    local token = headers["x-subject-token"]
+    if not token or token == "" or not core.is_header_value(token) then
+      return errors.failure(what, "protocol", "IAM answered without an X-Subject-Token header",
+        { status = status, request_id = headers["x-request-id"] }, secrets)
+    end
+    local expires_at = type(json.token) == "table" and clock.iso8601(json.token.expires_at)
+    return token, expires_at or (os.time() + 3600)
+  end)
 end
 
 --- The credentials of resolved client options, or nil and a message.
@@ -63,14 +143,9 @@ function auth.new(options)
     if not (options.ak and options.sk) then return nil, "ak and sk must be given together" end
     return aksk_auth(options.ak, options.sk, options.security_token, options.project_id)
   end
-  if options.iam ~= nil then
-    return nil, "iam credentials are not supported by this version"
-  end
+  if options.iam ~= nil then return iam_auth(options.iam, options.region, options.allow_http) end
   return nil, "no credentials: give token, ak/sk or iam (options, CODEARTS_PIPELINE_TOKEN, "
     .. "HUAWEICLOUD_SDK_AK/SK, a config profile or ~/.huaweicloud/credentials)"
 end
-
---- Names of the headers whose values are secrets, lower-cased.
-auth.SECRET_HEADERS = { ["x-auth-token"] = true, ["authorization"] = true, ["x-security-token"] = true }
 
 return auth

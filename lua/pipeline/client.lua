@@ -5,6 +5,7 @@ local errors = require("pipeline.errors")
 local config = require("pipeline.config")
 local regions = require("pipeline.regions")
 local auth = require("pipeline.auth")
+local clock = require("pipeline.clock")
 local cjson = require("cjson.safe").new()
 
 local client = {}
@@ -104,28 +105,13 @@ end
 
 --------------------------------------------------------------- retries
 
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-  Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-
--- Days since 1970-01-01 of a civil date (proleptic Gregorian calendar).
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
 --- Seconds to wait from a Retry-After value: delay-seconds or an HTTP date.
 function client.retry_after(value, now)
   if type(value) ~= "string" then return nil end
   local seconds = value:match("^%s*(%d+)%s*$")
   if seconds then return tonumber(seconds) end
-  local d, mon, y, h, mi, s = value:match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if not (d and MONTHS[mon]) then return nil end
-  local at = days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400 + h * 3600 + mi * 60 + s
-  return math.max(0, at - (now or os.time()))
+  local at = clock.http_date(value)
+  return at and math.max(0, at - (now or os.time()))
 end
 
 -- How long to wait before attempt+1 of a failed request, or nil to give up.
@@ -157,12 +143,12 @@ function Client:call(spec)
   local url = ("%s/v5/%s/api/%s"):format(self.endpoint, self.project_id, spec.path)
   if spec.query and spec.query ~= "" then url = url .. "?" .. spec.query end
   local body = spec.body ~= nil and assert(cjson.encode(spec.body)) or nil
-  local attempt = 0
+  local attempt, refreshed = 0, false
   while true do
     attempt = attempt + 1
     local headers = { Accept = "application/json" }
     if body then headers["Content-Type"] = "application/json;charset=UTF-8" end
-    local ok, message, code, info = self._auth.apply(spec.op, spec.method, url, headers, body)
+    local ok, message, code, info = self._auth.apply(self, spec.op, spec.method, url, headers, body)
     if not ok then
       info.attempts = attempt
       return nil, message, code, info
@@ -182,26 +168,211 @@ function Client:call(spec)
       elapsed = core.monotonic() - started, attempt = attempt })
     if not failed then return table.unpack(result, 1, result.n) end
     failure_info.attempts = attempt
-    if result[3] == "auth" and self._auth.invalidate then self._auth.invalidate() end
-    local delay = self:_retry_delay(result[3], failure_info, status and response_headers,
-      attempt, spec.idempotent, sent)
+    local delay
+    if status == 401 and self._auth.invalidate and not refreshed then
+      -- The token was refused (expired or revoked early): fetch a new one and
+      -- repeat the call once; a 401 means the call was not carried out.
+      self._auth.invalidate()
+      refreshed, delay = true, 0
+    else
+      delay = self:_retry_delay(result[3], failure_info, status and response_headers,
+        attempt, spec.idempotent, sent)
+    end
     if not delay then return table.unpack(result, 1, result.n) end
     self:_emit({ type = "retry", op = spec.op, method = spec.method, url = url,
       reason = result[3], status = status, delay = delay, attempt = attempt })
-    self._sleep(delay)
+    if delay > 0 then self._sleep(delay) end
   end
 end
 
 --------------------------------------------------------------- operations
 
+-- Calls spec, then checks the decoded answer: shape(json) returns the
+-- operation's results, or nil and what is wrong (a protocol failure).
+function Client:_fetch(spec, shape)
+  local json, info, code, failure_info = self:call(spec)
+  if json == nil then return nil, info, code, failure_info end
+  local value, extra = shape(json)
+  if value == nil then
+    return errors.failure(spec.op, "protocol", "unexpected response: " .. extra, info, self._secrets)
+  end
+  return value, extra
+end
+
+local function url_encode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+local function check_table(value, arg, fname, what)
+  if value ~= nil and type(value) ~= "table" then
+    error(("bad argument #%d to '%s' (%s must be a table, got %s)"):format(arg, fname, what, type(value)), 3)
+  end
+end
+
+-- Raises unless every key of query is one the list call takes.
+local function check_query(query, fields, arg, fname)
+  check_table(query, arg, fname, "query")
+  for name in pairs(query or {}) do
+    if not fields[name] then
+      error(("bad argument #%d to '%s' (unknown query field '%s')"):format(arg, fname, tostring(name)), 3)
+    end
+  end
+end
+
+local RUNS_QUERY = { status = true, start_time = true, end_time = true, offset = true, limit = true,
+  sort_key = true, sort_dir = true }
+local PIPELINES_QUERY = { name = true, status = true, offset = true, limit = true, sort_key = true,
+  sort_dir = true, start_time = true, end_time = true, project_ids = true, creator_ids = true,
+  executor_ids = true, is_publish = true, component_id = true, by_group = true, query_new = true,
+  is_banned = true }
+
+-- The list body for query: a status given as one string becomes a list.
+local function list_body(query)
+  local body = {}
+  for name, value in pairs(query or {}) do body[name] = value end
+  if type(body.status) == "string" then body.status = { body.status } end
+  return body
+end
+
+local function is_list(value)
+  return type(value) == "table" and (next(value) == nil or value[1] ~= nil)
+end
+
+-- The items and total of a list answer, or nil and what is wrong.
+local function list_of(json, field)
+  if type(json) ~= "table" or not is_list(json[field]) then return nil, "no " .. field .. " list" end
+  return json[field], math.tointeger(tonumber(json.total)) or #json[field]
+end
+
+local function run_path(pipeline_id, run_id, action)
+  return ("pipelines/%s/pipeline-runs/%s/%s"):format(pipeline_id, run_id, action)
+end
+
 --- Retries a pipeline run: true, or nil, message, code, info.
 function Client:retry(pipeline_id, run_id)
   check_id(pipeline_id, 1, "pipeline_id", "retry")
   check_id(run_id, 2, "run_id", "retry")
-  return self:call({
-    op = "retry", method = "PUT", expect = "success",
-    path = ("pipelines/%s/pipeline-runs/%s/retry"):format(pipeline_id, run_id),
-  })
+  return self:call({ op = "retry", method = "PUT", expect = "success",
+    path = run_path(pipeline_id, run_id, "retry") })
+end
+
+--- Starts a run: the new run's id.  body: sources, description, variables
+-- ({name, value} pairs), choose_jobs, choose_stages, as the API takes them.
+function Client:run(pipeline_id, body)
+  check_id(pipeline_id, 1, "pipeline_id", "run")
+  check_table(body, 2, "run", "body")
+  return self:_fetch({ op = "run", method = "POST", expect = "json",
+    path = ("pipelines/%s/run"):format(pipeline_id), body = body or {} }, function(json)
+    if type(json) == "table" and core.is_id(json.pipeline_run_id) then return json.pipeline_run_id end
+    return nil, "no pipeline_run_id"
+  end)
+end
+
+--- Stops a run: true, or nil, message, code, info.
+function Client:stop(pipeline_id, run_id)
+  check_id(pipeline_id, 1, "pipeline_id", "stop")
+  check_id(run_id, 2, "run_id", "stop")
+  return self:call({ op = "stop", method = "POST", expect = "success",
+    path = run_path(pipeline_id, run_id, "stop") })
+end
+
+--- A run with its stages and jobs, as the API returns it.
+function Client:detail(pipeline_id, run_id)
+  check_id(pipeline_id, 1, "pipeline_id", "detail")
+  check_id(run_id, 2, "run_id", "detail")
+  return self:_fetch({ op = "detail", method = "GET", expect = "json", idempotent = true,
+    path = ("pipelines/%s/pipeline-runs/detail"):format(pipeline_id),
+    query = "pipeline_run_id=" .. url_encode(run_id) }, function(json)
+    if type(json) == "table" and type(json.status) == "string" then return json end
+    return nil, "no run status"
+  end)
+end
+
+--- One page of a pipeline's runs: runs, total.  query: status (a string or a
+-- list), start_time, end_time, offset, limit, sort_key, sort_dir.
+function Client:runs(pipeline_id, query)
+  check_id(pipeline_id, 1, "pipeline_id", "runs")
+  check_query(query, RUNS_QUERY, 2, "runs")
+  return self:_fetch({ op = "runs", method = "POST", expect = "json", idempotent = true,
+    path = ("pipelines/%s/pipeline-runs/list"):format(pipeline_id), body = list_body(query) },
+    function(json) return list_of(json, "pipeline_runs") end)
+end
+
+--- One page of the project's pipelines: pipelines, total.  query: name,
+-- status, offset, limit, sort_key, sort_dir and the API's other filters.
+function Client:pipelines(query)
+  check_query(query, PIPELINES_QUERY, 1, "pipelines")
+  return self:_fetch({ op = "pipelines", method = "POST", expect = "json",
+    idempotent = true, path = "pipelines/list", body = list_body(query) },
+    function(json) return list_of(json, "pipelines") end)
+end
+
+--- The latest run of each of several pipelines: an array of runs.
+function Client:latest(pipeline_ids)
+  check_table(pipeline_ids, 1, "latest", "pipeline_ids")
+  if pipeline_ids == nil or #pipeline_ids == 0 then
+    error("bad argument #1 to 'latest' (pipeline_ids must be a non-empty list)", 2)
+  end
+  for i, id in ipairs(pipeline_ids) do check_id(id, 1, ("pipeline_ids[%d]"):format(i), "latest") end
+  return self:_fetch({ op = "latest", method = "POST", expect = "json",
+    idempotent = true, path = "pipelines/status", body = pipeline_ids }, function(json)
+    if is_list(json) then return json end
+    return nil, "not a list of runs"
+  end)
+end
+
+--- Lets a failed job pass so the run goes on: true, or nil, message, code, info.
+function Client:release(pipeline_id, run_id, job_run_id, message)
+  check_id(pipeline_id, 1, "pipeline_id", "release")
+  check_id(run_id, 2, "run_id", "release")
+  check_id(job_run_id, 3, "job_run_id", "release")
+  if message ~= nil and type(message) ~= "string" then
+    error(("bad argument #4 to 'release' (message must be a string, got %s)"):format(type(message)), 2)
+  end
+  return self:call({ op = "release", method = "POST", expect = "success",
+    path = run_path(pipeline_id, run_id, ("jobs/%s/manual-release"):format(job_run_id)),
+    body = { message = message or "released by codearts-pipeline" } })
+end
+
+-- An iterator over every item of a paged list; a failure is yielded once as
+-- false, message, code, info.
+local function pager(fetch, query, page_size)
+  local offset = query and query.offset or 0
+  local limit = query and query.limit or page_size
+  local items, index, total, done = {}, 0, nil, false
+  return function()
+    if index >= #items then
+      if done or (total and offset >= total) then return nil end
+      local page = list_body(query)
+      page.offset, page.limit = offset, limit
+      local got, count_or_message, code, info = fetch(page)
+      if got == nil then
+        done = true
+        return false, count_or_message, code, info
+      end
+      items, index, total = got, 0, count_or_message
+      offset = offset + #got
+      if #got < limit then done = true end
+      if #got == 0 then return nil end
+    end
+    index = index + 1
+    return items[index]
+  end
+end
+
+--- Iterates over all runs of a pipeline, page by page:
+--   for run, err, code in client:each_run(pipeline_id, {status = "FAILED"}) do
+-- On failure the loop sees run == false once, with message, code, info.
+function Client:each_run(pipeline_id, query)
+  check_id(pipeline_id, 1, "pipeline_id", "each_run")
+  check_query(query, RUNS_QUERY, 2, "each_run")
+  return pager(function(page) return self:runs(pipeline_id, page) end, query, 50)
+end
+
+--- Iterates over all pipelines of the project, page by page (as each_run).
+function Client:each_pipeline(query)
+  check_query(query, PIPELINES_QUERY, 1, "each_pipeline")
+  return pager(function(page) return self:pipelines(page) end, query, 50)
 end
 
 --- Releases the connections; the client cannot be used afterwards.  Safe to

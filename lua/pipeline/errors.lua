@@ -79,6 +79,25 @@ local function service_error(body)
   return code, msg
 end
 
+-- lua-cjson 2.1 decodes every number as a float; whole numbers (ids, counts,
+-- epoch milliseconds) are turned into integers, as Lua 5.4 users expect.
+local function integers(value, depth)
+  if type(value) == "number" then return math.tointeger(value) or value end
+  if type(value) == "table" and depth < 1000 then
+    for k, v in pairs(value) do
+      if type(v) == "number" or type(v) == "table" then value[k] = integers(v, depth + 1) end
+    end
+  end
+  return value
+end
+
+--- Decodes JSON text: the value, or nil and a message.
+function errors.decode(text)
+  local value, message = cjson.decode(text)
+  if value == nil then return nil, message end
+  return integers(value, 0)
+end
+
 --- Turns a transport result into an operation result.
 -- op: the operation's name, for messages; expect: "success" when a good answer
 -- is `{"success": true}`, else "json" (the decoded body is returned);
@@ -92,7 +111,7 @@ function errors.settle(op, expect, secrets, status, body, headers, sent)
   end
   headers = headers or {}
   local json = nil
-  if body ~= nil and body:find("%S") then json = cjson.decode(body) end
+  if body ~= nil and body:find("%S") then json = errors.decode(body) end
   local error_code, error_msg = service_error(json)
   local info = {
     status = status,
@@ -133,7 +152,6 @@ function errors.settle(op, expect, secrets, status, body, headers, sent)
   return errors.failure(op, code, WHAT[code], info, secrets)
 end
 
-errors.decode = cjson.decode
 errors.null = cjson.null
 
 return errors
