@@ -407,26 +407,26 @@ describe("config.resolve", function()
 
   describe("half of an ak/sk pair", function()
     it("refuses HUAWEICLOUD_SDK_AK without HUAWEICLOUD_SDK_SK", function()
-      config_error({ "environment", "ak without sk" }, resolve({}, { HUAWEICLOUD_SDK_AK = "envak" }))
+      config_error({ "environment", "sk missing" }, resolve({}, { HUAWEICLOUD_SDK_AK = "envak" }))
     end)
 
     it("refuses HUAWEICLOUD_SDK_SK without HUAWEICLOUD_SDK_AK", function()
-      config_error({ "environment", "sk without ak" }, resolve({}, { HUAWEICLOUD_SDK_SK = CANARY }))
+      config_error({ "environment", "ak missing" }, resolve({}, { HUAWEICLOUD_SDK_SK = CANARY }))
     end)
 
     it("refuses a profile with ak and no sk", function()
       local path = write(home .. "/c.lua", config_text(nil, { default = "ak = 'pak'" }), "644")
-      config_error({ "profile 'default'", path, "ak without sk" }, resolve({ config_file = path }, {}))
+      config_error({ "profile 'default'", path, "sk missing" }, resolve({ config_file = path }, {}))
     end)
 
     it("refuses a credentials file with ak and no sk", function()
       local cred = write(home .. "/cred", "[basic]\nak = fak\n")
-      config_error({ cred, "ak without sk" }, resolve({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }))
+      config_error({ cred, "sk missing" }, resolve({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }))
     end)
 
     it("refuses a security_token alone without claiming an sk was given", function()
-      local msg = config_error({ "without" }, resolve({}, { HUAWEICLOUD_SDK_SECURITY_TOKEN = CANARY }))
-      lacks(msg, "gives sk without")
+      local msg = config_error({ "ak and sk missing" }, resolve({}, { HUAWEICLOUD_SDK_SECURITY_TOKEN = CANARY }))
+      lacks(msg, CANARY)
     end)
   end)
 

@@ -54,6 +54,8 @@ function client.new(options, level)
     return fail("no project_id: set project_id (in the options, CODEARTS_PIPELINE_PROJECT_ID, "
       .. "or a config file profile)")
   end
+  local _, two_kinds = config.credential_kind(options, "options")
+  if two_kinds then return fail(two_kinds) end
   local credentials, why = auth.new(options)
   if not credentials then return fail(why) end
 

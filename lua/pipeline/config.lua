@@ -130,6 +130,17 @@ local function holds_secret(profile)
   return type(profile.iam) == "table" and profile.iam.password ~= nil
 end
 
+-- Runs a config chunk with a budget of instructions, so a file with an
+-- endless loop fails instead of hanging the host.
+local CONFIG_INSTRUCTION_BUDGET = 10000000
+local function run_bounded(chunk)
+  local co = coroutine.create(chunk)
+  debug.sethook(co, function() error("took too long (endless loop?)", 2) end, "", CONFIG_INSTRUCTION_BUDGET)
+  local ok, result = coroutine.resume(co)
+  if ok and coroutine.status(co) ~= "dead" then return false, "must not yield" end
+  return ok, result
+end
+
 --- Loads a config file: a Lua chunk run as text in an empty environment,
 -- returning `{ default_profile = "...", profiles = { name = {...} } }`.
 -- Returns the table, or false when an optional file is absent, or nil and a
@@ -138,11 +149,14 @@ function config.read_file(path, required)
   local text, err = read_file(path)
   if not text then
     if not required and core.file_mode(path) == nil then return false end
-    return nil, ("cannot read config file %s: %s"):format(path, tostring(err))
+    return nil, ("cannot read config file: %s"):format(tostring(err))
   end
   local chunk, syntax = load(text, "@" .. path, "t", {})
-  if not chunk then return nil, ("config file %s: syntax error: %s"):format(path, syntax) end
-  local ok, result = pcall(chunk)
+  if not chunk then
+    -- Lua quotes the text it stopped at ("near '...'"), which may be a secret.
+    return nil, ("config file %s: syntax error: %s"):format(path, (syntax:gsub("%s+near%s.*$", "")))
+  end
+  local ok, result = run_bounded(chunk)
   if not ok then return nil, ("config file %s: error while running it: %s"):format(path, tostring(result)) end
   if type(result) ~= "table" then
     return nil, ("config file %s: must return a table (got %s)"):format(path, type(result))
@@ -210,16 +224,22 @@ local function has_any(layer, fields)
   return false
 end
 
--- The credential kinds a layer gives; two at once is an error.
-local function credential_kind(layer)
+--- The kind of credentials a layer gives ("token", "ak/sk", "iam" or nil),
+-- or nil and a message when it gives two kinds or an incomplete pair.
+-- where names the layer in that message.
+function config.credential_kind(layer, where)
   local found
   for _, kind in ipairs(CREDENTIAL_KINDS) do
     if has_any(layer, kind.fields) then
       if found then
-        return nil, ("%s gives two kinds of credentials: %s and %s"):format(layer._name, found, kind.name)
+        return nil, ("%s: two kinds of credentials at once (%s and %s): give only one"):format(where, found, kind.name)
       end
       found = kind.name
     end
+  end
+  if found == "ak/sk" and (layer.ak == nil or layer.sk == nil) then
+    local missing = layer.ak == nil and (layer.sk == nil and "ak and sk" or "ak") or "sk"
+    return nil, ("%s: %s missing (ak and sk go together)"):format(where, missing)
   end
   return found
 end
@@ -230,7 +250,7 @@ end
 
 local function environment_layer(getenv)
   return {
-    _name = "the environment",
+    _name = "environment",
     endpoint = nonempty(getenv("CODEARTS_PIPELINE_ENDPOINT")),
     region = nonempty(getenv("CODEARTS_PIPELINE_REGION")),
     project_id = nonempty(getenv("CODEARTS_PIPELINE_PROJECT_ID")) or nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID")),
@@ -292,11 +312,11 @@ function config.resolve(options, getenv)
     if file then
       return fail(("profile '%s' is not in config file %s"):format(profile_name, path))
     end
-    return fail(("profile '%s' was asked for but there is no config file (looked for %s)")
-      :format(profile_name, tostring(path)))
+    return fail(("profile '%s' was asked for but there is no config file%s"):format(profile_name,
+      path and (" (looked for " .. path .. ")") or " (neither HOME nor XDG_CONFIG_HOME is set)"))
   end
 
-  local top = { _name = "the options" }
+  local top = { _name = "options" }
   for name, value in pairs(options) do top[name] = value end
   local layers = { top, environment_layer(getenv) }
   if profile then
@@ -304,11 +324,16 @@ function config.resolve(options, getenv)
     for name, value in pairs(profile) do copy[name] = value end
     layers[#layers + 1] = copy
   end
-  local credentials_path = nonempty(getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))
+  local named_credentials = nonempty(getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))
+  local credentials_path = named_credentials
     or (nonempty(getenv("HOME")) and getenv("HOME") .. "/.huaweicloud/credentials")
   if credentials_path then
     local basic, cred_err = config.read_credentials(credentials_path)
     if basic == nil then return fail(cred_err) end
+    if basic == false and named_credentials then
+      return fail(("cannot read credentials file %s (named by HUAWEICLOUD_SDK_CREDENTIALS_FILE)")
+        :format(named_credentials))
+    end
     if basic then
       layers[#layers + 1] = {
         _name = "credentials file " .. credentials_path,
@@ -326,12 +351,8 @@ function config.resolve(options, getenv)
     local kind
     if not credentials_done then
       local why
-      kind, why = credential_kind(layer)
+      kind, why = config.credential_kind(layer, layer._name)
       if why then return fail(why) end
-      if kind == "ak/sk" and (layer.ak == nil or layer.sk == nil) then
-        return fail(("%s gives %s without %s"):format(layer._name,
-          layer.ak and "ak" or "sk", layer.ak and "sk" or "ak"))
-      end
     end
     for name, value in pairs(layer) do
       if LOCATION[name] then

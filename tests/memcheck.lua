@@ -1,0 +1,72 @@
+-- A representative workload for valgrind (scripts/check-memory): every path
+-- of the C core, successes and failures, errors raised inside it, closing
+-- by every means and the garbage collector.  Exits non-zero on a surprise.
+local pipeline = require("pipeline")
+local core = require("pipeline.core")
+local simulator = require("sim")
+
+local sim = simulator.start()
+local ok_all, err = pcall(function()
+  local PROJECT, PIPELINE, TOKEN = simulator.PROJECT, simulator.PIPELINE, simulator.TOKEN
+  local function failed_run()
+    local id = simulator.new_id()
+    sim:add_run({ run_id = id, status = "FAILED" })
+    return id
+  end
+
+  -- the design-card call, success and failure
+  assert(core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url }))
+  assert(pipeline.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url }))
+  assert(core.retry(PROJECT, PIPELINE, simulator.new_id(), TOKEN, { endpoint = sim.url }) == nil)
+
+  -- one client through every fault
+  local client = assert(pipeline.new({ endpoint = sim.url, project_id = PROJECT, token = TOKEN,
+    retries = false, timeout = 1 }))
+  for _, kind in ipairs({ "unauthorized", "not_found", "error_code_200", "success_false", "throttled",
+    "server_html", "not_json", "wrong_shape", "oversize", "close", "drop_after_processing", "redirect" }) do
+    sim:fault({ kind = kind })
+    assert(client:retry(PIPELINE, failed_run()) == nil, kind)
+    assert(client:retry(PIPELINE, failed_run()), kind .. " (then success)")
+  end
+  sim:fault({ kind = "slow", delay = 2 })
+  assert(client:retry(PIPELINE, failed_run()) == nil)
+  assert(client:detail(PIPELINE, failed_run()))
+
+  -- AK/SK signing, including raised argument errors
+  local signed = assert(pipeline.new({ endpoint = sim.url, project_id = PROJECT, ak = "AKEXAMPLE",
+    sk = "SKEXAMPLE", retries = false }))
+  signed:retry(PIPELINE, failed_run())
+  signed:close()
+  for _ = 1, 20 do
+    assert(not pcall(core.sign, "GET", "http://h/p", { ["X-A"] = "a\nb" }, nil, "ak", "sk"))
+    assert(core.sign("POST", "http://h/p?b=2&a=1", { ["Content-Type"] = "application/json" }, "{}", "ak", "sk"))
+  end
+
+  -- misuse raised from inside the C core leaks nothing
+  for _ = 1, 20 do
+    assert(not pcall(client.retry, client, "short", failed_run()))
+    assert(not pcall(core.retry, PROJECT, PIPELINE, ("a"):rep(31), TOKEN))
+    assert(not pcall(core.client, { timout = 1 }))
+    assert(not pcall(client._transport.request, client._transport, "GET", sim.url, { ["X"] = "a\r\n" }))
+  end
+
+  -- closing by close(), <close> and the collector
+  client:close()
+  client:close()
+  do
+    local scoped <close> = core.client()
+    assert(scoped:request("GET", sim.url .. "/x"))
+  end
+  for _ = 1, 20 do
+    local c = core.client({ timeout = 5 })
+    c:request("GET", sim.url .. "/x")
+  end
+  collectgarbage()
+  collectgarbage()
+end)
+sim:stop()
+if not ok_all then
+  io.stderr:write("memcheck: ", tostring(err), "\n")
+  os.exit(1)
+end
+print("memcheck: done")
