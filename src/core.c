@@ -14,9 +14,11 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "batch.h"
 #include "client.h"
 #include "compat.h"
 #include "sign.h"
+#include "transfer.h"
 
 #ifndef PIPELINE_VERSION
 #define PIPELINE_VERSION "0.0.0"
@@ -227,6 +229,7 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L);
 PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
   static const luaL_Reg functions[] = {
       {"client", pipeline_client_new},
+      {"batch", pipeline_batch_new},
       {"retry", core_retry},
       {"sign", pipeline_sign},
       {"sign_canonical", pipeline_sign_canonical},
@@ -242,6 +245,7 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
     return luaL_error(L, "libcurl initialisation failed: %s",
                       curl_easy_strerror(curl_init_result));
   pipeline_client_register(L);
+  pipeline_batch_register(L);
   luaL_newlib(L, functions);
   lua_pushliteral(L, PIPELINE_VERSION);
   lua_setfield(L, -2, "_VERSION");

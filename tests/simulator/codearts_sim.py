@@ -403,9 +403,9 @@ JOB_MESSAGES = {
 }
 
 
-def job_id_for(run_id: str, job_name: str) -> str:
-    # Derived, not random, so a run's job ids survive re-creation and are predictable for seeded runs.
-    return hashlib.md5(f"{run_id}/{job_name}".encode()).hexdigest()
+def derived_id(*parts: str) -> str:
+    """A 32-hex id derived from its parts: stable across re-creation, so seeded job ids are predictable."""
+    return hashlib.md5("/".join(parts).encode()).hexdigest()
 
 
 @dataclass
@@ -429,11 +429,11 @@ class Run:
 
     @property
     def test_job_id(self) -> str:
-        return job_id_for(self.run_id, TEST_JOB)
+        return derived_id(self.run_id, TEST_JOB)
 
     @property
     def build_job_id(self) -> str:
-        return job_id_for(self.run_id, BUILD_JOB)
+        return derived_id(self.run_id, BUILD_JOB)
 
     def settle(self, status: str, at: int) -> None:
         self.status = status
@@ -607,6 +607,7 @@ HTML_FAULTS = {"server_html": (500, "Internal Server Error"), "bad_gateway": (50
                "gateway_timeout": (504, "Gateway Timeout")}
 RETRY_AFTER_FAULTS = frozenset({"throttled", "unavailable"})
 CONNECTION_FAULTS = frozenset({"slow", "close", "drop_after_processing"})
+HANG_UP_FAULTS = frozenset({"close", "drop_after_processing"})
 OTHER_FAULTS = frozenset({"success_false", "not_json", "wrong_shape", "oversize", "redirect"})
 FAULT_KINDS = frozenset(JSON_ERROR_FAULTS) | frozenset(HTML_FAULTS) | CONNECTION_FAULTS | OTHER_FAULTS
 FAULT_FILTERS = ("run_id", "path", "method", "listener")
@@ -699,6 +700,10 @@ class FaultQueue:
         self.next_id += len(faults)
         self.pending.extend(faults)
         return faults
+
+    def peek(self, request: SimRequest) -> Optional[Fault]:
+        """The fault take() would return, without using it up."""
+        return next((fault for fault in self.pending if fault.matches(request)), None)
 
     def take(self, request: SimRequest) -> Optional[Fault]:
         """The first queued fault matching the request, used up by one."""
@@ -999,14 +1004,13 @@ class IamService:
             "expires_at": iso_utc(expiry),
             "issued_at": iso_utc(now),
             "methods": ["password"],
-            "user": {"name": name, "id": job_id_for(domain, name),
-                     "domain": {"name": domain, "id": job_id_for("domain", domain)}},
+            "user": {"name": name, "id": derived_id(domain, name),
+                     "domain": {"name": domain, "id": derived_id("domain", domain)}},
             "catalog": [],
         }
         if project_name:
-            token_body["project"] = {"name": project_name, "id": job_id_for("project", project_name)}
-        reply = json_reply(201, {"token": token_body}, [("X-Subject-Token", token)])
-        return reply
+            token_body["project"] = {"name": project_name, "id": derived_id("project", project_name)}
+        return json_reply(201, {"token": token_body}, [("X-Subject-Token", token)])
 
 
 def iso_utc(epoch_seconds: float) -> str:
@@ -1019,6 +1023,7 @@ class Route:
     pattern: re.Pattern
     handler: Callable[[SimRequest, dict], Reply]
     authenticated: bool = True
+    query_ids: tuple[str, ...] = ()  # ids taken from the query string rather than the path
 
 
 V5 = r"/v5/(?P<project_id>[^/]+)/api"
@@ -1032,28 +1037,27 @@ class Gateway:
     def __init__(self, sim: "Simulator"):
         self.sim = sim
         pipelines, iam = PipelineService(sim), IamService(sim)
-        table = [
-            ("PUT", RUNS + r"/(?P<pipeline_run_id>[^/]+)/retry", pipelines.retry_run, True),
-            ("POST", V5 + r"/pipelines/(?P<pipeline_id>[^/]+)/run", pipelines.start_run, True),
-            ("POST", RUNS + r"/(?P<pipeline_run_id>[^/]+)/stop", pipelines.stop_run, True),
-            ("GET", RUNS + r"/detail", pipelines.run_detail, True),
-            ("POST", RUNS + r"/list", pipelines.list_runs, True),
-            ("POST", V5 + r"/pipelines/list", pipelines.list_pipelines, True),
-            ("POST", V5 + r"/pipelines/status", pipelines.latest_runs, True),
-            ("POST", RUNS + r"/(?P<pipeline_run_id>[^/]+)/jobs/(?P<job_run_id>[^/]+)/manual-release",
-             pipelines.manual_release, True),
-            ("POST", r"/v3/auth/tokens", iam.issue_token, False),
+        self.routes = [
+            Route("PUT", re.compile(RUNS + r"/(?P<pipeline_run_id>[^/]+)/retry"), pipelines.retry_run),
+            Route("POST", re.compile(V5 + r"/pipelines/(?P<pipeline_id>[^/]+)/run"), pipelines.start_run),
+            Route("POST", re.compile(RUNS + r"/(?P<pipeline_run_id>[^/]+)/stop"), pipelines.stop_run),
+            Route("GET", re.compile(RUNS + r"/detail"), pipelines.run_detail, query_ids=("pipeline_run_id",)),
+            Route("POST", re.compile(RUNS + r"/list"), pipelines.list_runs),
+            Route("POST", re.compile(V5 + r"/pipelines/list"), pipelines.list_pipelines),
+            Route("POST", re.compile(V5 + r"/pipelines/status"), pipelines.latest_runs),
+            # The official page has pipelines/{pipeline_id} in this path (the reference table's "..." hides it).
+            Route("POST", re.compile(RUNS + r"/(?P<pipeline_run_id>[^/]+)/jobs/(?P<job_run_id>[^/]+)"
+                                     r"/manual-release"), pipelines.manual_release),
+            Route("POST", re.compile(r"/v3/auth/tokens"), iam.issue_token, authenticated=False),
         ]
-        self.routes = [Route(method, re.compile(pattern), handler, authenticated)
-                       for method, pattern, handler, authenticated in table]
 
     def match(self, request: SimRequest) -> tuple[Optional[Route], dict]:
         for route in self.routes:
             found = route.pattern.fullmatch(request.path)
             if found and route.method == request.method:
                 ids = found.groupdict()
-                if route.handler.__name__ == "run_detail":
-                    ids["pipeline_run_id"] = request.query_param("pipeline_run_id") or ""
+                for name in route.query_ids:
+                    ids[name] = request.query_param(name) or ""
                 return route, ids
         return None, {}
 
@@ -1391,31 +1395,48 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if self.sim.config.verbose:
             sys.stderr.write(f"[{self.server.listener} conn {self.connection_id}] {format % args}\n")
 
+    def _describe(self, body: bytes) -> SimRequest:
+        path, query = split_target(self.path)
+        return SimRequest(listener=self.server.listener, connection_id=self.connection_id, method=self.command,
+                          path=path, query=query, headers=lower_case_headers(self.headers), body=body,
+                          request_id=self.request_id)
+
+    def _is_control(self, request: SimRequest) -> bool:
+        return self.server.listener == MAIN and (
+            request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"))
+
+    def handle_expect_100(self) -> bool:
+        # A fault that hangs up must send no byte at all, not even an interim "100 Continue": then stay
+        # silent and let the client send its body after its own expect timeout.
+        request = self._describe(b"")
+        if not self._is_control(request):
+            with self.sim.lock:
+                fault = self.sim.faults.peek(request)
+            if fault is not None and fault.kind in HANG_UP_FAULTS:
+                return True
+        return super().handle_expect_100()
+
     def serve(self) -> None:
         body = self._read_body()
         if body is None:
             return
-        path, query = split_target(self.path)
-        request = SimRequest(
-            listener=self.server.listener, connection_id=self.connection_id, method=self.command,
-            path=path, query=query, headers=lower_case_headers(self.headers), body=body,
-            request_id=self.request_id)
-        if self.server.listener == MAIN and (path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")):
+        request = self._describe(body)
+        if self._is_control(request):
             self._send(self.sim.control.handle(request))
             return
         fault = self.sim.admit(request)
         if fault is None:
             self._send(self.sim.answer(request))
         elif fault.kind == "close":
-            self._hang_up()
+            self._hang_up("close fault")
         elif fault.kind == "drop_after_processing":
             self.sim.answer(request)  # state changes happen; the client never hears of them
-            self._hang_up()
+            self._hang_up("drop_after_processing fault")
         elif fault.kind == "slow":
             if self._wait_while_client_stays(fault.options.get("delay", DEFAULT_SLOW_DELAY)):
                 self._send(self.sim.answer(request))
             else:
-                self._hang_up()
+                self._hang_up("client left during slow fault")
         else:
             self._send(self.sim.fault_reply(fault, request))
 
@@ -1483,8 +1504,9 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if reply.then:
             reply.then()
 
-    def _hang_up(self) -> None:
+    def _hang_up(self, why: str) -> None:
         """Close the connection without sending a single byte."""
+        self.log_message('"%s" hung up: %s', self.requestline, why)
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -1584,7 +1606,8 @@ def run_self_test() -> int:
     # Query encoding vector, sent in a scrambled order as a client might.
     wire_query = ("limit=1&enable=true&test=" + quote("一 (&=?!#%.*)", safe="")
                   + "&path=%2Ftmp%2F123&multi=3&multi=1&multi=2")
-    expected = "enable=true&limit=1&multi=1&multi=2&multi=3&path=%2Ftmp%2F123&test=%E4%B8%80%20%28%26%3D%3F%21%23%25.%2A%29"
+    expected = ("enable=true&limit=1&multi=1&multi=2&multi=3&path=%2Ftmp%2F123"
+                "&test=%E4%B8%80%20%28%26%3D%3F%21%23%25.%2A%29")
     got = canonical_query(wire_query)
     check("query encoding vector", got == expected, got)
 

@@ -1,0 +1,522 @@
+/*
+ * transfer.c - one HTTP exchange on a libcurl easy handle.
+ *
+ * Rules kept here, because they must hold whatever the Lua side asks for:
+ * no signals, finite timeouts, redirects never followed, TLS verified unless
+ * the caller says otherwise, plain http only to loopback (or when allowed),
+ * a bound on the response size, and no Lua error ever raised while libcurl
+ * is on the C stack: callbacks only append to C buffers owned by the
+ * transfer, and Lua values are built after the transfer has returned.
+ */
+#include "transfer.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "compat.h"
+
+#ifndef PIPELINE_VERSION
+#define PIPELINE_VERSION "0.0.0"
+#endif
+
+#define DEFAULT_TIMEOUT_MS 30000L
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_MAX_RESPONSE (8L * 1024 * 1024)
+/* Response headers have a bound of their own: they are not part of the body
+ * limit the caller sets, but a server must not be able to grow them freely. */
+#define MAX_HEADER_BYTES (256 * 1024)
+
+#if LIBCURL_VERSION_NUM >= 0x075000 /* 7.80.0: CURLOPT_PREREQFUNCTION */
+#define HAVE_PREREQ 1
+#endif
+
+typedef pipeline_buffer buffer;
+typedef pipeline_transfer transfer;
+
+static const char *const transport_options[] = {
+    "timeout", "connect_timeout", "max_response_size", "ca_file", "ca_path",
+    "insecure", "proxy", "allow_http", "user_agent", NULL};
+
+/* ---------------------------------------------------------------- checks */
+
+int pipeline_is_id(const char *s, size_t len) {
+  size_t i;
+  if (len != 32) return 0;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+          (c >= 'A' && c <= 'Z')))
+      return 0;
+  }
+  return 1;
+}
+
+/* A header value may hold visible ASCII, spaces, tabs and UTF-8 bytes; any
+ * other control character (CR, LF, NUL, DEL...) could split the request. */
+int pipeline_is_header_value(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
+  }
+  return 1;
+}
+
+static int is_header_name(const char *s, size_t len) {
+  size_t i;
+  if (len == 0) return 0;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c))) return 0;
+  }
+  return 1;
+}
+
+static int is_loopback(const char *host) {
+  if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+      strcmp(host, "::1") == 0)
+    return 1;
+  /* 127.0.0.0/8, written as a dotted quad */
+  if (strncmp(host, "127.", 4) == 0) {
+    const char *p = host + 4;
+    int dots = 0;
+    for (; *p; p++) {
+      if (*p == '.')
+        dots++;
+      else if (!isdigit((unsigned char)*p))
+        return 0;
+    }
+    return dots == 2;
+  }
+  return 0;
+}
+
+const char *pipeline_url_refusal(const char *url, int allow_http) {
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL;
+  const char *refusal = NULL;
+  if (u == NULL) return "out of memory";
+  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    refusal = "is not an absolute http(s) URL";
+  } else if (strcmp(scheme, "https") == 0) {
+    refusal = NULL;
+  } else if (strcmp(scheme, "http") != 0) {
+    refusal = "must use https (or http to a loopback host)";
+  } else if (!allow_http && !is_loopback(host)) {
+    refusal = "uses plain http to a host that is not loopback "
+              "(set allow_http to permit it)";
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_url_cleanup(u);
+  return refusal;
+}
+
+/* --------------------------------------------------------------- buffers */
+
+static int buffer_append(buffer *b, const char *data, size_t n) {
+  if (n > b->limit - b->len) {
+    b->overflowed = 1;
+    return 0;
+  }
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 1024;
+    char *grown;
+    while (cap < b->len + n + 1) cap *= 2;
+    grown = realloc(b->data, cap);
+    if (grown == NULL) return 0;
+    b->data = grown;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, data, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 1;
+}
+
+static void buffer_reset(buffer *b) {
+  b->len = 0;
+  b->overflowed = 0;
+  if (b->data) b->data[0] = '\0';
+}
+
+static void buffer_free(buffer *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+/* ------------------------------------------------------ libcurl callbacks */
+
+static size_t on_body(char *data, size_t size, size_t count, void *ud) {
+  transfer *t = ud;
+  size_t n = size * count;
+  return buffer_append(&t->body, data, n) ? n : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t count, void *ud) {
+  transfer *t = ud;
+  size_t n = size * count;
+  /* A new status line starts a new response (after a 100 Continue, say):
+   * only the last response's headers describe the body we keep. */
+  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) buffer_reset(&t->headers);
+  return buffer_append(&t->headers, data, n) ? n : 0;
+}
+
+#ifdef HAVE_PREREQ
+/* Called each time libcurl is about to send the request, including the
+ * silent re-send it makes when a reused connection turns out to be dead.
+ * A request that must not reach the server twice aborts that second send;
+ * its outcome is then unknown and the caller must find it out. */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port) {
+  transfer *t = ud;
+  (void)conn_primary_ip;
+  (void)conn_local_ip;
+  (void)conn_primary_port;
+  (void)conn_local_port;
+  t->sends++;
+  if (t->single_send && t->sends > 1) return CURL_PREREQFUNC_ABORT;
+  return CURL_PREREQFUNC_OK;
+}
+#endif
+
+/* ------------------------------------------------------------- options */
+
+/* Raises unless every key of the table at opts is a known option (or the
+ * caller's own key, ignore). */
+static void check_option_names(lua_State *L, int opts, const char *ignore) {
+  lua_pushnil(L);
+  while (lua_next(L, opts) != 0) {
+    int i, known = 0;
+    const char *name;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bad option key (a %s): option names are strings",
+                 luaL_typename(L, -1));
+    name = lua_tostring(L, -1);
+    for (i = 0; transport_options[i]; i++)
+      if (strcmp(name, transport_options[i]) == 0) known = 1;
+    if (ignore && strcmp(name, ignore) == 0) known = 1;
+    if (!known) luaL_error(L, "unknown option '%s'", name);
+  }
+}
+
+static const char *string_option(lua_State *L, int opts, const char *name) {
+  const char *s = NULL;
+  if (opts == 0) return NULL;
+  lua_getfield(L, opts, name);
+  if (!lua_isnil(L, -1)) {
+    size_t len;
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "option '%s' must be a string (got %s)", name,
+                 luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, &len);
+    if (!pipeline_is_header_value(s, len) || strlen(s) != len)
+      luaL_error(L, "option '%s' holds a control character", name);
+  }
+  lua_pop(L, 1); /* the string stays alive in the options table */
+  return s;
+}
+
+static int boolean_option(lua_State *L, int opts, const char *name) {
+  int value = 0;
+  if (opts == 0) return 0;
+  lua_getfield(L, opts, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TBOOLEAN)
+      luaL_error(L, "option '%s' must be a boolean (got %s)", name,
+                 luaL_typename(L, -1));
+    value = lua_toboolean(L, -1);
+  }
+  lua_pop(L, 1);
+  return value;
+}
+
+/* A positive number option, scaled (seconds to milliseconds, say). */
+static long number_option(lua_State *L, int opts, const char *name,
+                          double scale, long fallback) {
+  long value = fallback;
+  if (opts == 0) return fallback;
+  lua_getfield(L, opts, name);
+  if (!lua_isnil(L, -1)) {
+    double n;
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "option '%s' must be a number (got %s)", name,
+                 luaL_typename(L, -1));
+    n = lua_tonumber(L, -1) * scale;
+    if (!(n >= 1 && n <= 2147483647.0))
+      luaL_error(L, "option '%s' is out of range", name);
+    value = (long)n;
+  }
+  lua_pop(L, 1);
+  return value;
+}
+
+void pipeline_transport_options_read(lua_State *L, int opts, const char *ignore,
+                                     pipeline_transport_options *o) {
+  if (opts) check_option_names(L, opts, ignore);
+  o->timeout_ms = number_option(L, opts, "timeout", 1000, DEFAULT_TIMEOUT_MS);
+  o->connect_timeout_ms = number_option(L, opts, "connect_timeout", 1000,
+                                        DEFAULT_CONNECT_TIMEOUT_MS);
+  o->max_response = number_option(L, opts, "max_response_size", 1,
+                                   DEFAULT_MAX_RESPONSE);
+  o->ca_file = string_option(L, opts, "ca_file");
+  o->ca_path = string_option(L, opts, "ca_path");
+  o->proxy = string_option(L, opts, "proxy");
+  o->user_agent = string_option(L, opts, "user_agent");
+  o->insecure = boolean_option(L, opts, "insecure");
+  o->allow_http = boolean_option(L, opts, "allow_http");
+}
+
+#define SETOPT(t, opt, value)                                   \
+  do {                                                          \
+    if (curl_easy_setopt((t)->easy, opt, value) != CURLE_OK)    \
+      luaL_error(L, "libcurl refused option %s", #opt);         \
+  } while (0)
+
+void pipeline_transfer_open(lua_State *L, transfer *t,
+                            const pipeline_transport_options *o) {
+  t->allow_http = o->allow_http;
+  t->body.limit = (size_t)o->max_response;
+  t->headers.limit = MAX_HEADER_BYTES;
+  t->easy = curl_easy_init();
+  if (t->easy == NULL) luaL_error(L, "libcurl could not create a handle");
+
+  SETOPT(t, CURLOPT_NOSIGNAL, 1L);
+  SETOPT(t, CURLOPT_ERRORBUFFER, t->error);
+  SETOPT(t, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 */
+  SETOPT(t, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  SETOPT(t, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  SETOPT(t, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+  SETOPT(t, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+  SETOPT(t, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_response);
+  SETOPT(t, CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
+  SETOPT(t, CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
+  if (o->ca_file) SETOPT(t, CURLOPT_CAINFO, o->ca_file);
+  if (o->ca_path) SETOPT(t, CURLOPT_CAPATH, o->ca_path);
+  if (o->proxy) SETOPT(t, CURLOPT_PROXY, o->proxy);
+  SETOPT(t, CURLOPT_ACCEPT_ENCODING, "");
+  SETOPT(t, CURLOPT_WRITEFUNCTION, on_body);
+  SETOPT(t, CURLOPT_WRITEDATA, (void *)t);
+  SETOPT(t, CURLOPT_HEADERFUNCTION, on_header);
+  SETOPT(t, CURLOPT_HEADERDATA, (void *)t);
+  SETOPT(t, CURLOPT_PRIVATE, (void *)t);
+#ifdef HAVE_PREREQ
+  SETOPT(t, CURLOPT_PREREQFUNCTION, on_prereq);
+  SETOPT(t, CURLOPT_PREREQDATA, (void *)t);
+#endif
+  if (o->user_agent) {
+    SETOPT(t, CURLOPT_USERAGENT, o->user_agent);
+  } else {
+    lua_pushfstring(L, "codearts-pipeline-lua/%s libcurl/%s %s",
+                    PIPELINE_VERSION, curl_version_info(CURLVERSION_NOW)->version,
+                    LUA_VERSION);
+    SETOPT(t, CURLOPT_USERAGENT, lua_tostring(L, -1)); /* libcurl copies it */
+    lua_pop(L, 1);
+  }
+}
+
+void pipeline_transfer_close(transfer *t) {
+  if (t->easy) curl_easy_cleanup(t->easy);
+  t->easy = NULL;
+  curl_slist_free_all(t->request_headers);
+  t->request_headers = NULL;
+  buffer_free(&t->body);
+  buffer_free(&t->headers);
+}
+
+/* ------------------------------------------------------------ requests */
+
+static int append_header(transfer *t, const char *line) {
+  struct curl_slist *grown = curl_slist_append(t->request_headers, line);
+  if (grown == NULL) return 0;
+  t->request_headers = grown;
+  return 1;
+}
+
+/* Builds the request's header list from the table at index table into
+ * t->request_headers.  The transfer owns the list, so a check that raises
+ * half-way leaves nothing to leak: the next request or close frees it. */
+static void set_request_headers(lua_State *L, transfer *t, int table, int has_body) {
+  curl_slist_free_all(t->request_headers);
+  t->request_headers = NULL;
+  if (table) {
+    lua_pushnil(L);
+    while (lua_next(L, table) != 0) {
+      size_t nlen, vlen;
+      const char *name, *value;
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "bad header: names and values must be strings");
+      name = lua_tolstring(L, -2, &nlen);
+      value = lua_tolstring(L, -1, &vlen);
+      if (!is_header_name(name, nlen))
+        luaL_error(L, "bad header name '%s'", name);
+      if (!pipeline_is_header_value(value, vlen))
+        luaL_error(L, "bad value for header '%s': control characters are "
+                      "not allowed", name);
+      /* "Name:" with no value would remove the header; "Name;" sends it empty */
+      lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, value);
+      if (!append_header(t, lua_tostring(L, -1)))
+        luaL_error(L, "not enough memory");
+      lua_pop(L, 2);
+    }
+  }
+  /* A body is sent at once: waiting for 100 Continue only costs a round trip. */
+  if (has_body && !append_header(t, "Expect:"))
+    luaL_error(L, "not enough memory");
+}
+
+static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH",
+                                      NULL};
+
+static const char *transport_kind(transfer *t, CURLcode rc) {
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return "timeout";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+      return "tls";
+    case CURLE_FILESIZE_EXCEEDED:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+      return "protocol";
+    case CURLE_WRITE_ERROR:
+      return (t->body.overflowed || t->headers.overflowed) ? "protocol"
+                                                            : "network";
+    default:
+      return "network";
+  }
+}
+
+/* Pushes nil, kind, message, sent for a transfer that got no complete answer. */
+static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
+  int sent = t->sends > 0;
+#ifndef HAVE_PREREQ
+  /* Without the pre-request hook we cannot tell; assume the worst. */
+  sent = rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
+         rc != CURLE_COULDNT_RESOLVE_PROXY;
+#endif
+  lua_pushnil(L);
+  lua_pushstring(L, transport_kind(t, rc));
+  if (rc == CURLE_FILESIZE_EXCEEDED || t->body.overflowed)
+    lua_pushfstring(L, "response body is larger than the limit of %d bytes",
+                    (int)t->body.limit);
+  else if (t->headers.overflowed)
+    lua_pushfstring(L, "response headers are larger than %d bytes",
+                    MAX_HEADER_BYTES);
+  else if (rc == CURLE_ABORTED_BY_CALLBACK)
+    lua_pushliteral(L, "connection lost after the request was sent; "
+                       "it was not sent again");
+  else if (t->error[0])
+    lua_pushstring(L, t->error);
+  else
+    lua_pushstring(L, curl_easy_strerror(rc));
+  lua_pushboolean(L, sent);
+  return 4;
+}
+
+/* Pushes the response headers as a table of lower-cased names; a repeated
+ * header's values are joined with ", " as HTTP allows. */
+static void push_response_headers(lua_State *L, transfer *t) {
+  const char *p = t->headers.data ? t->headers.data : "";
+  lua_newtable(L);
+  while (*p) {
+    const char *end = strstr(p, "\r\n"), *colon;
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    colon = memchr(p, ':', len);
+    if (colon && colon != p) {
+      luaL_Buffer name;
+      const char *v = colon + 1, *vend = p + len;
+      const char *n;
+      while (v < vend && (*v == ' ' || *v == '\t')) v++;
+      while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t')) vend--;
+      luaL_buffinit(L, &name);
+      for (n = p; n < colon; n++)
+        luaL_addchar(&name, (char)tolower((unsigned char)*n));
+      luaL_pushresult(&name);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(vend - v));
+      } else {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(vend - v));
+        lua_concat(L, 3);
+      }
+      lua_rawset(L, -3);
+    }
+    p += len;
+    if (end) p += 2;
+  }
+}
+
+void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
+  int m = luaL_checkoption(L, first, NULL, methods);
+  size_t url_len, body_len = 0;
+  const char *url = luaL_checklstring(L, first + 1, &url_len);
+  const char *refusal, *method = methods[m];
+  const char *body;
+  int headers = 0, has_body;
+
+  if (!lua_isnoneornil(L, first + 2)) {
+    luaL_checktype(L, first + 2, LUA_TTABLE);
+    headers = first + 2;
+  }
+  body = luaL_optlstring(L, first + 3, NULL, &body_len);
+  if (strlen(url) != url_len || !pipeline_is_header_value(url, url_len))
+    luaL_argerror(L, first + 1, "URL holds a control character");
+  refusal = pipeline_url_refusal(url, t->allow_http);
+  if (refusal)
+    luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
+  has_body = body != NULL || strcmp(method, "POST") == 0 ||
+             strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
+  set_request_headers(L, t, headers, body_len > 0);
+
+  SETOPT(t, CURLOPT_URL, url);
+  SETOPT(t, CURLOPT_HTTPHEADER, t->request_headers);
+  if (has_body) {
+    SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    SETOPT(t, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+    SETOPT(t, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") ? method : NULL);
+  } else {
+    SETOPT(t, CURLOPT_HTTPGET, 1L);
+    SETOPT(t, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
+  }
+  buffer_reset(&t->body);
+  buffer_reset(&t->headers);
+  t->error[0] = '\0';
+  t->sends = 0;
+  t->single_send = lua_toboolean(L, first + 4);
+}
+
+int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
+  long status = 0;
+  if (rc == CURLE_OUT_OF_MEMORY) return luaL_error(L, "not enough memory");
+  if (rc != CURLE_OK) return push_transport_failure(L, t, rc);
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  lua_pushinteger(L, (lua_Integer)status);
+  lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
+  push_response_headers(L, t);
+  return 3;
+}

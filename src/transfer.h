@@ -1,0 +1,70 @@
+/*
+ * transfer.h - one HTTP exchange on a libcurl easy handle: the transport
+ * options, the checks that must hold before a byte is sent, the buffers the
+ * callbacks fill, and the Lua values of the result.  A client (client.c)
+ * owns one transfer; a batch (batch.c) owns several on a multi handle.
+ */
+#ifndef PIPELINE_TRANSFER_H
+#define PIPELINE_TRANSFER_H
+
+#include <stddef.h>
+
+#include <curl/curl.h>
+#include <lua.h>
+
+typedef struct {
+  char *data;
+  size_t len, cap, limit;
+  int overflowed;
+} pipeline_buffer;
+
+typedef struct {
+  CURL *easy; /* NULL once closed */
+  struct curl_slist *request_headers;
+  pipeline_buffer body, headers;
+  char error[CURL_ERROR_SIZE];
+  int allow_http;
+  int sends;       /* how many times libcurl started to send this request */
+  int single_send; /* abort a second (silent) send of this request */
+  int busy;        /* added to a multi handle and not finished */
+  lua_Integer id;  /* the batch's id of the request in progress */
+} pipeline_transfer;
+
+/* Transport options, read from a Lua table; the strings belong to it. */
+typedef struct {
+  long timeout_ms, connect_timeout_ms, max_response;
+  int insecure, allow_http;
+  const char *ca_file, *ca_path, *proxy, *user_agent;
+} pipeline_transport_options;
+
+/* Reads and checks the options table at index opts (0 for none); raises on
+ * an unknown key (other than ignore, the caller's own) or a bad value. */
+void pipeline_transport_options_read(lua_State *L, int opts, const char *ignore,
+                                     pipeline_transport_options *o);
+
+/* Creates t's easy handle with the options.  t must be zeroed and owned by
+ * a userdata whose __gc calls pipeline_transfer_close: this may raise. */
+void pipeline_transfer_open(lua_State *L, pipeline_transfer *t,
+                            const pipeline_transport_options *o);
+
+/* Sets up t for the request given by the Lua values at first .. first+4:
+ * method, url [, headers [, body [, single_send]]].  Raises on misuse, with
+ * nothing sent. */
+void pipeline_transfer_prepare(lua_State *L, pipeline_transfer *t, int first);
+
+/* Pushes the result of t's finished transfer and returns how many values:
+ * status, body, headers -- or nil, kind, message, sent. */
+int pipeline_transfer_finish(lua_State *L, pipeline_transfer *t, CURLcode rc);
+
+/* Releases t; safe to call more than once. */
+void pipeline_transfer_close(pipeline_transfer *t);
+
+/* Input checks shared by every entry point. */
+int pipeline_is_id(const char *s, size_t len);
+int pipeline_is_header_value(const char *s, size_t len);
+
+/* NULL when url is an absolute http(s) URL a client may use (plain http only
+ * to a loopback host unless allow_http), else the reason it may not. */
+const char *pipeline_url_refusal(const char *url, int allow_http);
+
+#endif
