@@ -1,4 +1,4 @@
-std = "lua54"
+std = "max"
 max_line_length = 140
 files["tests/"] = { std = "+busted" }
 exclude_files = { "build/", "build*/", ".luarocks/", "lua_modules/" }

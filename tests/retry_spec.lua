@@ -76,7 +76,9 @@ describe("retry", function()
     { fault = "not_json", code = "protocol", status = 200 },
     { fault = "wrong_shape", code = "protocol", status = 200 },
     { fault = "oversize", code = "protocol" },
-    { fault = "close", code = "network" },
+    -- the retry may have reached the server: its run's status is read, and
+    -- shows it did not take effect
+    { fault = "close", code = "network", requests = 2 },
     { fault = "redirect", code = "protocol", status = 302 },
   }
 
@@ -104,7 +106,13 @@ describe("retry", function()
           assert.matches("request id " .. info.request_id, message, 1, true)
         end
         if case.error_code then assert.matches(case.error_code, message, 1, true) end
-        assert.equal(1, #sim:requests())
+        local requests = sim:requests()
+        assert.equal(case.requests or 1, #requests)
+        assert.equal("PUT", requests[1].method)
+        if case.requests then
+          assert.equal("GET", requests[2].method)
+          assert.matches("/pipeline%-runs/detail$", requests[2].path)
+        end
       end)
     end
 
@@ -191,14 +199,34 @@ describe("retry", function()
       assert.equal(3, #sim:requests())
     end)
 
-    it("does not send a retry again after the connection dropped", function()
-      local client = new_client({ retries = { max = 3 }, sleep = function() end })
+    it("does not send a retry again after the connection dropped: it reads the run's status", function()
+      local events = {}
+      local client = new_client({ retries = { max = 3 }, sleep = function() end,
+        on_event = function(e) events[#events + 1] = e.type end })
       sim:fault({ kind = "drop_after_processing" })
+      local run = failed_run()
+      assert.is_true(client:retry(PIPELINE, run))
+      local requests = sim:requests()
+      assert.equal(2, #requests)
+      assert.equal("PUT", requests[1].method)
+      assert.equal("GET", requests[2].method)
+      assert.equal("pipeline_run_id=" .. run, requests[2].query)
+      assert.equal("RUNNING", sim:run_state(run).status)
+      assert.same({ "request", "response", "request", "response", "verify" }, events)
+    end)
+
+    it("reports a retry whose outcome stays unknown, without sending it again", function()
+      local client = new_client({ retries = { max = 3 }, sleep = function() end })
+      sim:fault({ kind = "close" })
+      sim:fault({ kind = "close" })
       local ok, _, code, info = client:retry(PIPELINE, failed_run())
       assert.is_nil(ok)
       assert.equal("network", code)
       assert.is_false(info.retryable)
-      assert.equal(1, #sim:requests())
+      local methods = {}
+      for _, request in ipairs(sim:requests()) do methods[#methods + 1] = request.method end
+      assert.equal("PUT", methods[1])
+      for i = 2, #methods do assert.equal("GET", methods[i]) end
     end)
 
     it("does not let libcurl silently re-send a retry on a reused connection", function()
@@ -206,12 +234,10 @@ describe("retry", function()
       assert.is_true(client:retry(PIPELINE, failed_run()))
       sim:fault({ kind = "drop_after_processing" })
       local run = failed_run()
-      local ok, _, code = client:retry(PIPELINE, run)
-      assert.is_nil(ok)
-      assert.equal("network", code)
+      assert.is_true(client:retry(PIPELINE, run))
       local retries_of_run = 0
       for _, request in ipairs(sim:requests()) do
-        if request.path:find(run, 1, true) then retries_of_run = retries_of_run + 1 end
+        if request.method == "PUT" and request.path:find(run, 1, true) then retries_of_run = retries_of_run + 1 end
       end
       assert.equal(1, retries_of_run)
       assert.equal("RUNNING", sim:run_state(run).status)

@@ -6,7 +6,13 @@ local config = require("pipeline.config")
 local regions = require("pipeline.regions")
 local auth = require("pipeline.auth")
 local clock = require("pipeline.clock")
+local scheduler = require("pipeline.scheduler")
+local lifecycle = require("pipeline.lifecycle")
 local cjson = require("cjson.safe").new()
+
+local compat = require("pipeline.compat")
+
+local unpack, pack = compat.unpack, compat.pack
 
 local client = {}
 
@@ -80,6 +86,7 @@ function client.new(options, level)
   if proxy_password then secrets[#secrets + 1] = proxy_password end
 
   return setmetatable({
+    _transport_options = transport_options,
     endpoint = endpoint:gsub("/+$", ""),
     project_id = options.project_id,
     _transport = core.client(transport_options),
@@ -134,10 +141,33 @@ end
 
 --------------------------------------------------------------- requests
 
+--- Sends one request: through the scheduler when called from one of its
+-- jobs (concurrently with the others), else on the client's own handle.
+function Client:_send(method, url, headers, body, single_send)
+  if scheduler.current() then return scheduler.send(method, url, headers, body, single_send) end
+  return self._transport:request(method, url, headers, body, single_send)
+end
+
+--- Waits seconds: parks the job inside the scheduler, else the client's sleep.
+function Client:_pause(seconds)
+  if scheduler.current() then return scheduler.sleep(seconds) end
+  return self._sleep(seconds)
+end
+
+-- A failure after which nobody knows whether the server acted on the request:
+-- the connection failed or timed out after it was sent, or a gateway (502,
+-- 504) lost the answer.
+local function outcome_unknown(code, info, sent)
+  return ((code == "network" or code == "timeout") and sent) or info.status == 502 or info.status == 504
+end
+
 --- One operation's request: builds the URL under /v5/{project_id}/api/,
 -- authenticates each attempt anew, repeats what may be repeated, and settles
 -- the answer by the error rule.  spec: op, method, path, query, body,
--- expect ("success" or "json"), idempotent.
+-- expect ("success" or "json"), idempotent, deadline (monotonic seconds), and
+-- for a request that must not be sent twice blindly, verify(): after an
+-- unknown outcome it tells whether the request took effect (true), did not
+-- (false), or cannot tell (nil).
 function Client:call(spec)
   if not self._transport or self._transport:is_closed() then
     error(("%s: attempt to use a closed client"):format(spec.op), 3)
@@ -159,8 +189,8 @@ function Client:call(spec)
       headers = redacted_headers(headers), attempt = attempt })
     local started = core.monotonic()
     local status, response, response_headers, sent =
-      self._transport:request(spec.method, url, headers, body, not spec.idempotent)
-    local result = table.pack(errors.settle(spec.op, spec.expect, self._secrets,
+      self:_send(spec.method, url, headers, body, not spec.idempotent)
+    local result = pack(errors.settle(spec.op, spec.expect, self._secrets,
       status, response, response_headers, sent))
     local failed = result[1] == nil
     local failure_info = failed and result[4] or nil
@@ -168,7 +198,7 @@ function Client:call(spec)
       status = status, request_id = status and (response_headers["x-request-id"]) or nil,
       error = failed and result[2] or nil, code = failed and result[3] or nil,
       elapsed = core.monotonic() - started, attempt = attempt })
-    if not failed then return table.unpack(result, 1, result.n) end
+    if not failed then return unpack(result, 1, result.n) end
     failure_info.attempts = attempt
     local delay
     if status == 401 and self._auth.invalidate and not refreshed then
@@ -176,14 +206,24 @@ function Client:call(spec)
       -- repeat the call once; a 401 means the call was not carried out.
       self._auth.invalidate()
       refreshed, delay = true, 0
+    elseif not spec.idempotent and outcome_unknown(result[3], failure_info, sent) then
+      -- Never sent again blindly: the run's status tells whether it took
+      -- effect.  When it shows no effect the server may still be working on
+      -- it (a timeout), so it is reported, not repeated.
+      local took = spec.verify and spec.verify()
+      self:_emit({ type = "verify", op = spec.op, url = url, reason = result[3], status = status,
+        took_effect = took, attempt = attempt })
+      if took then return true end
+      failure_info.retryable = false
     else
       delay = self:_retry_delay(result[3], failure_info, status and response_headers,
         attempt, spec.idempotent, sent)
     end
-    if not delay then return table.unpack(result, 1, result.n) end
+    if delay and spec.deadline and core.monotonic() + delay > spec.deadline then delay = nil end
+    if not delay then return unpack(result, 1, result.n) end
     self:_emit({ type = "retry", op = spec.op, method = spec.method, url = url,
       reason = result[3], status = status, delay = delay, attempt = attempt })
-    if delay > 0 then self._sleep(delay) end
+    if delay > 0 then self:_pause(delay) end
   end
 end
 
@@ -251,11 +291,26 @@ local function run_path(pipeline_id, run_id, action)
 end
 
 --- Retries a pipeline run: true, or nil, message, code, info.
+-- Whether a run's status shows that a retry (or stop) took effect: true,
+-- false, or nil when the status cannot be read.
+local function status_shows(self, pipeline_id, run_id, effect)
+  local run = self:detail(pipeline_id, run_id)
+  if not run then return nil end
+  return effect(run.status)
+end
+
+local RETRY_SHOWS = function(status) return status ~= "FAILED" and status ~= "CANCELED" end
+local STOP_SHOWS = function(status) return status ~= "RUNNING" and status ~= "PAUSED" and status ~= "SUSPEND" end
+
+--- Retries a pipeline run: true, or nil, message, code, info.  A retry whose
+-- outcome is unknown is never sent again: the run's status is read, and the
+-- call succeeds if it shows the retry took effect.
 function Client:retry(pipeline_id, run_id)
   check_id(pipeline_id, 1, "pipeline_id", "retry")
   check_id(run_id, 2, "run_id", "retry")
   return self:call({ op = "retry", method = "PUT", expect = "success",
-    path = run_path(pipeline_id, run_id, "retry") })
+    path = run_path(pipeline_id, run_id, "retry"),
+    verify = function() return status_shows(self, pipeline_id, run_id, RETRY_SHOWS) end })
 end
 
 --- Starts a run: the new run's id.  body: sources, description, variables
@@ -275,14 +330,20 @@ function Client:stop(pipeline_id, run_id)
   check_id(pipeline_id, 1, "pipeline_id", "stop")
   check_id(run_id, 2, "run_id", "stop")
   return self:call({ op = "stop", method = "POST", expect = "success",
-    path = run_path(pipeline_id, run_id, "stop") })
+    path = run_path(pipeline_id, run_id, "stop"),
+    verify = function() return status_shows(self, pipeline_id, run_id, STOP_SHOWS) end })
 end
 
 --- A run with its stages and jobs, as the API returns it.
 function Client:detail(pipeline_id, run_id)
   check_id(pipeline_id, 1, "pipeline_id", "detail")
   check_id(run_id, 2, "run_id", "detail")
-  return self:_fetch({ op = "detail", method = "GET", expect = "json", idempotent = true,
+  return self:_detail(pipeline_id, run_id)
+end
+
+-- detail, with an optional deadline for its own retries.
+function Client:_detail(pipeline_id, run_id, deadline)
+  return self:_fetch({ op = "detail", method = "GET", expect = "json", idempotent = true, deadline = deadline,
     path = ("pipelines/%s/pipeline-runs/detail"):format(pipeline_id),
     query = "pipeline_run_id=" .. url_encode(run_id) }, function(json)
     if type(json) == "table" and type(json.status) == "string" then return json end
@@ -381,6 +442,10 @@ end
 -- call more than once.
 function Client:close()
   if self._transport then self._transport:close() end
+  if self._runner then
+    self._runner:close()
+    self._runner = nil
+  end
 end
 
 Client.__close = Client.close
@@ -390,6 +455,8 @@ function Client:__tostring()
   return ("pipeline client (%s, project %s%s)"):format(self.endpoint, self.project_id,
     self._transport:is_closed() and ", closed" or "")
 end
+
+lifecycle.install(Client, check_id)
 
 client.Client = Client
 

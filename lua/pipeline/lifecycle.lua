@@ -1,0 +1,255 @@
+--- The run lifecycle on top of the operations: waiting for a run to end,
+-- retrying and following it, retrying a pipeline's failed run until it
+-- passes, and doing any of these for many runs at once.
+local core = require("pipeline.core")
+local errors = require("pipeline.errors")
+local compat = require("pipeline.compat")
+local scheduler = require("pipeline.scheduler")
+
+local unpack, pack = compat.unpack, compat.pack
+
+local lifecycle = {}
+
+--- Statuses after which a run does not change by itself.
+lifecycle.TERMINAL = { COMPLETED = true, FAILED = true, CANCELED = true, IGNORED = true }
+
+-- Failures worth polling through while the deadline allows.
+local TRANSIENT = { network = true, timeout = true, throttled = true, server = true }
+
+local DEFAULT_WAIT_TIMEOUT = 3600
+local DEFAULT_INTERVAL = 5
+local DEFAULT_CONCURRENCY = 8
+
+local WAIT_OPTIONS = { timeout = "number", interval = "number", on_poll = "function" }
+local RETRY_FAILED_OPTIONS = { attempts = "number", timeout = "number", interval = "number", on_poll = "function" }
+local MANY_OPTIONS = { concurrency = "number", timeout = "number", interval = "number", on_poll = "function" }
+
+local function check_options(options, allowed, arg, fname)
+  if options == nil then return {} end
+  if type(options) ~= "table" then
+    error(("bad argument #%d to '%s' (options must be a table, got %s)"):format(arg, fname, type(options)), 3)
+  end
+  for name, value in pairs(options) do
+    local kind = allowed[name]
+    if not kind then
+      error(("bad argument #%d to '%s' (unknown option '%s')"):format(arg, fname, tostring(name)), 3)
+    end
+    if type(value) ~= kind or (kind == "number" and (value ~= value or value < 0)) then
+      error(("bad argument #%d to '%s' (option '%s' must be a %s%s)"):format(arg, fname, name, kind,
+        kind == "number" and " not below 0" or ""), 3)
+    end
+  end
+  return options
+end
+
+--- Adds the lifecycle methods to the client class.
+function lifecycle.install(Client, check_id)
+  --- Follows a run until it ends: final status, run.  options: timeout
+  -- (seconds, default 3600), interval (seconds between polls, default 5),
+  -- on_poll(status, run) (returning false cancels).  PAUSED and SUSPEND keep
+  -- waiting.  Failures of single polls are retried within the deadline.
+  function Client:wait(pipeline_id, run_id, options)
+    check_id(pipeline_id, 1, "pipeline_id", "wait")
+    check_id(run_id, 2, "run_id", "wait")
+    options = check_options(options, WAIT_OPTIONS, 3, "wait")
+    local timeout = options.timeout or DEFAULT_WAIT_TIMEOUT
+    local interval = options.interval or DEFAULT_INTERVAL
+    local deadline = core.monotonic() + timeout
+    local polls, last = 0, nil
+    while true do
+      polls = polls + 1
+      local run, message, code, info = self:_detail(pipeline_id, run_id, deadline)
+      if run then
+        last = run
+        self:_emit({ type = "poll", op = "wait", pipeline_id = pipeline_id, run_id = run_id,
+          status = run.status, poll = polls })
+        if options.on_poll and options.on_poll(run.status, run) == false then
+          return errors.failure("wait", "cancelled", ("cancelled by on_poll (run %s was %s)")
+            :format(run_id, run.status), { attempts = polls })
+        end
+        if lifecycle.TERMINAL[run.status] then return run.status, run end
+      elseif not TRANSIENT[code] then
+        return nil, message, code, info
+      end
+      local left = deadline - core.monotonic()
+      if left <= 0 then
+        return errors.failure("wait", "timeout", ("run %s still %s after %gs"):format(run_id,
+          last and last.status or "unknown", timeout), { attempts = polls, retryable = true })
+      end
+      self:_pause(math.min(interval, left))
+    end
+  end
+
+  --- Retries a run and follows it: final status, run.
+  function Client:retry_and_wait(pipeline_id, run_id, options)
+    check_id(pipeline_id, 1, "pipeline_id", "retry_and_wait")
+    check_id(run_id, 2, "run_id", "retry_and_wait")
+    check_options(options, WAIT_OPTIONS, 3, "retry_and_wait")
+    local ok, message, code, info = self:retry(pipeline_id, run_id)
+    if not ok then return nil, message, code, info end
+    return self:wait(pipeline_id, run_id, options)
+  end
+
+  --- Keeps a pipeline green: takes its latest run; while that ended FAILED (or
+  -- CANCELED), retries it and follows it, up to options.attempts times
+  -- (default 3).  Returns the final status and the attempts, each
+  -- { run_id = ..., status = ... }.  A latest run still going is followed
+  -- first; one that passed needs no attempt.
+  function Client:retry_failed(pipeline_id, options)
+    check_id(pipeline_id, 1, "pipeline_id", "retry_failed")
+    options = check_options(options, RETRY_FAILED_OPTIONS, 2, "retry_failed")
+    local attempts = options.attempts or 3
+    local wait_options = { timeout = options.timeout, interval = options.interval, on_poll = options.on_poll }
+    local latest, message, code, info = self:latest({ pipeline_id })
+    if not latest then return nil, message, code, info end
+    local run = latest[1]
+    if type(run) ~= "table" or type(run.status) ~= "string" then
+      return errors.failure("retry_failed", "not_found", ("pipeline %s has no run to retry"):format(pipeline_id),
+        { retryable = false })
+    end
+    local run_id = run.pipeline_run_id or run.id
+    if not core.is_id(run_id) then
+      return errors.failure("retry_failed", "protocol", "unexpected response: the latest run has no id")
+    end
+    local status = run.status
+    if not lifecycle.TERMINAL[status] then
+      status, message, code, info = self:wait(pipeline_id, run_id, wait_options)
+      if not status then return nil, message, code, info end
+    end
+    local history = {}
+    while (status == "FAILED" or status == "CANCELED") and #history < attempts do
+      status, message, code, info = self:retry_and_wait(pipeline_id, run_id, wait_options)
+      if not status then
+        info.history = history
+        return nil, message, code, info
+      end
+      history[#history + 1] = { run_id = run_id, status = status }
+    end
+    return status, history
+  end
+
+  --- Calls fn(item, index) for every item of list, concurrently (at most
+  -- options.concurrency at once, default 8) over one multi handle.  Client
+  -- calls inside fn run side by side; a failure of one never stops the
+  -- others.  Returns an array aligned with list: table.pack of each result.
+  function Client:map(list, fn, options)
+    if type(list) ~= "table" then
+      error(("bad argument #1 to 'map' (list must be a table, got %s)"):format(type(list)), 2)
+    end
+    if type(fn) ~= "function" then
+      error(("bad argument #2 to 'map' (fn must be a function, got %s)"):format(type(fn)), 2)
+    end
+    options = check_options(options, MANY_OPTIONS, 3, "map")
+    local concurrency = math.max(1, math.min(256, math.floor(options.concurrency or DEFAULT_CONCURRENCY)))
+    local runner = scheduler.new(self, self._transport_options, math.min(concurrency, math.max(#list, 1)))
+    local jobs = {}
+    for index, item in ipairs(list) do jobs[index] = runner:add(fn, item, index) end
+    local ok, failure = pcall(runner.run, runner)
+    runner:close()
+    if not ok then error(failure, 0) end
+    local results = {}
+    for index, job in ipairs(jobs) do results[index] = job.results end
+    return results
+  end
+
+  -- Reads a {pipeline_id, run_id} pair (or {pipeline_id = , run_id = }),
+  -- raising for a malformed one.
+  local function pair(item, index, fname)
+    if type(item) ~= "table" then
+      error(("bad argument #1 to '%s' (list[%d] must be a {pipeline_id, run_id} pair)"):format(fname, index), 4)
+    end
+    local pipeline_id, run_id = item.pipeline_id or item[1], item.run_id or item[2]
+    check_id(pipeline_id, 1, ("list[%d].pipeline_id"):format(index), fname)
+    check_id(run_id, 1, ("list[%d].run_id"):format(index), fname)
+    return pipeline_id, run_id
+  end
+
+  local function many(self, fname, list, options, call)
+    if type(list) ~= "table" then
+      error(("bad argument #1 to '%s' (list must be a table, got %s)"):format(fname, type(list)), 3)
+    end
+    options = check_options(options, MANY_OPTIONS, 2, fname)
+    local pairs_of = {}
+    for index, item in ipairs(list) do pairs_of[index] = { pair(item, index, fname) } end
+    local results = self:map(pairs_of, function(ids) return call(ids[1], ids[2]) end,
+      { concurrency = options.concurrency })
+    for index, result in ipairs(results) do
+      if result[1] == nil then
+        results[index] = { ok = false, message = result[2], code = result[3], info = result[4] }
+      else
+        results[index] = { ok = true, status = type(result[1]) == "string" and result[1] or nil,
+          run = type(result[2]) == "table" and result[2] or nil }
+      end
+    end
+    return results
+  end
+
+  --- Retries many runs at once: list of {pipeline_id, run_id}.  Returns an
+  -- array aligned with list, each {ok = true} or {ok = false, message, code, info}.
+  function Client:retry_many(list, options)
+    return many(self, "retry_many", list, options, function(pipeline_id, run_id)
+      return self:retry(pipeline_id, run_id)
+    end)
+  end
+
+  --- Follows many runs at once: results aligned with list, each
+  -- {ok = true, status, run} or {ok = false, message, code, info}.
+  function Client:wait_many(list, options)
+    local wait_options = options and { timeout = options.timeout, interval = options.interval,
+      on_poll = options.on_poll }
+    return many(self, "wait_many", list, options, function(pipeline_id, run_id)
+      return self:wait(pipeline_id, run_id, wait_options)
+    end)
+  end
+
+  --- Retries many runs at once and follows each to its end: results as wait_many.
+  function Client:retry_and_wait_many(list, options)
+    local wait_options = options and { timeout = options.timeout, interval = options.interval,
+      on_poll = options.on_poll }
+    return many(self, "retry_and_wait_many", list, options, function(pipeline_id, run_id)
+      return self:retry_and_wait(pipeline_id, run_id, wait_options)
+    end)
+  end
+
+  ------------------------------------------------------------ host loop
+
+  --- Starts a call without blocking: client:start("retry_and_wait", p, r)
+  -- returns a job; the host advances every started job with client:step().
+  -- job.done tells when it ended, job:result() gives what the call returned.
+  function Client:start(method, ...)
+    local fn = type(method) == "function" and method or self[method]
+    if type(fn) ~= "function" or type(method) == "string" and method:sub(1, 1) == "_" then
+      error(("bad argument #1 to 'start' (no client method %q)"):format(tostring(method)), 2)
+    end
+    if not self._runner then
+      self._runner = scheduler.new(self, self._transport_options, DEFAULT_CONCURRENCY)
+    end
+    local args = pack(...)
+    local job = self._runner:add(function()
+      if type(method) == "function" then return fn(unpack(args, 1, args.n)) end
+      return fn(self, unpack(args, 1, args.n))
+    end)
+    function job.result(j)
+      if not j.done then return nil end
+      return unpack(j.results, 1, j.results.n)
+    end
+    return job
+  end
+
+  --- Advances the started jobs, waiting at most timeout seconds (default 0:
+  -- never blocks) for the network.  Returns how many are still running and
+  -- the seconds until one of them wants time (a poll interval, a backoff),
+  -- or nil.
+  function Client:step(timeout)
+    local runner = self._runner
+    if not runner then return 0 end
+    local ok, left = pcall(runner.step, runner, timeout or 0)
+    if not ok then
+      self._runner = nil -- closed by the failure; the next start() makes a new one
+      error(left, 0)
+    end
+    return left, runner:next_wake()
+  end
+end
+
+return lifecycle

@@ -1,0 +1,159 @@
+--- Runs many client calls at once.  Each job is a coroutine running ordinary
+-- client code; where that code would send a request or wait, it yields to the
+-- scheduler instead, which sends the request over a batch (libcurl's multi
+-- interface: concurrent transfers, shared connections) or parks the job until
+-- its time comes.  step(timeout) advances everything once, so a host can
+-- drive the jobs from its own loop; run() steps until every job is done.
+local core = require("pipeline.core")
+
+local compat = require("pipeline.compat")
+
+local unpack, pack = compat.unpack, compat.pack
+
+local scheduler = {}
+
+-- The scheduler of each running job's coroutine (weak: finished jobs go).
+local owner_of = setmetatable({}, { __mode = "k" })
+
+--- The scheduler running the calling coroutine's job, or nil.
+function scheduler.current()
+  local co = coroutine.running()
+  return co and owner_of[co]
+end
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+--- A scheduler for client; transport: the client's transport options;
+-- concurrency: how many jobs run (and requests fly) at once.
+function scheduler.new(client, transport, concurrency)
+  local options = { concurrency = concurrency }
+  for name, value in pairs(transport) do options[name] = value end
+  return setmetatable({
+    client = client,
+    batch = core.batch(options),
+    concurrency = concurrency,
+    queued = {},     -- jobs not started yet, in order
+    running = 0,     -- jobs started and not finished
+    ready = {},      -- { job, values... } to resume
+    sending = {},    -- batch request id -> job
+    sleeping = {},   -- jobs parked until job.wake_at
+    unfinished = 0,
+  }, Scheduler)
+end
+
+--- Adds a job: fn(...) runs as client code.  Returns the job, whose fields
+-- `done` and `results` (a table.pack of fn's results) tell how it ended.
+function Scheduler:add(fn, ...)
+  local job = { fn = fn, args = pack(...), done = false }
+  self.queued[#self.queued + 1] = job
+  self.unfinished = self.unfinished + 1
+  return job
+end
+
+--- Called from inside a job: sends a request and returns its result.
+function scheduler.send(...)
+  return coroutine.yield("send", ...)
+end
+
+--- Called from inside a job: parks it for seconds.
+function scheduler.sleep(seconds)
+  return coroutine.yield("sleep", seconds)
+end
+
+-- Resumes job with values; acts on what it yields next.
+function Scheduler:resume(job, ...)
+  local ok, what, a, b, c, d, e = coroutine.resume(job.co, ...)
+  if not ok then
+    -- An error raised inside a job (a bug, or a host's callback) is not lost:
+    -- it ends the whole run, raised again by step() with the job's traceback.
+    job.done, self.failure = true, debug.traceback(job.co, tostring(what))
+    self.running, self.unfinished = self.running - 1, self.unfinished - 1
+    return
+  end
+  if coroutine.status(job.co) == "dead" then
+    job.done = true
+    job.results = pack(what, a, b, c, d, e)
+    self.running, self.unfinished = self.running - 1, self.unfinished - 1
+  elseif what == "send" then
+    local id = self.batch:add(a, b, c, d, e)
+    -- A job has at most one request in flight and there are as many batch
+    -- slots as jobs, so a slot is always free.
+    self.sending[id] = job
+  elseif what == "sleep" then
+    job.wake_at = core.monotonic() + math.max(0, a or 0)
+    self.sleeping[#self.sleeping + 1] = job
+  else
+    job.done, self.failure = true, "a job yielded outside the scheduler: " .. tostring(what)
+    self.running, self.unfinished = self.running - 1, self.unfinished - 1
+  end
+end
+
+local function start(self)
+  while self.running < self.concurrency and #self.queued > 0 do
+    local job = table.remove(self.queued, 1)
+    job.co = coroutine.create(function() return job.fn(unpack(job.args, 1, job.args.n)) end)
+    owner_of[job.co] = self
+    self.running = self.running + 1
+    self.ready[#self.ready + 1] = { job }
+  end
+end
+
+-- Seconds until the first parked job wakes, or nil.
+function Scheduler:next_wake()
+  local first
+  for _, job in ipairs(self.sleeping) do
+    if not first or job.wake_at < first then first = job.wake_at end
+  end
+  return first and math.max(0, first - core.monotonic())
+end
+
+--- Advances every job once, waiting at most timeout seconds (default 0)
+-- for network progress.  Returns how many jobs are not finished.
+function Scheduler:step(timeout)
+  start(self)
+  while #self.ready > 0 do
+    local entry = table.remove(self.ready, 1)
+    self:resume(entry[1], unpack(entry, 2, entry.n or #entry))
+    if self.failure then self:close() error(self.failure, 0) end
+    start(self)
+  end
+  if self.batch:pending() > 0 then
+    local wake = self:next_wake()
+    for _, finished in ipairs(self.batch:step(math.min(timeout or 0, wake or math.huge))) do
+      local job = self.sending[finished.id]
+      self.sending[finished.id] = nil
+      local entry = { job, unpack(finished, 1, finished.n) }
+      entry.n = finished.n + 1
+      self.ready[#self.ready + 1] = entry
+    end
+  end
+  local now, still = core.monotonic(), {}
+  for _, job in ipairs(self.sleeping) do
+    if job.wake_at <= now then self.ready[#self.ready + 1] = { job } else still[#still + 1] = job end
+  end
+  self.sleeping = still
+  return self.unfinished
+end
+
+--- Steps until every job is done.  When jobs only wait for time to pass, it
+-- waits through the client's sleep function (which a host may have made
+-- yield to its own loop).
+function Scheduler:run()
+  while self:step(0) > 0 do
+    if #self.ready == 0 then
+      if self.batch:pending() > 0 then
+        self:step(math.min(self:next_wake() or 1, 1))
+      else
+        local wake = self:next_wake()
+        if wake and wake > 0 then self.client._sleep(wake) end
+      end
+    end
+  end
+end
+
+function Scheduler:close()
+  self.batch:close()
+end
+
+return scheduler
