@@ -283,7 +283,7 @@ end
 -- The items and total of a list answer, or nil and what is wrong.
 local function list_of(json, field)
   if type(json) ~= "table" or not is_list(json[field]) then return nil, "no " .. field .. " list" end
-  return json[field], math.tointeger(tonumber(json.total)) or #json[field]
+  return json[field], compat.tointeger(tonumber(json.total)) or #json[field]
 end
 
 local function run_path(pipeline_id, run_id, action)

@@ -9,10 +9,11 @@ local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
 -- Gregorian calendar; H. Hinnant's days_from_civil).
 function clock.epoch(year, month, day, hour, min, sec)
   local y = month <= 2 and year - 1 or year
-  local era = (y >= 0 and y or y - 399) // 400
+  local floor = math.floor
+  local era = floor((y >= 0 and y or y - 399) / 400)
   local yoe = y - era * 400
-  local doy = (153 * (month + (month > 2 and -3 or 9)) + 2) // 5 + day - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local doy = floor((153 * (month + (month > 2 and -3 or 9)) + 2) / 5) + day - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   local days = era * 146097 + doe - 719468
   return days * 86400 + (hour or 0) * 3600 + (min or 0) * 60 + (sec or 0)
 end

@@ -3,6 +3,7 @@
 -- ~/.huaweicloud/credentials > defaults.
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
+local compat = require("pipeline.compat")
 
 local config = {}
 
@@ -113,10 +114,12 @@ end
 -- Refuses a file holding a secret that group or others may read, as ssh
 -- refuses such keys.
 local function private_enough(path, what)
-  local mode = core.file_mode(path)
-  if mode and mode & 0x24 ~= 0 then -- 0044: read by group or others
+  local mode = core.file_mode(path) or 0
+  -- bits 040 (group read) and 004 (others read), without 5.3's operators
+  local group_read, others_read = mode / 32 % 2 >= 1, mode / 4 % 2 >= 1
+  if group_read or others_read then
     return nil, ("%s %s holds a secret and is readable by group or others (mode %03o): run chmod 600 %s")
-      :format(what, path, mode & 0x1ff, path)
+      :format(what, path, mode % 512, path)
   end
   return true
 end
@@ -151,7 +154,7 @@ function config.read_file(path, required)
     if not required and core.file_mode(path) == nil then return false end
     return nil, ("cannot read config file: %s"):format(tostring(err))
   end
-  local chunk, syntax = load(text, "@" .. path, "t", {})
+  local chunk, syntax = compat.load(text, "@" .. path, {})
   if not chunk then
     -- Lua quotes the text it stopped at ("near '...'"), which may be a secret.
     return nil, ("config file %s: syntax error: %s"):format(path, (syntax:gsub("%s+near%s.*$", "")))

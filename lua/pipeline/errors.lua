@@ -2,6 +2,7 @@
 -- `nil, message, code, info`.  `settle` turns what the transport returned into
 -- the operation's result or that failure; the C core's retry() uses it too.
 local cjson = require("cjson.safe").new()
+local compat = require("pipeline.compat")
 
 local errors = {}
 
@@ -82,7 +83,7 @@ end
 -- lua-cjson 2.1 decodes every number as a float; whole numbers (ids, counts,
 -- epoch milliseconds) are turned into integers, as Lua 5.4 users expect.
 local function integers(value, depth)
-  if type(value) == "number" then return math.tointeger(value) or value end
+  if type(value) == "number" then return compat.tointeger(value) or value end
   if type(value) == "table" and depth < 1000 then
     for k, v in pairs(value) do
       if type(v) == "number" or type(v) == "table" then value[k] = integers(v, depth + 1) end

@@ -11,6 +11,7 @@ local config = require("pipeline.config")
 local client = require("pipeline.client")
 local regions = require("pipeline.regions")
 local errors = require("pipeline.errors")
+local compat = require("pipeline.compat")
 
 local pipeline = {
   _VERSION = core._VERSION,
@@ -53,9 +54,9 @@ function pipeline.retry(project_id, pipeline_id, run_id, token, options)
   local c
   c, message, code, info = client.new(resolved, 2)
   if not c then return nil, message, code, info end
-  local results = table.pack(c:retry(pipeline_id, run_id))
+  local results = compat.pack(c:retry(pipeline_id, run_id))
   c:close()
-  return table.unpack(results, 1, results.n)
+  return compat.unpack(results, 1, results.n)
 end
 
 return pipeline
