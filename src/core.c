@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <lauxlib.h>
@@ -99,6 +100,13 @@ static int core_monotonic(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.isatty(fd) -> whether the file descriptor (0, 1, 2) is a terminal,
+ * for the command line's live display. */
+static int core_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)) == 1);
   return 1;
 }
 
@@ -239,6 +247,7 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
       {"check_url", core_check_url},
       {"sleep", core_sleep},
       {"monotonic", core_monotonic},
+      {"isatty", core_isatty},
       {NULL, NULL}};
   pthread_once(&curl_once, init_curl);
   if (curl_init_result != CURLE_OK)
