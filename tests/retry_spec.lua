@@ -165,12 +165,12 @@ describe("retry", function()
     end)
 
     it("raises after close, and closes by <close> and more than once", function()
-      local escaped
-      do
-        local client <close> = new_client()
-        escaped = client
-        assert.is_true(client:retry(PIPELINE, failed_run()))
+      local escaped = new_client()
+      if with_close then
+        escaped = with_close(new_client)
+        assert.is_true(escaped._transport:is_closed())
       end
+      escaped:close()
       escaped:close()
       assert.error_matches(function() escaped:retry(PIPELINE, failed_run()) end, "closed client")
     end)

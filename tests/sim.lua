@@ -34,7 +34,7 @@ function sim.start(extra)
   repeat
     local file = io.open(port_file, "r")
     if file then
-      text = file:read("a")
+      text = file:read("*a")
       file:close()
     else
       core.sleep(0.02)

@@ -105,7 +105,7 @@ end
 local function read_file(path)
   local file, err = io.open(path, "rb")
   if not file then return nil, err end
-  local text, read_err = file:read("a")
+  local text, read_err = file:read("*a")
   file:close()
   if not text then return nil, path .. ": " .. tostring(read_err) end
   return text
