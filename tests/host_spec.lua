@@ -1,0 +1,95 @@
+-- The embedding examples: static binaries with the Lua sources compiled in
+-- (examples/host/host.c) and the thread test (tests/embed/threads.c), run
+-- against the simulator with no Lua search path at all.
+local simulator = require("sim")
+
+local BUILD = os.getenv("PIPELINE_BUILD_DIR") or "build"
+if BUILD:sub(1, 1) ~= "/" then BUILD = assert(os.getenv("PWD")) .. "/" .. BUILD end
+local HOST = BUILD .. "/examples/host/pipeline-host"
+local THREADS = BUILD .. "/examples/host/pipeline-threads"
+local PIPELINE = simulator.PIPELINE
+
+local function exists(path)
+  local file = io.open(path, "rb")
+  if file then file:close() end
+  return file ~= nil
+end
+
+-- Runs a binary with only the account in its environment; returns its
+-- output (stdout and stderr) and exit status.
+local function run_binary(sim, binary, args)
+  -- TSAN_OPTIONS passes through, for the ThreadSanitizer build in CI
+  local tsan = os.getenv("TSAN_OPTIONS")
+  local command = ("cd / && env -i HOME=/nonexistent CODEARTS_PIPELINE_ENDPOINT=%s "
+    .. "CODEARTS_PIPELINE_PROJECT_ID=%s CODEARTS_PIPELINE_TOKEN=%s %s %s %s 2>&1; echo \"exit=$?\"")
+    :format(sim.url, simulator.PROJECT, simulator.TOKEN, tsan and ("TSAN_OPTIONS='" .. tsan .. "'") or "",
+      binary, table.concat(args, " "))
+  local pipe = assert(io.popen(command, "r"))
+  local output = pipe:read("*a")
+  pipe:close()
+  local status = tonumber(output:match("exit=(%d+)%s*$"))
+  return output, status
+end
+
+local describe_built = (exists(HOST) and exists(THREADS)) and describe or pending
+
+describe_built("embedding", function()
+  local sim
+  setup(function() sim = simulator.start() end)
+  teardown(function() sim:stop() end)
+  before_each(function() sim:reset() end)
+
+  local function runs(count, plan)
+    local ids = {}
+    for i = 1, count do
+      ids[i] = simulator.new_id()
+      local run = { run_id = ids[i], status = "FAILED" }
+      for k, v in pairs(plan or {}) do run[k] = v end
+      sim:add_run(run)
+    end
+    return ids
+  end
+
+  it("retries a run from a static host with no Lua files on its path", function()
+    local id = runs(1)[1]
+    local output, status = run_binary(sim, HOST, { "retry", PIPELINE, id })
+    assert.equal(0, status, output)
+    assert.matches("retried " .. id, output, 1, true)
+    assert.equal("RUNNING", sim:run_state(id).status)
+  end)
+
+  it("interleaves coroutines whose sleep yields to the host's scheduler", function()
+    local ids = runs(3, { polls = 3, outcome = "COMPLETED" })
+    local output, status = run_binary(sim, HOST, { "coroutines", PIPELINE, table.concat(ids, " ") })
+    assert.equal(0, status, output)
+    assert.matches("host: 3 jobs, 0 failed", output, 1, true)
+    -- every job polled before any job finished: they ran side by side
+    local first_finish = output:find("finished", 1, true)
+    for i = 1, 3 do
+      local poll = output:find(("job %d: RUNNING"):format(i), 1, true)
+      assert.is_truthy(poll and poll < first_finish, output)
+    end
+  end)
+
+  it("advances calls with client:step(0) without blocking a frame, even during a slow request", function()
+    local ids = runs(3, { polls = 2, outcome = "COMPLETED" })
+    sim:fault({ kind = "slow", delay = 1, run_id = ids[2] })
+    local output, status = run_binary(sim, HOST, { "step", PIPELINE, table.concat(ids, " ") })
+    assert.equal(0, status, output)
+    local frames, longest = output:match("host: (%d+) frames, longest step ([%d.]+) ms, 0 failed")
+    assert.is_truthy(frames, output)
+    -- the slow request took a second; a frame never waited for it
+    assert.is_true(tonumber(frames) > 20, output)
+    assert.is_true(tonumber(longest) < 250, output)
+  end)
+
+  it("serves several lua_States on several threads at once", function()
+    local ids = runs(24)
+    local args = { "4", PIPELINE }
+    for _, id in ipairs(ids) do args[#args + 1] = id end
+    local output, status = run_binary(sim, THREADS, args)
+    assert.equal(0, status, output)
+    assert.matches("threads: 4 ran, 0 failed", output, 1, true)
+    for _, id in ipairs(ids) do assert.equal("RUNNING", sim:run_state(id).status) end
+  end)
+end)
