@@ -39,10 +39,16 @@ build = {
     CMAKE_INCLUDE_PATH = "$(CURL_INCDIR);$(OPENSSL_INCDIR)",
     CMAKE_LIBRARY_PATH = "$(CURL_LIBDIR);$(OPENSSL_LIBDIR)",
     LUA_INCDIR = "$(LUA_INCDIR)",
-    LUA_VERSION = "$(LUA_VERSION)",
     LUADIR = "$(LUADIR)",
     LIBDIR = "$(LIBDIR)",
-    BINDIR = "$(BINDIR)",
     BUILD_TESTING = "OFF",
+    -- LuaRocks installs only the module and the command; the static library
+    -- for hosts comes from a CMake install.
+    PIPELINE_STATIC = "OFF",
+    PIPELINE_INSTALL_BIN = "OFF",
+  },
+  -- The command, wrapped by LuaRocks so it finds the tree's modules.
+  install = {
+    bin = { ["codearts-pipeline"] = "bin/codearts-pipeline" },
   },
 }
