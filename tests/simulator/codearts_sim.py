@@ -1544,6 +1544,9 @@ def address_family_for(host: str) -> socket.AddressFamily:
 
 class SimServer(ThreadingHTTPServer):
     daemon_threads = True  # a hung or kept-alive connection never holds up exit
+    # The default backlog of 5 drops the SYNs of a burst of new connections,
+    # which the client then retries a second later: room for a burst.
+    request_queue_size = 128
     block_on_close = False
 
     def __init__(self, host: str, port: int, sim: Simulator, listener: str):
