@@ -260,5 +260,11 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
   lua_setfield(L, -2, "_VERSION");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   lua_setfield(L, -2, "curl_version");
+#ifdef CURL_VERSION_THREADSAFE
+  lua_pushboolean(L, (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_THREADSAFE) != 0);
+#else
+  lua_pushboolean(L, 0);
+#endif
+  lua_setfield(L, -2, "curl_threadsafe"); /* may the first require happen on any thread */
   return 1;
 }
