@@ -93,7 +93,7 @@ local ok, err = pcall(function()
   local text = require("cjson").encode(run)
   for i = 1, 1000 do runs[i] = require("pipeline.errors").decode(text) end
   collectgarbage()
-  local per_thousand = collectgarbage("count") - before
+  local per_thousand = (collectgarbage("count") - before) * 1000 / #runs
   print(("memory:       %.1f KiB of Lua heap per client (plus libcurl's handle), %.0f KiB per 1000 decoded runs "
     .. "(%d bytes of JSON each: %.1fx)"):format(per_client, per_thousand, #text, per_thousand * 1024 / 1000 / #text))
   client:close()

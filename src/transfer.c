@@ -410,11 +410,12 @@ static const char *transport_kind(transfer *t, CURLcode rc) {
 
 /* Pushes nil, kind, message, sent for a transfer that got no complete answer. */
 static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
+#ifdef HAVE_PREREQ
   int sent = t->sends > 0;
-#ifndef HAVE_PREREQ
+#else
   /* Without the pre-request hook we cannot tell; assume the worst. */
-  sent = rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
-         rc != CURLE_COULDNT_RESOLVE_PROXY;
+  int sent = rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
+             rc != CURLE_COULDNT_RESOLVE_PROXY;
 #endif
   lua_pushnil(L);
   lua_pushstring(L, transport_kind(t, rc));

@@ -50,7 +50,6 @@ static const char SCRIPT[] =
 
 static void *run_worker(void *arg) {
   worker *w = arg;
-  int i;
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     w->failed = 1;
@@ -69,6 +68,7 @@ static void *run_worker(void *arg) {
     snprintf(w->error, sizeof w->error, "%s", lua_tostring(L, -1));
     w->failed = 1;
   } else {
+    int i;
     lua_pushinteger(L, w->index);
     lua_pushinteger(L, w->threads);
     for (i = 2; i < w->argc; i++) lua_pushstring(L, w->argv[i]);
