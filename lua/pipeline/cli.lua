@@ -1,0 +1,1023 @@
+--- The command-line program: `codearts-pipeline COMMAND ...` over the library.
+--
+--     local cli = require "pipeline.cli"
+--     os.exit(cli.main(arg))
+--
+-- cli.main(args [, env]) runs one command and returns its exit status.  env
+-- may replace what the program touches, for tests and embedding: stdout,
+-- stderr (objects with :write), getenv, isatty(fd), sleep(seconds), clock()
+-- (monotonic seconds).  See docs/cli.md for the user's side.
+local pipeline = require("pipeline")
+local config = require("pipeline.config")
+local core = require("pipeline.core")
+local cjson = require("cjson.safe")
+
+local cli = {}
+
+local PROGRAM = "codearts-pipeline"
+
+--- Exit statuses, as the contract lists them.
+cli.EXIT = { ok = 0, run_failed = 1, usage = 2, api = 3, auth = 4, transient = 5, interrupted = 130 }
+
+-- Error code (the library's, plus the program's own) -> exit status.  Server
+-- errors (5xx) are transient, like throttling: 5.  A TLS failure is a failure
+-- to reach the service: 5 too.
+local EXIT_FOR = {
+  run_failed = 1,
+  usage = 2, config = 2,
+  api = 3, not_found = 3, protocol = 3, cancelled = 3, internal = 3,
+  auth = 4,
+  network = 5, timeout = 5, tls = 5, throttled = 5, server = 5,
+  interrupted = 130,
+}
+
+local TERMINAL = { COMPLETED = true, FAILED = true, CANCELED = true, IGNORED = true }
+local RUN_STATUSES = { "COMPLETED", "RUNNING", "FAILED", "CANCELED", "PAUSED", "SUSPEND", "IGNORED" }
+-- Stage and job statuses after which their clock stops.
+local STAGE_DONE = { COMPLETED = true, FAILED = true, CANCELED = true, IGNORED = true, SKIPPED = true,
+  UNSELECTED = true, ASYNC_FAILED = true }
+local STAGE_WAITING = { INIT = true, QUEUED = true }
+
+-- Request timeout the library uses when none is configured (contract: 30 s).
+local DEFAULT_REQUEST_TIMEOUT = 30
+local DEFAULT_WAIT_TIMEOUT = 3600
+local DEFAULT_INTERVAL = 5
+local PAGE = 100 -- the largest page the list calls take
+
+------------------------------------------------------------------ commands
+
+-- Options that apply to every command; `key` is where the parsed value goes,
+-- `arg` names the value (options without it are flags).
+local GLOBAL_OPTIONS = {
+  ["--profile"] = { key = "profile", arg = "P" },
+  ["--config"] = { key = "config", arg = "F" },
+  ["--endpoint"] = { key = "endpoint", arg = "URL" },
+  ["--region"] = { key = "region", arg = "R" },
+  ["--project"] = { key = "project", arg = "ID" },
+  ["--timeout"] = { key = "timeout", arg = "S" },
+  ["--json"] = { key = "json" },
+  ["-v"] = { key = "verbose" },
+  ["--verbose"] = { key = "verbose" },
+  ["-h"] = { key = "help" },
+  ["--help"] = { key = "help" },
+  ["--version"] = { key = "version" },
+}
+
+local COMMAND_OPTIONS = {
+  ["--wait"] = { key = "wait" },
+  ["--interval"] = { key = "interval", arg = "S" },
+  ["--status"] = { key = "status", arg = "S" },
+  ["--limit"] = { key = "limit", arg = "N" },
+  ["--var"] = { key = "vars", arg = "NAME=VALUE", list = true },
+  ["--attempts"] = { key = "attempts", arg = "N" },
+  ["--name"] = { key = "name", arg = "TEXT" },
+}
+
+-- Each command: positional arguments, its own options, one-line summary, and
+-- the text of its --help.  `run` is filled in below.
+local COMMANDS = {
+  {
+    name = "retry", args = { "PIPELINE", "RUN" }, options = { "--wait", "--interval" },
+    usage = "retry PIPELINE RUN [--wait [--timeout S] [--interval S]]",
+    summary = "retry a FAILED or CANCELED run; with --wait, follow it to the end",
+    help = [[
+Retries the run RUN of pipeline PIPELINE (it must have ended FAILED or
+CANCELED). Without --wait it returns once the service has accepted the retry.
+
+Options:
+  --wait          follow the run until it ends; exit 0 only if it ends COMPLETED,
+                  1 if it ends FAILED, CANCELED or IGNORED
+  --timeout S     with --wait: give up after S seconds (default 3600), exit 5
+  --interval S    with --wait: seconds between two looks at the run (default 5)
+
+Examples:
+  codearts-pipeline retry $PIPELINE $RUN
+  codearts-pipeline retry $PIPELINE $RUN --wait && ./deploy.sh]],
+  },
+  {
+    name = "status", args = { "PIPELINE", "RUN" }, options = {},
+    usage = "status PIPELINE RUN",
+    summary = "show a run with its stages and jobs",
+    help = [[
+Shows the run RUN of pipeline PIPELINE: its status, times, trigger, link, and
+each stage with its jobs (a failed job's message too). Exit 0 whatever the
+run's status; use `wait` to make the exit status follow the run.
+
+Example:
+  codearts-pipeline status $PIPELINE $RUN --json | jq -r .status]],
+  },
+  {
+    name = "wait", args = { "PIPELINE", "RUN" }, options = { "--interval" },
+    usage = "wait PIPELINE RUN [--timeout S] [--interval S]",
+    summary = "follow a run until it ends",
+    help = [[
+Follows the run RUN of pipeline PIPELINE until it ends (PAUSED and SUSPEND
+runs are waited for too). Exit 0 if it ends COMPLETED, 1 if FAILED, CANCELED
+or IGNORED, 5 if the timeout passes first.
+
+Options:
+  --timeout S     give up after S seconds (default 3600)
+  --interval S    seconds between two looks at the run (default 5)
+
+Example:
+  codearts-pipeline wait $PIPELINE $RUN --timeout 1800 && ./deploy.sh]],
+  },
+  {
+    name = "runs", args = { "PIPELINE" }, options = { "--status", "--limit" },
+    usage = "runs PIPELINE [--status S] [--limit N]",
+    summary = "list a pipeline's runs, newest first",
+    help = [[
+Lists the runs of pipeline PIPELINE, newest first.
+
+Options:
+  --status S      only runs with this status; several separated by commas
+                  (COMPLETED, RUNNING, FAILED, CANCELED, PAUSED, SUSPEND, IGNORED)
+  --limit N       at most N runs (default 10)
+
+Example:
+  codearts-pipeline runs $PIPELINE --status FAILED,CANCELED --limit 5]],
+  },
+  {
+    name = "run", args = { "PIPELINE" }, options = { "--var", "--wait", "--interval" },
+    usage = "run PIPELINE [--var NAME=VALUE]... [--wait [--timeout S] [--interval S]]",
+    summary = "start a run",
+    help = [[
+Starts a run of pipeline PIPELINE and prints the new run's id on stdout, so
+RUN=$(codearts-pipeline run $PIPELINE) works. A start is never sent twice: if
+the answer is lost, check with `runs` before starting again.
+
+Options:
+  --var NAME=VALUE  a run variable; repeat for more (VALUE may contain '=')
+  --wait            follow the new run until it ends (exit statuses as `wait`)
+  --timeout S       with --wait: give up after S seconds (default 3600)
+  --interval S      with --wait: seconds between two looks (default 5)
+
+Examples:
+  codearts-pipeline run $PIPELINE --var branch=main --var version=1.2.3
+  codearts-pipeline run $PIPELINE --wait --timeout 1800]],
+  },
+  {
+    name = "stop", args = { "PIPELINE", "RUN" }, options = {},
+    usage = "stop PIPELINE RUN",
+    summary = "stop a run",
+    help = [[
+Stops the run RUN of pipeline PIPELINE (it must still be going). A run that
+has already ended gives exit status 3.
+
+Example:
+  codearts-pipeline stop $PIPELINE $RUN]],
+  },
+  {
+    name = "retry-failed", args = { "PIPELINE" }, options = { "--attempts", "--interval" },
+    usage = "retry-failed PIPELINE [--attempts N] [--timeout S] [--interval S]",
+    summary = "retry the pipeline's latest run while it fails, up to N times",
+    help = [[
+Takes the latest run of pipeline PIPELINE (waiting for it if it is still
+going); while it ends FAILED or CANCELED, retries it and follows it, up to N
+times. Exit 0 if it ends COMPLETED (also when no retry was needed), 1 if it
+still failed after N attempts.
+
+Options:
+  --attempts N    at most N retries (default 3)
+  --timeout S     give up following any one attempt after S seconds (default 3600)
+  --interval S    seconds between two looks at the run (default 5)
+
+Example:
+  codearts-pipeline retry-failed $PIPELINE --attempts 2 && ./deploy.sh]],
+  },
+  {
+    name = "pipelines", args = {}, options = { "--name", "--limit" },
+    usage = "pipelines [--name TEXT] [--limit N]",
+    summary = "list the project's pipelines with their latest run",
+    help = [[
+Lists the pipelines of the project, each with the status of its latest run.
+
+Options:
+  --name TEXT     only pipelines whose name contains TEXT
+  --limit N       at most N pipelines (default: all)
+
+Example:
+  codearts-pipeline pipelines --name deploy]],
+  },
+}
+
+local COMMAND = {}
+for _, command in ipairs(COMMANDS) do COMMAND[command.name] = command end
+
+local SYNOPSIS = PROGRAM .. " [--profile P] [--config F] [--endpoint URL] [--region R] [--project ID]\n"
+  .. "                         [--timeout S] [--json] [-v] COMMAND ARGS..."
+
+local function overview()
+  local lines = {
+    PROGRAM .. ": retry, start, stop and follow Huawei Cloud CodeArts Pipeline runs.",
+    "",
+    "Usage: " .. SYNOPSIS,
+    "       " .. PROGRAM .. " COMMAND --help     (or: " .. PROGRAM .. " help COMMAND)",
+    "",
+    "Commands:",
+  }
+  for _, command in ipairs(COMMANDS) do
+    lines[#lines + 1] = ("  %-13s %s"):format(command.name, command.summary)
+  end
+  for _, line in ipairs({
+    "",
+    "PIPELINE and RUN are 32-character ids (ASCII letters and digits), as in a run's",
+    "page address: .../pipeline/detail/PIPELINE/RUN.",
+    "",
+    "Global options (before or after the command):",
+    "  --profile P     use profile P of the config file",
+    "  --config F      read the config file F",
+    "  --endpoint URL  the API's base URL, e.g. https://cloudpipeline-ext.cn-north-4.myhuaweicloud.com",
+    "  --region R      a region id, e.g. cn-north-4 (instead of --endpoint)",
+    "  --project ID    the project id (32 letters and digits)",
+    "  --timeout S     seconds each request may take (default 30); for commands that",
+    "                  follow a run (wait, --wait, retry-failed) the deadline for",
+    "                  following it (default 3600), no request taking longer than S",
+    "  --json          print one JSON document on stdout, also on failure",
+    "  -v, --verbose   trace each request and response on stderr (secrets hidden)",
+    "  -h, --help      this help; COMMAND --help for a command's",
+    "  --version       the program's version",
+    "",
+    "Configuration, first found wins: options above, environment, config file profile,",
+    "~/.huaweicloud/credentials.",
+    "  CODEARTS_PIPELINE_ENDPOINT or CODEARTS_PIPELINE_REGION   where the API is",
+    "  CODEARTS_PIPELINE_PROJECT_ID                            the project id",
+    "  CODEARTS_PIPELINE_TOKEN                                 an IAM token (X-Auth-Token), or",
+    "  HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK                  an access key pair (signed requests)",
+    "  CODEARTS_PIPELINE_PROFILE, CODEARTS_PIPELINE_CONFIG     profile name, config file path",
+    "  Config file (default ~/.config/codearts-pipeline/config.lua, mode 600):",
+    "    return { profiles = { default = { region = \"cn-north-4\",",
+    "      project_id = \"...\", token_file = \"~/.codearts-token\" } } }",
+    "  A profile may hold token, token_file, ak/sk or iam = {user, password, domain}.",
+    "  The credentials file's [basic] section gives ak, sk (and project_id).",
+    "  See docs/cli.md for the details.",
+    "",
+    "Exit status:",
+    "  0  success (where the command waits: the run ended COMPLETED)",
+    "  1  the run ended FAILED, CANCELED or IGNORED",
+    "  2  usage or configuration error (nothing was sent)",
+    "  3  API error: refused, not found, or an unexpected answer",
+    "  4  authentication error (token or keys refused)",
+    "  5  network, TLS, timeout, throttling or server (5xx) error: try again later",
+    "",
+    "Example, in a CI job:",
+    "  codearts-pipeline retry $PIPELINE $RUN --wait && ./deploy.sh",
+  }) do lines[#lines + 1] = line end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+local function command_help(command)
+  return ("Usage: %s %s\n\n%s\n\nGlobal options (--profile, --config, --endpoint, --region, --project, --timeout,\n"
+    .. "--json, -v) and exit statuses: %s --help.\n"):format(PROGRAM, command.usage, command.help, PROGRAM)
+end
+
+------------------------------------------------------------------ output
+
+-- JSON text for value: objects with sorted keys, empty tables as [], whole
+-- numbers without exponent (lua-cjson 2.1 writes 14 digits at most).
+local function encode(value, depth)
+  depth = depth or 0
+  local kind = type(value)
+  if value == nil or value == cjson.null then return "null" end
+  if kind == "boolean" then return tostring(value) end
+  if kind == "number" then
+    if value ~= value or value == math.huge or value == -math.huge then return "null" end
+    if math.type and math.type(value) == "integer" then return ("%d"):format(value) end
+    if value == math.floor(value) and math.abs(value) < 2 ^ 53 then return ("%.0f"):format(value) end
+    return ("%.17g"):format(value)
+  end
+  if kind == "string" then return (cjson.encode(value):gsub("\\/", "/")) end
+  if kind ~= "table" or depth > 100 then return (cjson.encode(tostring(value))) end
+  local count = 0
+  for _ in pairs(value) do count = count + 1 end
+  local parts = {}
+  if count == #value then
+    for i = 1, count do parts[i] = encode(value[i], depth + 1) end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  local keys = {}
+  for key in pairs(value) do keys[#keys + 1] = tostring(key) end
+  table.sort(keys)
+  for _, key in ipairs(keys) do
+    local item = value[key]
+    if item == nil then item = value[tonumber(key)] end
+    parts[#parts + 1] = cjson.encode(key) .. ":" .. encode(item, depth + 1)
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+cli.encode = encode
+
+-- Text from the service, made safe for a terminal: no control characters.
+local function clean(value)
+  if value == nil or value == cjson.null then return "" end
+  return (tostring(value):gsub("%c", " "))
+end
+
+local function duration(seconds)
+  if type(seconds) ~= "number" or seconds < 0 then return "" end
+  seconds = math.floor(seconds + 0.5)
+  if seconds < 60 then return seconds .. "s" end
+  if seconds < 3600 then return ("%dm%02ds"):format(math.floor(seconds / 60), seconds % 60) end
+  return ("%dh%02dm%02ds"):format(math.floor(seconds / 3600), math.floor(seconds / 60) % 60, seconds % 60)
+end
+
+local function epoch_ms(value)
+  if type(value) == "number" and value > 0 then return value end
+end
+
+local function when(ms)
+  ms = epoch_ms(ms)
+  if not ms then return "-" end
+  return os.date("%Y-%m-%d %H:%M:%S", math.floor(ms / 1000))
+end
+
+local function took(run)
+  local started, ended = epoch_ms(run.start_time), epoch_ms(run.end_time)
+  if not started then return "-" end
+  if not ended then return TERMINAL[run.status] and "-" or "running" end
+  return duration((ended - started) / 1000)
+end
+
+-- Lines of a table: rows of cells, the first row the header.
+local function render_table(rows)
+  local widths = {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do widths[i] = math.max(widths[i] or 0, #cell) end
+  end
+  local out = {}
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      cells[i] = i < #row and cell .. (" "):rep(widths[i] - #cell) or cell
+    end
+    out[#out + 1] = table.concat(cells, "  ")
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+local function run_id_of(run)
+  return run.id or run.pipeline_run_id
+end
+
+-- A run for people: header lines, then each stage and its jobs.
+local function render_run(run)
+  local lines = {
+    ("Run %s%s of %s: %s"):format(clean(run_id_of(run)),
+      run.run_number and (" (#" .. clean(run.run_number) .. ")") or "",
+      run.name and clean(run.name) or ("pipeline " .. clean(run.pipeline_id)), clean(run.status)),
+    ("  started %s, ended %s, took %s"):format(when(run.start_time), when(run.end_time), took(run)),
+  }
+  if run.trigger_type or run.executor_name then
+    lines[#lines + 1] = ("  trigger %s%s"):format(clean(run.trigger_type),
+      run.executor_name and (" by " .. clean(run.executor_name)) or "")
+  end
+  if run.detail_url then lines[#lines + 1] = "  " .. clean(run.detail_url) end
+  local rows = {}
+  for _, stage in ipairs(type(run.stages) == "table" and run.stages or {}) do
+    rows[#rows + 1] = { "  " .. clean(stage.name), clean(stage.status), "" }
+    for _, job in ipairs(type(stage.jobs) == "table" and stage.jobs or {}) do
+      rows[#rows + 1] = { "    " .. clean(job.name), clean(job.status), clean(job.message) }
+    end
+  end
+  local text = table.concat(lines, "\n") .. "\n"
+  if #rows > 0 then
+    text = text .. "Stages:\n" .. render_table(rows):gsub(" +\n", "\n")
+  end
+  return text
+end
+
+-- The jobs that ended badly, for the line after "ended FAILED".
+local function failed_jobs(run)
+  local lines = {}
+  for _, stage in ipairs(type(run.stages) == "table" and run.stages or {}) do
+    for _, job in ipairs(type(stage.jobs) == "table" and stage.jobs or {}) do
+      if job.status == "FAILED" or job.status == "ASYNC_FAILED" or job.status == "CANCELED" then
+        local message = clean(job.message)
+        lines[#lines + 1] = ("  %s / %s: %s%s"):format(clean(stage.name), clean(job.name), clean(job.status),
+          message ~= "" and (": " .. message) or "")
+      end
+    end
+  end
+  return lines
+end
+
+------------------------------------------------------------------ progress
+
+-- Follows a run on stderr: on a terminal, one line for the run and one per
+-- stage, redrawn in place; elsewhere, one plain line per change.
+local Display = {}
+Display.__index = Display
+
+local function new_display(ctx)
+  return setmetatable({ ctx = ctx, out = ctx.err, tty = ctx.tty, width = ctx.width,
+    started = ctx.clock(), drawn = 0, stages = {} }, Display)
+end
+
+local function stage_elapsed(stage, now)
+  local started = epoch_ms(stage.start_ms)
+  if started then
+    return duration(((epoch_ms(stage.end_ms) or os.time() * 1000) - started) / 1000)
+  end
+  if stage.since then return duration((stage.done or now) - stage.since) end
+  return ""
+end
+
+function Display:_lines(now)
+  local run = self.run
+  local lines = { ("run %s%s  %s  %s"):format(clean(run_id_of(run)),
+    run.run_number and (" #" .. clean(run.run_number)) or "", clean(run.status),
+    duration(now - self.started)) }
+  local width = 0
+  for _, stage in ipairs(self.stages) do width = math.max(width, #stage.name) end
+  for _, stage in ipairs(self.stages) do
+    lines[#lines + 1] = ("  %s  %-10s %s"):format(stage.name .. (" "):rep(width - #stage.name),
+      stage.status, stage_elapsed(stage, now)):gsub(" +$", "")
+  end
+  return lines
+end
+
+-- Moves the cursor back to the top of the block drawn last and clears it.
+function Display:_erase()
+  if self.drawn > 0 then self.out:write(("\27[%dA\r\27[J"):format(self.drawn)) end
+  self.drawn, self.screen = 0, nil
+end
+
+function Display:draw()
+  if not (self.tty and self.run) then return end
+  local lines = self:_lines(self.ctx.clock())
+  local text = {}
+  if self.drawn > 0 then text[1] = ("\27[%dA"):format(self.drawn) end
+  for _, line in ipairs(lines) do
+    if #line > self.width - 1 then line = line:sub(1, self.width - 1) end
+    text[#text + 1] = "\r\27[2K" .. line .. "\n"
+  end
+  if #lines < self.drawn then text[#text + 1] = "\27[J" end
+  local screen = table.concat(lines, "\n")
+  if screen == self.screen and #lines == self.drawn then return end -- nothing moved
+  self.screen = screen
+  self.out:write(table.concat(text))
+  if self.out.flush then self.out:flush() end
+  self.drawn = #lines
+end
+
+--- Writes a line above the live block (or plainly off a terminal).
+function Display:note(text)
+  if self.tty then self:_erase() end
+  self.out:write(text, "\n")
+  self:draw()
+end
+
+--- Takes a new look at the run: records what changed and shows it.
+function Display:update(run)
+  local now = self.ctx.clock()
+  if self.run and TERMINAL[self.run.status] and not TERMINAL[run.status] then
+    -- The run was retried (retry-failed): a new block, the last one stays.
+    self.drawn, self.stages, self.started, self.screen = 0, {}, now, nil
+    self.last_status = nil
+  end
+  local changes = {}
+  if run.status ~= self.last_status then
+    changes[#changes + 1] = "run " .. clean(run_id_of(run)) .. " " .. clean(run.status)
+    self.last_status = run.status
+  end
+  for i, stage in ipairs(type(run.stages) == "table" and run.stages or {}) do
+    local seen = self.stages[i]
+    if not seen then
+      seen = { name = clean(stage.name) }
+      if seen.name == "" then seen.name = "stage " .. i end
+      self.stages[i] = seen
+    end
+    local status = clean(stage.status)
+    if status ~= seen.status then
+      seen.status = status
+      if not STAGE_DONE[status] and not STAGE_WAITING[status] and not seen.since then seen.since = now end
+      if STAGE_DONE[status] and seen.since then seen.done = now end
+      if not STAGE_DONE[status] then seen.done = nil end
+      changes[#changes + 1] = ("stage %s %s"):format(seen.name, status)
+    end
+    seen.start_ms, seen.end_ms = stage.start_time, stage.end_time
+  end
+  self.run = run
+  if self.tty then
+    self:draw()
+  else
+    local stamp = duration(now - self.started)
+    for _, change in ipairs(changes) do self.out:write(("[%s] %s\n"):format(stamp, change)) end
+  end
+end
+
+--- Redraws (elapsed times move on while waiting between looks).
+function Display:tick()
+  if self.tty and self.run and not self.finished then self:draw() end
+end
+
+function Display:finish()
+  self:tick()
+  self.finished = true
+end
+
+------------------------------------------------------------------ parsing
+
+local Usage = {}
+local function usage(message, command)
+  error(setmetatable({ message = message, command = command }, Usage), 0)
+end
+
+local function quoted(text)
+  if #text > 40 then text = text:sub(1, 40) .. "..." end
+  return (("%q"):format(text):gsub("\\\n", "\\n"))
+end
+
+-- A number from option text: decimal digits only (no hex, no exponent).
+local function number_option(name, text, integer, minimum, command)
+  local looks
+  if integer then
+    looks = text:match("^%d+$")
+  else
+    looks = text:match("^%d+%.?%d*$") or text:match("^%.%d+$")
+  end
+  local value = looks and tonumber(text)
+  if not value or value < minimum then
+    usage(("%s needs %s, got %s"):format(name, integer and ("a whole number of at least " .. minimum)
+      or ("a number of seconds" .. (minimum > 0 and " above 0" or "")), quoted(text)), command)
+  end
+  return value
+end
+
+local function check_id(what, value, command)
+  if not core.is_id(value) then
+    usage(("%s must be 32 ASCII letters or digits, got %s"):format(what, quoted(value)), command)
+  end
+  return value
+end
+
+-- Splits args into the command, its positional arguments and the options.
+-- Options may come anywhere; "--" ends them.  Raises a Usage error.
+local function parse(args)
+  local positional, options, given = {}, { vars = {} }, {}
+  local i, only_positional = 1, false
+  while i <= #args do
+    local word = args[i]
+    if type(word) ~= "string" then usage("argument #" .. i .. " is not a string") end
+    if not only_positional and word == "--" then
+      only_positional = true
+    elseif not only_positional and word:sub(1, 1) == "-" and word ~= "-" then
+      local name, inline = word:match("^(%-%-[^=]+)=(.*)$")
+      name = name or word
+      local spec = GLOBAL_OPTIONS[name] or COMMAND_OPTIONS[name]
+      if not spec then usage("unknown option " .. quoted(name), COMMAND[positional[1]]) end
+      local value = true
+      if spec.arg then
+        value = inline
+        if value == nil then
+          i = i + 1
+          value = args[i]
+        end
+        if type(value) ~= "string" then
+          usage(("option %s needs a value (%s)"):format(name, spec.arg), COMMAND[positional[1]])
+        end
+      elseif inline then
+        usage(("option %s takes no value"):format(name), COMMAND[positional[1]])
+      end
+      if spec.list then
+        options[spec.key][#options[spec.key] + 1] = value
+      elseif given[spec.key] and spec.arg then
+        usage(("option %s given twice"):format(name), COMMAND[positional[1]])
+      else
+        options[spec.key] = value
+      end
+      given[spec.key] = name
+    else
+      positional[#positional + 1] = word
+    end
+    i = i + 1
+  end
+  local name = table.remove(positional, 1)
+  return name, positional, options, given
+end
+
+-- Checks the command's arguments and options; returns the command.
+local function validate(name, positional, options, given)
+  local command = COMMAND[name]
+  if not command then usage(("unknown command %s"):format(quoted(name))) end
+  local allowed = {}
+  for _, option in ipairs(command.options) do allowed[COMMAND_OPTIONS[option].key] = true end
+  for _, option in pairs(COMMAND_OPTIONS) do
+    if given[option.key] and not allowed[option.key] then
+      usage(("option %s does not apply to '%s'"):format(given[option.key], name), command)
+    end
+  end
+  for i, what in ipairs(command.args) do
+    if positional[i] == nil then usage("missing " .. what, command) end
+    check_id(what, positional[i], command)
+  end
+  if #positional > #command.args then
+    usage("unexpected argument " .. quoted(positional[#command.args + 1]), command)
+  end
+  if options.interval and allowed.wait and not options.wait then
+    usage("--interval needs --wait", command)
+  end
+  if options.project then check_id("--project", options.project, command) end
+  if options.timeout then options.timeout = number_option("--timeout", options.timeout, false, 1e-9, command) end
+  if options.interval then options.interval = number_option("--interval", options.interval, false, 0, command) end
+  if options.limit then options.limit = number_option("--limit", options.limit, true, 1, command) end
+  if options.attempts then options.attempts = number_option("--attempts", options.attempts, true, 1, command) end
+  if options.status then
+    local known, list = {}, {}
+    for _, status in ipairs(RUN_STATUSES) do known[status] = true end
+    for status in options.status:gmatch("[^,]+") do
+      status = status:upper():match("^%s*(.-)%s*$")
+      if not known[status] then
+        usage(("--status: unknown status %s (one of %s)"):format(quoted(status), table.concat(RUN_STATUSES, ", ")),
+          command)
+      end
+      list[#list + 1] = status
+    end
+    if #list == 0 then usage("--status needs at least one status", command) end
+    options.status = list
+  end
+  local variables = {}
+  for _, pair in ipairs(options.vars) do
+    local var, value = pair:match("^([^=]+)=(.*)$")
+    if not var then usage(("--var needs NAME=VALUE, got %s"):format(quoted(pair)), command) end
+    variables[#variables + 1] = { name = var, value = value }
+  end
+  options.vars = variables
+  return command
+end
+
+------------------------------------------------------------------ running
+
+-- The command's context: streams, options, and how to say things.
+local Context = {}
+Context.__index = Context
+
+--- A human message on stderr (above the live display if one is on).
+function Context:say(text)
+  if self.display then return self.display:note(text) end
+  self.err:write(text, "\n")
+end
+
+--- The result: a JSON document, or text for people.
+function Context:result(document, text)
+  if self.options.json then
+    self.out:write(encode(document), "\n")
+  elseif text and text ~= "" then
+    self.out:write(text)
+  end
+end
+
+--- A failure by the error rule: message on stderr (or a JSON document), and
+-- the exit status for code.
+function Context:fail(message, code, info, extra)
+  info = type(info) == "table" and info or {}
+  local exit = EXIT_FOR[code] or EXIT_FOR.internal
+  if self.display then self.display:finish() end
+  if self.options.json then
+    local document = {}
+    for key, value in pairs(extra or {}) do document[key] = value end
+    document.ok, document.exit, document.code, document.message = false, exit, code, message
+    document.command = self.name
+    document.http_status, document.error_code = info.status, info.error_code
+    document.request_id = info.request_id
+    self.out:write(encode(document), "\n")
+  else
+    local hint = ""
+    if code == "config" then
+      hint = ("\n(configuration: see '%s --help' or docs/cli.md)"):format(PROGRAM)
+    elseif code == "auth" then
+      hint = "\n(the credentials were refused: check the token or keys, and the project id)"
+    end
+    self.err:write(PROGRAM, ": ", tostring(message), hint, "\n")
+  end
+  return exit
+end
+
+-- -v: one line per request and per answer; headers (and so tokens) never.
+local function tracer(ctx)
+  return function(event)
+    local line
+    if event.type == "request" then
+      line = ("> %s %s%s"):format(event.method, event.url,
+        (event.attempt or 1) > 1 and (" (attempt " .. event.attempt .. ")") or "")
+    elseif event.type == "response" then
+      line = ("< %s %s %s %.3fs%s%s"):format(event.status or event.code or "?", event.method, event.url,
+        event.elapsed or 0, event.request_id and (" request-id " .. event.request_id) or "",
+        event.error and (" (" .. tostring(event.code) .. ")") or "")
+    elseif event.type == "retry" then
+      line = ("  %s again in %.1fs (%s)"):format(event.op, event.delay or 0, tostring(event.reason))
+    elseif event.type == "verify" then
+      line = ("  %s: outcome unknown (%s); the run's status says it %s"):format(event.op, tostring(event.reason),
+        event.took_effect == true and "took effect" or event.took_effect == false and "did not take effect"
+          or "cannot be told")
+    elseif event.type == "token" then
+      line = ("  new token (%s)"):format(tostring(event.kind))
+    end
+    if line then ctx:say(clean(line)) end
+  end
+end
+
+-- Whether the command follows a run to its end.
+local function follows(ctx)
+  return ctx.name == "wait" or ctx.name == "retry-failed" or ctx.options.wait == true
+end
+
+-- Load options from the global options: whatever configures pipeline.load()
+-- configures the command.
+local function load_options(ctx)
+  local options = ctx.options
+  local loaded = { profile = options.profile, config_file = options.config, endpoint = options.endpoint,
+    region = options.region, project_id = options.project }
+  if options.timeout then
+    if not follows(ctx) then
+      loaded.timeout = options.timeout
+    elseif options.timeout < DEFAULT_REQUEST_TIMEOUT then
+      loaded.timeout = options.timeout
+    end
+  end
+  if options.verbose then loaded.on_event = tracer(ctx) end
+  loaded.sleep = function(seconds)
+    if not ctx.tty then return ctx.sleep(seconds) end
+    -- On a terminal the live display keeps its clocks going while it waits.
+    local left = seconds
+    repeat
+      local slice = math.min(left, 0.5)
+      ctx.sleep(slice)
+      left = left - slice
+      if ctx.display then ctx.display:tick() end
+    until left <= 0
+  end
+  return loaded
+end
+
+-- The client, from the configuration chain.  With an injected getenv the
+-- same chain runs over it (pipeline.load reads os.getenv).
+local function open_client(ctx, options)
+  if ctx.getenv == os.getenv then return pipeline.load(options) end
+  local resolved, message, code, info = config.resolve(options, ctx.getenv)
+  if not resolved then return nil, message, code, info end
+  return pipeline.new(resolved)
+end
+
+local function wait_options(ctx)
+  return {
+    timeout = ctx.options.timeout or DEFAULT_WAIT_TIMEOUT,
+    interval = ctx.options.interval or DEFAULT_INTERVAL,
+    on_poll = function(_, run)
+      ctx.last_run = run
+      ctx.display:update(run)
+    end,
+  }
+end
+
+-- How the run ended, for people.
+local function ended_text(run_id, status, run)
+  local lines = { ("Run %s ended %s."):format(run_id, clean(status)) }
+  if status ~= "COMPLETED" and run then
+    for _, line in ipairs(failed_jobs(run)) do lines[#lines + 1] = line end
+    if run.detail_url then lines[#lines + 1] = "  " .. clean(run.detail_url) end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- Follows pipeline_id/run_id to its end; document holds what the command
+-- reports besides the outcome.
+local function follow(ctx, client, pipeline_id, run_id, document)
+  ctx.display = new_display(ctx)
+  local status, run, code, info = client:wait(pipeline_id, run_id, wait_options(ctx))
+  ctx.display:finish()
+  if not status then
+    document.last_status = ctx.last_run and ctx.last_run.status or nil
+    return ctx:fail(run, code, info, document)
+  end
+  ctx.display = nil
+  document.ok, document.status, document.run = status == "COMPLETED", status, run
+  document.exit = status == "COMPLETED" and 0 or 1
+  if status ~= "COMPLETED" then
+    document.code, document.message = "run_failed", ("run %s ended %s"):format(run_id, status)
+  end
+  ctx:result(document, ended_text(run_id, status, run))
+  return document.exit
+end
+
+-- Items of a paged list, up to limit (nil: all).  fetch(query) returns
+-- items, total.
+local function collect(fetch, query, limit)
+  local items, offset, total = {}, 0, nil
+  while not limit or #items < limit do
+    local page = {}
+    for key, value in pairs(query) do page[key] = value end
+    page.offset, page.limit = offset, limit and math.min(PAGE, limit - #items) or PAGE
+    local got, count, code, info = fetch(page)
+    if not got then return nil, count, code, info end
+    total = count
+    for _, item in ipairs(got) do items[#items + 1] = item end
+    offset = offset + #got
+    if #got < page.limit or (total and offset >= total) then break end
+  end
+  return items, total
+end
+
+local RUN = {}
+
+RUN.retry = function(ctx, client, pipeline_id, run_id)
+  local ok, message, code, info = client:retry(pipeline_id, run_id)
+  local document = { ok = true, exit = 0, command = "retry", pipeline_id = pipeline_id, run_id = run_id }
+  if not ok then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
+  if ctx.options.wait then
+    ctx:say(("Retried run %s; following it."):format(run_id))
+    return follow(ctx, client, pipeline_id, run_id, document)
+  end
+  ctx:result(document, ("Retried run %s of pipeline %s.\n"):format(run_id, pipeline_id))
+  return 0
+end
+
+RUN.status = function(ctx, client, pipeline_id, run_id)
+  local run, message, code, info = client:detail(pipeline_id, run_id)
+  if not run then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
+  ctx:result({ ok = true, exit = 0, command = "status", pipeline_id = pipeline_id, run_id = run_id,
+    status = run.status, run = run }, render_run(run))
+  return 0
+end
+
+RUN.wait = function(ctx, client, pipeline_id, run_id)
+  return follow(ctx, client, pipeline_id, run_id,
+    { ok = true, exit = 0, command = "wait", pipeline_id = pipeline_id, run_id = run_id })
+end
+
+RUN.runs = function(ctx, client, pipeline_id)
+  local runs, total, code, info = collect(function(query) return client:runs(pipeline_id, query) end,
+    { status = ctx.options.status }, ctx.options.limit or 10)
+  if not runs then return ctx:fail(total, code, info, { pipeline_id = pipeline_id }) end
+  local text
+  if #runs == 0 then
+    text = "No runs.\n"
+  else
+    local rows = { { "RUN ID", "#", "STATUS", "TRIGGER", "STARTED", "TOOK" } }
+    for _, run in ipairs(runs) do
+      rows[#rows + 1] = { clean(run_id_of(run)), clean(run.run_number), clean(run.status), clean(run.trigger_type),
+        when(run.start_time), took(run) }
+    end
+    text = render_table(rows)
+  end
+  ctx:result({ ok = true, exit = 0, command = "runs", pipeline_id = pipeline_id, total = total, runs = runs }, text)
+  return 0
+end
+
+RUN.run = function(ctx, client, pipeline_id)
+  local body = nil
+  if #ctx.options.vars > 0 then body = { variables = ctx.options.vars } end
+  local run_id, message, code, info = client:run(pipeline_id, body)
+  if not run_id then return ctx:fail(message, code, info, { pipeline_id = pipeline_id }) end
+  local document = { ok = true, exit = 0, command = "run", pipeline_id = pipeline_id, run_id = run_id }
+  if ctx.options.wait then
+    ctx:say(("Started run %s; following it."):format(run_id))
+    return follow(ctx, client, pipeline_id, run_id, document)
+  end
+  ctx:result(document, run_id .. "\n")
+  return 0
+end
+
+RUN.stop = function(ctx, client, pipeline_id, run_id)
+  local ok, message, code, info = client:stop(pipeline_id, run_id)
+  if not ok then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
+  ctx:result({ ok = true, exit = 0, command = "stop", pipeline_id = pipeline_id, run_id = run_id },
+    ("Stopped run %s of pipeline %s.\n"):format(run_id, pipeline_id))
+  return 0
+end
+
+RUN["retry-failed"] = function(ctx, client, pipeline_id)
+  local options = wait_options(ctx)
+  options.attempts = ctx.options.attempts or 3
+  ctx.display = new_display(ctx)
+  local status, history, code, info = client:retry_failed(pipeline_id, options)
+  ctx.display:finish()
+  if not status then
+    return ctx:fail(history, code, info, { pipeline_id = pipeline_id,
+      attempts = type(info) == "table" and info.history or nil })
+  end
+  ctx.display = nil
+  local exit = status == "COMPLETED" and 0 or 1
+  local document = { ok = exit == 0, exit = exit, command = "retry-failed", pipeline_id = pipeline_id,
+    status = status, attempts = history, run_id = history[1] and history[1].run_id or nil }
+  local lines = {}
+  if #history == 0 then
+    lines[1] = ("The latest run of pipeline %s ended %s: nothing to retry."):format(pipeline_id, status)
+  else
+    lines[1] = ("Run %s ended %s after %d attempt%s."):format(history[1].run_id, status, #history,
+      #history == 1 and "" or "s")
+  end
+  if exit ~= 0 then
+    document.code = "run_failed"
+    document.message = lines[1]:gsub("%.$", "")
+    if ctx.last_run then
+      for _, line in ipairs(failed_jobs(ctx.last_run)) do lines[#lines + 1] = line end
+    end
+  end
+  ctx:result(document, table.concat(lines, "\n") .. "\n")
+  return exit
+end
+
+RUN.pipelines = function(ctx, client)
+  local pipelines, total, code, info = collect(function(query) return client:pipelines(query) end,
+    { name = ctx.options.name }, ctx.options.limit)
+  if not pipelines then return ctx:fail(total, code, info) end
+  local text
+  if #pipelines == 0 then
+    text = "No pipelines.\n"
+  else
+    local rows = { { "PIPELINE ID", "NAME", "LATEST RUN", "STATUS", "STARTED" } }
+    for _, item in ipairs(pipelines) do
+      local latest = type(item.latest_run) == "table" and item.latest_run or {}
+      rows[#rows + 1] = { clean(item.pipeline_id or item.id), clean(item.name),
+        latest.run_number and ("#" .. clean(latest.run_number)) or "-", clean(latest.status or "-"),
+        when(latest.start_time) }
+    end
+    text = render_table(rows)
+  end
+  ctx:result({ ok = true, exit = 0, command = "pipelines", total = total, pipelines = pipelines }, text)
+  return 0
+end
+
+-- Parses, checks, loads the client and runs the command.
+local function execute(ctx, args)
+  local name, positional, options, given = parse(args)
+  ctx.options = options
+  if name == "help" then options.help, name = true, table.remove(positional, 1) end
+  ctx.name = name
+  if options.help then
+    local command = COMMAND[name]
+    if name and not command then usage(("unknown command %s"):format(quoted(name))) end
+    local text = command and command_help(command) or overview()
+    if options.json then text = encode({ ok = true, exit = 0, help = text }) .. "\n" end
+    ctx.out:write(text)
+    return 0
+  end
+  if options.version then
+    ctx:result({ ok = true, exit = 0, version = pipeline._VERSION },
+      ("%s %s (%s)\n"):format(PROGRAM, pipeline._VERSION, _VERSION))
+    return 0
+  end
+  if not name then usage("no command given") end
+  local command = validate(name, positional, options, given)
+  local client, message, code, info = open_client(ctx, load_options(ctx))
+  if not client then return ctx:fail(message, code, info) end
+  local results = { pcall(RUN[command.name], ctx, client, positional[1], positional[2]) }
+  client:close()
+  if not results[1] then error(results[2], 0) end
+  return results[2]
+end
+
+--- Runs the program with args (a list of strings, as `arg`); returns the exit
+-- status.  env: optional stdout, stderr, getenv, isatty, sleep, clock.
+function cli.main(args, env)
+  env = env or {}
+  local getenv = env.getenv or os.getenv
+  local isatty = env.isatty or core.isatty
+  local ctx = setmetatable({
+    out = env.stdout or io.stdout,
+    err = env.stderr or io.stderr,
+    getenv = getenv,
+    sleep = env.sleep or core.sleep,
+    clock = env.clock or core.monotonic,
+    tty = false,
+    width = 80,
+    options = {},
+  }, Context)
+  args = args or {}
+  for _, word in ipairs(args) do
+    if word == "--" then break end
+    if word == "--json" then ctx.options.json = true end
+  end
+  local ok, result = xpcall(function()
+    ctx.tty = isatty(2) and getenv("TERM") ~= "dumb"
+    ctx.width = math.max(20, tonumber(getenv("COLUMNS") or "") or 80)
+    return execute(ctx, args)
+  end, function(failure)
+    if getmetatable(failure) == Usage then return failure end
+    return debug.traceback(tostring(failure), 2)
+  end)
+  if ok then return result end
+  if getmetatable(result) == Usage then
+    local line = result.command and (PROGRAM .. " " .. result.command.usage)
+      or (PROGRAM .. " [options] COMMAND ARGS...")
+    if ctx.options.json then
+      ctx.out:write(encode({ ok = false, exit = 2, code = "usage", message = result.message, usage = line }), "\n")
+    else
+      ctx.err:write(("%s: %s\nusage: %s\nRun '%s %s--help' for more.\n"):format(PROGRAM, result.message, line,
+        PROGRAM, result.command and (result.command.name .. " ") or ""))
+    end
+    return cli.EXIT.usage
+  end
+  if ctx.display then ctx.display:finish() end
+  if tostring(result):find("interrupted!", 1, true) then
+    return ctx:fail("interrupted", "interrupted")
+  end
+  local message = tostring(result)
+  if not ctx.options.verbose then message = message:match("^[^\n]*") end
+  return ctx:fail("internal error (a bug, please report it): " .. message, "internal")
+end
+
+cli.commands = COMMANDS
+
+return cli
