@@ -20,18 +20,28 @@ local function refresh_margin(lifetime)
   return math.min(60, math.max(0, lifetime) / 10)
 end
 
--- A token obtained by fetch(client, op) -> token, expires_at | nil, ...;
--- cached until shortly before it expires.
+-- A token obtained by fetch(client, op) -> token, expires_at [, lifetime] |
+-- nil, ...; cached until shortly before it expires.  expires_at is in epoch
+-- seconds; lifetime, when known, is how long the token lives from the moment
+-- fetch was called.  The refresh time is kept on the monotonic clock: os.time()
+-- counts whole seconds (a short-lived token would be used up to a second too
+-- long) and the wall clock may be changed meanwhile.
 local function cached_token(kind, secrets, fetch)
   local self = { kind = kind, secrets = secrets }
-  local token, expires_at, refresh_at
+  local token, refresh_at
   function self.apply(client, op, _, _, headers)
-    if token == nil or (refresh_at and os.time() >= refresh_at) then
-      local value, expiry, message, info = fetch(client, op)
-      if value == nil then return nil, expiry, message, info end
-      token, expires_at = value, tonumber(expiry)
-      refresh_at = expires_at and expires_at - refresh_margin(expires_at - os.time())
-      self.secrets[#self.secrets + 1] = value
+    if token == nil or (refresh_at and core.monotonic() >= refresh_at) then
+      local started = core.monotonic()
+      local value, expiry, lifetime, info = fetch(client, op)
+      if value == nil then return nil, expiry, lifetime, info end
+      local expires_at = tonumber(expiry)
+      lifetime = tonumber(lifetime)
+      -- os.time() may be up to a second behind: count that second as gone
+      if not lifetime and expires_at then lifetime = expires_at - os.time() - 1 end
+      token, refresh_at = value, lifetime and started + lifetime - refresh_margin(lifetime)
+      local known = false
+      for _, secret in ipairs(self.secrets) do known = known or secret == value end
+      if not known then self.secrets[#self.secrets + 1] = value end
       client:_emit({ type = "token", op = op, kind = kind, expires_at = expires_at })
     end
     headers["X-Auth-Token"] = token
@@ -59,10 +69,13 @@ local function token_auth(token)
   return cached_token("token function", secrets, function(_, op)
     local ok, value, expiry = pcall(token)
     if not ok then
-      return errors.failure(op, "auth", "the token function raised an error: "
-        .. errors.redact(tostring(value), secrets))
+      -- Its text is arbitrary and may quote a secret the client never saw (a
+      -- vault's answer, a command line): only where it was raised is shown.
+      local where = type(value) == "string" and value:match("^([^\n]-:%d+): ")
+      return errors.failure(op, "auth", "the token function raised an error"
+        .. (where and (" at " .. where) or "") .. " (its text is not shown: it may hold a secret)", nil, secrets)
     end
-    if type(value) ~= "string" or value == "" or not core.is_header_value(value) then
+    if type(value) ~= "string" or value == "" or not core.is_header_value(value) or value:find("\t", 1, true) then
       return errors.failure(op, "auth", "the token function returned no usable token")
     end
     return value, expiry
@@ -132,7 +145,10 @@ local function iam_auth(iam, region, allow_http)
         { status = status, request_id = headers["x-request-id"] }, secrets)
     end
     local expires_at = type(json.token) == "table" and clock.iso8601(json.token.expires_at)
-    return token, expires_at or (os.time() + 3600)
+    if not expires_at then return token, os.time() + 3600, 3600 end
+    -- IAM's own issued_at gives the lifetime without trusting the local clock
+    local issued_at = clock.iso8601(json.token.issued_at)
+    return token, expires_at, issued_at and expires_at - issued_at
   end)
 end
 

@@ -198,7 +198,12 @@ function Client:call(spec)
       status = status, request_id = status and (response_headers["x-request-id"]) or nil,
       error = failed and result[2] or nil, code = failed and result[3] or nil,
       elapsed = core.monotonic() - started, attempt = attempt })
-    if not failed then return unpack(result, 1, result.n) end
+    if not failed then
+      -- A decoded answer comes with its info: count the attempts there too,
+      -- for a failure _fetch finds in its shape.
+      if type(result[2]) == "table" then result[2].attempts = attempt end
+      return unpack(result, 1, result.n)
+    end
     failure_info.attempts = attempt
     local delay
     if status == 401 and self._auth.invalidate and not refreshed then
@@ -268,11 +273,14 @@ local PIPELINES_QUERY = { name = true, status = true, offset = true, limit = tru
   executor_ids = true, is_publish = true, component_id = true, by_group = true, query_new = true,
   is_banned = true }
 
--- The list body for query: a status given as one string becomes a list.
+-- The list body for query: a status given as one string becomes a list.  An
+-- empty status list means no filter and is left out: lua-cjson would send it
+-- as an empty object, {}, which the service refuses ("invalid status").
 local function list_body(query)
   local body = {}
   for name, value in pairs(query or {}) do body[name] = value end
   if type(body.status) == "string" then body.status = { body.status } end
+  if type(body.status) == "table" and next(body.status) == nil then body.status = nil end
   return body
 end
 

@@ -45,6 +45,29 @@ local function mismatch(value, kinds)
   return ("must be %s (got %s)"):format(kinds:gsub("|false", " or false"):gsub("|", " or "):gsub("^id$", "a string"), t)
 end
 
+-- Credentials must also fit these rules, checked once their type is right, so
+-- a bad one is refused before anything is sent (core.sign would otherwise
+-- raise at the first call).  No message shows the value: it may be a secret.
+local function header_safe(value)
+  return value ~= "" and core.is_header_value(value) and not value:find("\t", 1, true)
+end
+local VALUE_RULES = {
+  token = function(value)
+    if not header_safe(value) then return "must be a non-empty string without control characters" end
+  end,
+  security_token = function(value)
+    if not header_safe(value) then return "must be a non-empty string without control characters" end
+  end,
+  ak = function(value)
+    if value == "" or value:find("[^!-~]") or value:find(",", 1, true) then
+      return "must be non-empty printable ASCII without spaces or commas"
+    end
+  end,
+  sk = function(value)
+    if value == "" then return "must not be empty" end
+  end,
+}
+
 local function sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -60,6 +83,7 @@ function config.problem(t, schema, what)
       return ("%s: unknown option '%s'"):format(what, tostring(name))
     end
     local why = mismatch(t[name], kinds)
+    if not why and type(t[name]) == "string" and VALUE_RULES[name] then why = VALUE_RULES[name](t[name]) end
     if why then return ("%s: option '%s' %s"):format(what, name, why) end
   end
   local nested = { retries = RETRIES_FIELDS, iam = IAM_FIELDS }
@@ -247,6 +271,15 @@ function config.credential_kind(layer, where)
   return found
 end
 
+-- Why a layer's credentials break the rules above, naming the layer, or nil.
+local function credential_problem(layer)
+  for _, name in ipairs({ "token", "ak", "sk", "security_token" }) do
+    local value = layer[name]
+    local why = type(value) == "string" and VALUE_RULES[name](value)
+    if why then return ("%s: %s %s"):format(layer._name, name, why) end
+  end
+end
+
 local function nonempty(value)
   if value ~= nil and value ~= "" then return value end
 end
@@ -355,6 +388,7 @@ function config.resolve(options, getenv)
     if not credentials_done then
       local why
       kind, why = config.credential_kind(layer, layer._name)
+      if kind then why = credential_problem(layer) end
       if why then return fail(why) end
     end
     for name, value in pairs(layer) do

@@ -144,7 +144,14 @@ function lifecycle.install(Client, check_id)
     local runner = scheduler.new(self, self._transport_options, math.min(concurrency, math.max(#list, 1)))
     local jobs = {}
     for index, item in ipairs(list) do jobs[index] = runner:add(fn, item, index) end
-    local ok, failure = pcall(runner.run, runner)
+    local ok, failure = true, nil
+    if scheduler.current() then
+      -- Inside a job, run() yields to that job's scheduler, and Lua 5.1
+      -- cannot yield across pcall; a failing job closes the runner anyway.
+      runner:run()
+    else
+      ok, failure = pcall(runner.run, runner)
+    end
     runner:close()
     if not ok then error(failure, 0) end
     local results = {}

@@ -39,7 +39,20 @@ function scheduler.new(client, transport, concurrency)
     sending = {},    -- batch request id -> job
     sleeping = {},   -- jobs parked until job.wake_at
     unfinished = 0,
+    skew = 0,        -- seconds the clock runs ahead of core.monotonic (see now)
+    parent = scheduler.current(), -- when made inside a job: whose clock to keep
   }, Scheduler)
+end
+
+--- The scheduler's clock: monotonic seconds, moved ahead by whatever the
+-- client's sleep function claimed to wait beyond what really passed.  A
+-- sleep that returns early (a test's fake, a host that only yields to its
+-- loop) then counts as the wait it was asked for, as it does for calls made
+-- outside a scheduler, instead of run() calling it again and again, as fast
+-- as it can, until the wall clock catches up.
+function Scheduler:now()
+  if self.parent then return self.parent:now() end
+  return core.monotonic() + self.skew
 end
 
 --- Adds a job: fn(...) runs as client code.  Returns the job, whose fields
@@ -63,7 +76,9 @@ end
 
 -- Resumes job with values; acts on what it yields next.
 function Scheduler:resume(job, ...)
-  local ok, what, a, b, c, d, e = coroutine.resume(job.co, ...)
+  -- Every value kept: a job may return (or yield) any number of them.
+  local resumed = pack(coroutine.resume(job.co, ...))
+  local ok, what, a = resumed[1], resumed[2], resumed[3]
   if not ok then
     -- An error raised inside a job (a bug, or a host's callback) is not lost:
     -- it ends the whole run, raised again by step() with the job's traceback.
@@ -73,15 +88,15 @@ function Scheduler:resume(job, ...)
   end
   if coroutine.status(job.co) == "dead" then
     job.done = true
-    job.results = pack(what, a, b, c, d, e)
+    job.results = pack(unpack(resumed, 2, resumed.n))
     self.running, self.unfinished = self.running - 1, self.unfinished - 1
   elseif what == "send" then
-    local id = self.batch:add(a, b, c, d, e)
+    local id = self.batch:add(unpack(resumed, 3, resumed.n))
     -- A job has at most one request in flight and there are as many batch
     -- slots as jobs, so a slot is always free.
     self.sending[id] = job
   elseif what == "sleep" then
-    job.wake_at = core.monotonic() + math.max(0, a or 0)
+    job.wake_at = self:now() + math.max(0, a or 0)
     self.sleeping[#self.sleeping + 1] = job
   else
     job.done, self.failure = true, "a job yielded outside the scheduler: " .. tostring(what)
@@ -105,7 +120,7 @@ function Scheduler:next_wake()
   for _, job in ipairs(self.sleeping) do
     if not first or job.wake_at < first then first = job.wake_at end
   end
-  return first and math.max(0, first - core.monotonic())
+  return first and math.max(0, first - self:now())
 end
 
 --- Advances every job once, waiting at most timeout seconds (default 0)
@@ -128,7 +143,7 @@ function Scheduler:step(timeout)
       self.ready[#self.ready + 1] = entry
     end
   end
-  local now, still = core.monotonic(), {}
+  local now, still = self:now(), {}
   for _, job in ipairs(self.sleeping) do
     if job.wake_at <= now then self.ready[#self.ready + 1] = { job } else still[#still + 1] = job end
   end
@@ -136,17 +151,31 @@ function Scheduler:step(timeout)
   return self.unfinished
 end
 
+-- How often a scheduler run from inside another one's job looks at its
+-- requests in flight (seconds).
+local NESTED_POLL = 0.01
+
 --- Steps until every job is done.  When jobs only wait for time to pass, it
 -- waits through the client's sleep function (which a host may have made
--- yield to its own loop).
+-- yield to its own loop).  Run from inside a job of another scheduler (a
+-- *_many call started with client:start, or map inside map), it never
+-- blocks: it parks that job between its steps, so the outer scheduler, and
+-- the host's step(), go on.
 function Scheduler:run()
+  local nested = scheduler.current() ~= nil
   while self:step(0) > 0 do
     if #self.ready == 0 then
-      if self.batch:pending() > 0 then
-        self:step(math.min(self:next_wake() or 1, 1))
-      else
-        local wake = self:next_wake()
-        if wake and wake > 0 then self.client._sleep(wake) end
+      local wake = self:next_wake()
+      if nested then
+        if self.batch:pending() > 0 then wake = math.min(wake or NESTED_POLL, NESTED_POLL) end
+        scheduler.sleep(wake or 0)
+      elseif self.batch:pending() > 0 then
+        self:step(math.min(wake or 1, 1))
+      elseif wake and wake > 0 then
+        local due = self:now() + wake
+        self.client._sleep(wake)
+        local short = due - self:now()
+        if short > 0 then self.skew = self.skew + short end
       end
     end
   end

@@ -1,0 +1,977 @@
+-- Authentication against the simulator (issue 3): AK/SK signing, core.sign,
+-- IAM tokens, token functions, credential sources through pipeline.load, and
+-- canary secrets that must never show.  The simulator's signature verifier is
+-- an independent Python implementation; what it recorded is checked too.
+--
+-- Every secret here is a canary: a distinctive string searched for in every
+-- message, every encoded on_event event and the simulator's records.
+local pipeline = require("pipeline")
+local core = require("pipeline.core")
+local cjson = require("cjson")
+local simulator = require("sim")
+
+local PROJECT, PIPELINE = simulator.PROJECT, simulator.PIPELINE
+local OTHER_PROJECT = "ffffffffffffffffffffffffffffffff"
+
+local AK = "SIMAK0000000000000001"
+local SK = "CANARY-sk-7c41e2a9d0"
+local TEMP_AK = "SIMTEMPAK000000000001"
+local TEMP_SK = "CANARY-tempsk-93bd10f6"
+local SECURITY_TOKEN = "CANARY-sectoken-5be8f4a1"
+local WRONG_SECURITY_TOKEN = "CANARY-wrongsectoken-0d77"
+local USER, DOMAIN = "alice", "acme"
+local PASSWORD = "CANARY-pass:word-2d9f7b" -- a ':' inside, as --iam-user allows
+local TOKEN = "CANARY-token-a61f03c8"
+local WRONG_SK = "CANARY-wrongsk-44c0e2"
+local WRONG_PASSWORD = "CANARY-wrongpw-e17b5a"
+local PROVIDED = { "CANARY-provided-1-0b1d", "CANARY-provided-2-8e2f", "CANARY-provided-3-3c4a" }
+local VAULT_SECRET = "CANARY-vault-6f0e19"
+
+local CANARIES = { SK, TEMP_SK, SECURITY_TOKEN, WRONG_SECURITY_TOKEN, PASSWORD, TOKEN, WRONG_SK, WRONG_PASSWORD, VAULT_SECRET,
+  PROVIDED[1], PROVIDED[2], PROVIDED[3] }
+
+local IAM_PATH = "/v3/auth/tokens"
+
+------------------------------------------------------------------ helpers
+
+-- Everything a user could see in this file's scenarios: messages and encoded
+-- events (checked for canaries once more at the end), and the IAM-issued
+-- tokens seen in the records (secrets too).
+local observed, issued_tokens = {}, {}
+
+local function observe(text)
+  observed[#observed + 1] = tostring(text)
+  return text
+end
+
+local function lacks(text, secret, what)
+  assert(not tostring(text):find(secret, 1, true),
+    ("%s holds the secret %q: %s"):format(what or "text", secret, tostring(text)))
+end
+
+local function lacks_all(text, secrets, what)
+  for _, secret in ipairs(secrets) do lacks(text, secret, what) end
+end
+
+local function contains(text, fragment)
+  assert(tostring(text):find(fragment, 1, true), ("expected %q in %q"):format(fragment, tostring(text)))
+end
+
+-- "SDK-HMAC-SHA256 Access=.., SignedHeaders=.., Signature=.." as a table.
+local function parse_authorization(value)
+  local access, signed, signature = tostring(value)
+    :match("^SDK%-HMAC%-SHA256 Access=([^,]+), SignedHeaders=([^,]+), Signature=(%x+)$")
+  assert(access, "not an SDK-HMAC-SHA256 Authorization header: " .. tostring(value))
+  local names = {}
+  for name in signed:gmatch("[^;]+") do names[name] = true end
+  return { access = access, list = signed, signed = names, signature = signature }
+end
+
+local function api_requests(requests)
+  local list = {}
+  for _, request in ipairs(requests) do
+    if request.path:find("^/v5/") then list[#list + 1] = request end
+  end
+  return list
+end
+
+local function iam_requests(requests)
+  local list = {}
+  for _, request in ipairs(requests) do
+    if request.path == IAM_PATH then list[#list + 1] = request end
+  end
+  return list
+end
+
+local function paths(requests)
+  local list = {}
+  for _, request in ipairs(requests) do
+    list[#list + 1] = request.path == IAM_PATH and "iam" or request.method
+  end
+  return list
+end
+
+-- The records hold no secret outside the one header (or IAM body) meant to
+-- carry it; the SKs are never sent at all.
+local function records_clean(requests)
+  for _, request in ipairs(requests) do
+    local where = ("record %d (%s %s)"):format(request.seq, request.method, request.path)
+    local token = request.headers["x-auth-token"]
+    if token and token:find("^MIIsim") then issued_tokens[#issued_tokens + 1] = token end
+    for name, value in pairs(request.headers) do
+      for _, secret in ipairs(CANARIES) do
+        local allowed = (name == "x-auth-token" and value == secret)
+          or (name == "x-security-token" and value == secret)
+        if not allowed then lacks(value, secret, where .. " header " .. name) end
+      end
+    end
+    local body_secrets = {}
+    for _, secret in ipairs(CANARIES) do
+      if not (request.path == IAM_PATH and (secret == PASSWORD or secret == WRONG_PASSWORD)) then
+        body_secrets[#body_secrets + 1] = secret
+      end
+    end
+    lacks_all(request.body, body_secrets, where .. " body")
+    lacks_all(request.path .. "?" .. request.query, CANARIES, where .. " URL")
+  end
+end
+
+-- Checks nil, message, code, info: code, one line, no canary; returns them.
+local function failure(expected_code, ok, message, code, info)
+  assert.is_nil(ok)
+  assert.equal(expected_code, code)
+  assert.is_string(message)
+  assert.is_table(info)
+  assert.is_nil(message:find("\n", 1, true))
+  observe(message)
+  lacks_all(message, CANARIES, "message")
+  lacks_all(cjson.encode(info), CANARIES, "info")
+  return message, info
+end
+
+local function events_clean(events)
+  local text = observe(cjson.encode(events))
+  lacks_all(text, CANARIES, "events")
+  lacks_all(text, issued_tokens, "events")
+  return text
+end
+
+local function shq(s)
+  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+end
+
+local made = {}
+
+local function tmpdir()
+  local name = os.tmpname()
+  os.remove(name)
+  assert(os.execute("mkdir -m 700 " .. shq(name)), "cannot make " .. name)
+  made[#made + 1] = name
+  return name
+end
+
+local function write(path, text, mode)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then assert(os.execute("mkdir -p " .. shq(dir))) end
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  assert(os.execute("chmod " .. (mode or "600") .. " " .. shq(path)))
+  return path
+end
+
+local function remove_made()
+  for i = #made, 1, -1 do
+    os.execute("rm -rf " .. shq(made[i]))
+    made[i] = nil
+  end
+end
+
+local function find_root()
+  local source = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = source:match("^(.*)/tests/[^/]*$") or "."
+  if dir:sub(1, 1) ~= "/" then
+    local p = io.popen("pwd")
+    local cwd = p:read("*l")
+    p:close()
+    dir = dir == "." and cwd or (cwd .. "/" .. dir)
+  end
+  return dir
+end
+
+local ROOT = find_root()
+
+local function which(program, fallback)
+  local p = io.popen("command -v " .. program)
+  local path = p and p:read("*l")
+  if p then p:close() end
+  return (path and path ~= "") and path or fallback
+end
+
+local LUA = which("lua5.4", "lua5.4")
+local BUSTED = which("busted", "/usr/bin/busted")
+
+-- Runs a Lua script in a child process with exactly the environment vars
+-- (plus HOME, LUA_PATH, LUA_CPATH); returns everything it printed.
+local function run_child(script_text, vars, home)
+  local dir = tmpdir()
+  local script = write(dir .. "/child.lua", script_text)
+  local env = {}
+  for name, value in pairs(vars or {}) do env[name] = value end
+  env.HOME = env.HOME or home or tmpdir()
+  env.LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"
+  env.LUA_CPATH = ROOT .. "/build/?.so;;"
+  local names = {}
+  for name in pairs(env) do names[#names + 1] = name end
+  table.sort(names)
+  local words = { "env -i" }
+  for _, name in ipairs(names) do words[#words + 1] = shq(name .. "=" .. env[name]) end
+  words[#words + 1] = shq(LUA)
+  words[#words + 1] = shq(script)
+  words[#words + 1] = "2>&1"
+  local p = assert(io.popen(table.concat(words, " ")))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+------------------------------------------------------------------ specs
+
+describe("authentication", function()
+  local sim, transport
+
+  setup(function()
+    sim = simulator.start({ "--token", TOKEN, "--ak", AK, "--sk", SK,
+      "--iam-user", USER .. ":" .. PASSWORD .. ":" .. DOMAIN })
+    transport = core.client({ timeout = 10 })
+  end)
+  teardown(function()
+    transport:close()
+    sim:stop()
+  end)
+  before_each(function() sim:reset() end)
+  after_each(function()
+    records_clean(sim:requests())
+    remove_made()
+  end)
+
+  local function failed_run()
+    local id = simulator.new_id()
+    sim:add_run({ run_id = id, status = "FAILED" })
+    return id
+  end
+
+  -- A client on the simulator with options, and the events it emits.
+  local function new_client(options)
+    local events = {}
+    local all = { endpoint = sim.url, project_id = PROJECT, retries = false,
+      on_event = function(event) events[#events + 1] = event end }
+    for k, v in pairs(options) do all[k] = v end
+    return assert(pipeline.new(all)), events
+  end
+
+  local function iam_options(password)
+    return { user = USER, password = password or PASSWORD, domain = DOMAIN, project = "cn-north-4",
+      endpoint = sim.url }
+  end
+
+  local function set_tokens(tokens)
+    sim:control("POST", "tokens", { tokens = tokens })
+  end
+
+  -- Sends a recorded request again, byte for byte where it was signed, so the
+  -- simulator verifies its signature (again, or for the first time when a
+  -- fault answered it).
+  local function replay(record)
+    local authorization = parse_authorization(record.headers.authorization)
+    local headers = { Authorization = record.headers.authorization }
+    for name in pairs(authorization.signed) do
+      if name ~= "host" then headers[name] = record.headers[name] end
+    end
+    local url = sim.url .. record.path .. (record.query ~= "" and ("?" .. record.query) or "")
+    return transport:request(record.method, url, headers, record.body ~= "" and record.body or nil)
+  end
+
+  --------------------------------------------------------------- AK/SK
+
+  describe("AK/SK signing", function()
+    it("signs a retry the simulator accepts: host, x-sdk-date and x-project-id signed", function()
+      local client, events = new_client({ ak = AK, sk = SK })
+      local run = failed_run()
+      assert.is_true(client:retry(PIPELINE, run))
+      client:close()
+      assert.equal("RUNNING", sim:run_state(run).status)
+      local requests = sim:requests()
+      assert.equal(1, #requests)
+      local r = requests[1]
+      assert.equal("PUT", r.method)
+      local a = parse_authorization(r.headers.authorization)
+      assert.equal(AK, a.access)
+      for _, name in ipairs({ "host", "x-sdk-date", "x-project-id" }) do
+        assert.is_true(a.signed[name], name .. " is not signed: " .. a.list)
+      end
+      -- no body: the client gives no Content-Type, so none is signed (libcurl
+      -- still adds an unsigned form-urlencoded one to a body-less PUT)
+      assert.equal("0", r.headers["content-length"])
+      assert.is_nil(a.signed["content-type"])
+      assert.is_nil(a.signed["x-security-token"])
+      assert.equal(PROJECT, r.headers["x-project-id"])
+      assert.matches("^%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$", r.headers["x-sdk-date"])
+      assert.is_nil(r.headers["x-auth-token"])
+      -- the event shows the request with the Authorization header redacted
+      assert.equal("***", events[1].headers.Authorization)
+      events_clean(events)
+    end)
+
+    it("signs a run's JSON body and its Content-Type", function()
+      sim:add_run({ run_id = simulator.new_id(), status = "COMPLETED" })
+      local client = new_client({ ak = AK, sk = SK })
+      local id = assert(client:run(PIPELINE, { description = "signed start" }))
+      client:close()
+      assert.equal("RUNNING", sim:run_state(id).status)
+      local r = sim:requests()[1]
+      assert.equal("POST", r.method)
+      assert.same({ description = "signed start" }, cjson.decode(r.body))
+      local a = parse_authorization(r.headers.authorization)
+      for _, name in ipairs({ "content-type", "host", "x-sdk-date", "x-project-id" }) do
+        assert.is_true(a.signed[name], name .. " is not signed: " .. a.list)
+      end
+    end)
+
+    it("signs each attempt anew with a fresh X-Sdk-Date: throttled, then accepted", function()
+      sim:add_run({ run_id = simulator.new_id(), status = "FAILED" })
+      local slept = {}
+      local client, events = new_client({ ak = AK, sk = SK, retries = { max = 1 },
+        sleep = function(s)
+          slept[#slept + 1] = s
+          core.sleep(s)
+        end })
+      sim:fault({ kind = "throttled", path = "/pipeline-runs/list", retry_after = "1" })
+      local runs, total = client:runs(PIPELINE)
+      client:close()
+      assert.is_table(runs)
+      assert.equal(1, total)
+      assert.same({ 1 }, slept)
+      local requests = sim:requests()
+      assert.equal(2, #requests)
+      assert.equal("throttled", requests[1].fault)
+      local first = parse_authorization(requests[1].headers.authorization)
+      local second = parse_authorization(requests[2].headers.authorization)
+      assert.is_true(first.signed["content-type"] and second.signed["content-type"])
+      assert.is_true(requests[2].headers["x-sdk-date"] > requests[1].headers["x-sdk-date"])
+      assert.are_not.equal(first.signature, second.signature)
+      -- the simulator verifies both signatures (the first was answered by the fault)
+      for i = 1, 2 do
+        local status, body = replay(requests[i])
+        assert.equal(200, status, ("attempt %d not accepted: %s"):format(i, tostring(body)))
+      end
+      events_clean(events)
+    end)
+
+    it("signs X-Security-Token with temporary credentials", function()
+      sim:control("POST", "credentials", { credentials = { { ak = AK, sk = SK },
+        { ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN } } })
+      sim:add_run({ run_id = simulator.new_id(), status = "COMPLETED" })
+      local client, events = new_client({ ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN })
+      local id = assert(client:run(PIPELINE))
+      client:close()
+      assert.equal("RUNNING", sim:run_state(id).status)
+      local r = sim:requests()[1]
+      assert.equal(SECURITY_TOKEN, r.headers["x-security-token"])
+      local a = parse_authorization(r.headers.authorization)
+      assert.equal(TEMP_AK, a.access)
+      assert.is_true(a.signed["x-security-token"], a.list)
+      assert.is_true(a.signed["content-type"], a.list)
+      assert.equal("***", events[1].headers["X-Security-Token"])
+      events_clean(events)
+
+      -- the simulator does insist on it
+      local bare = new_client({ ak = TEMP_AK, sk = TEMP_SK })
+      local message = failure("auth", bare:run(PIPELINE))
+      contains(message, "security token")
+      bare:close()
+    end)
+
+    it("reports a wrong SK as code auth (401 APIGW.0301), sent once, the SK nowhere", function()
+      local client, events = new_client({ ak = AK, sk = WRONG_SK, retries = { max = 3 }, sleep = function() end })
+      local run = failed_run()
+      local message, info = failure("auth", client:retry(PIPELINE, run))
+      client:close()
+      assert.equal(401, info.status)
+      assert.equal("APIGW.0301", info.error_code)
+      assert.equal(1, info.attempts)
+      contains(message, "HTTP 401")
+      contains(message, "APIGW.0301")
+      contains(message, "verify aksk signature fail")
+      assert.equal(1, #sim:requests())
+      assert.equal("FAILED", sim:run_state(run).status)
+      events_clean(events)
+    end)
+
+    it("refuses bad credentials when the client is made, naming the option, not the value", function()
+      local cases = {
+        { option = "sk", values = { sk = "", ak = AK } },
+        { option = "ak", values = { ak = "AK WITH SPACE", sk = SK } },
+        { option = "ak", values = { ak = "AK,1", sk = SK } },
+        { option = "security_token", values = { ak = AK, sk = SK, security_token = SECURITY_TOKEN .. "\r\nX: y" } },
+        { option = "token", values = { token = "" } },
+        { option = "token", values = { token = TOKEN .. "\n" } },
+      }
+      for _, case in ipairs(cases) do
+        local options = { endpoint = sim.url, project_id = PROJECT }
+        for k, v in pairs(case.values) do options[k] = v end
+        local ok, err = pcall(pipeline.new, options)
+        assert.is_false(ok)
+        contains(err, "option '" .. case.option .. "'")
+        lacks_all(err, CANARIES, "error")
+        observe(err)
+      end
+      assert.equal(0, #sim:requests())
+    end)
+  end)
+
+  --------------------------------------------------------------- core.sign
+
+  describe("core.sign with core.client():request", function()
+    local function retry_url(run)
+      return ("%s/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(sim.url, PROJECT, PIPELINE, run)
+    end
+
+    local function signed(method, url, date)
+      local headers = { ["X-Project-Id"] = PROJECT, Accept = "application/json" }
+      for name, value in pairs(core.sign(method, url, headers, nil, AK, SK, date)) do headers[name] = value end
+      return headers
+    end
+
+    it("sends a request the simulator accepts", function()
+      local run = failed_run()
+      local status, body = transport:request("PUT", retry_url(run), signed("PUT", retry_url(run)))
+      assert.equal(200, status, body)
+      assert.is_true(cjson.decode(body).success)
+      assert.equal("RUNNING", sim:run_state(run).status)
+    end)
+
+    it("is refused (401) with a date 20 minutes old", function()
+      local run = failed_run()
+      local date = os.date("!%Y%m%dT%H%M%SZ", os.time() - 20 * 60)
+      local headers = signed("PUT", retry_url(run), date)
+      assert.equal(date, headers["X-Sdk-Date"])
+      local status, body = transport:request("PUT", retry_url(run), headers)
+      assert.equal(401, status)
+      local json = cjson.decode(body)
+      assert.equal("APIGW.0301", json.error_code)
+      contains(json.error_msg, "signature expired")
+      assert.equal("FAILED", sim:run_state(run).status)
+    end)
+
+    it("is refused (401) when a signed header is changed afterwards", function()
+      local run = failed_run()
+      local headers = signed("PUT", retry_url(run))
+      headers["X-Project-Id"] = OTHER_PROJECT
+      local status, body = transport:request("PUT", retry_url(run), headers)
+      assert.equal(401, status)
+      local json = cjson.decode(body)
+      assert.equal("APIGW.0301", json.error_code)
+      contains(json.error_msg, "verify aksk signature fail")
+      assert.equal("FAILED", sim:run_state(run).status)
+    end)
+  end)
+
+  --------------------------------------------------------------- IAM
+
+  describe("IAM", function()
+    it("gets a token by password, scoped to the project, and sends it", function()
+      local client, events = new_client({ iam = iam_options() })
+      local run = failed_run()
+      assert.is_true(client:retry(PIPELINE, run))
+      client:close()
+      assert.equal("RUNNING", sim:run_state(run).status)
+      local requests = sim:requests()
+      assert.same({ "iam", "PUT" }, paths(requests))
+      local iam = requests[1]
+      assert.equal("POST", iam.method)
+      assert.equal("application/json;charset=utf8", iam.headers["content-type"])
+      local body = cjson.decode(iam.body).auth
+      assert.same({ "password" }, body.identity.methods)
+      assert.equal(USER, body.identity.password.user.name)
+      assert.equal(PASSWORD, body.identity.password.user.password)
+      assert.equal(DOMAIN, body.identity.password.user.domain.name)
+      assert.equal("cn-north-4", body.scope.project.name)
+      local token = requests[2].headers["x-auth-token"]
+      assert.matches("^MIIsim", token)
+      issued_tokens[#issued_tokens + 1] = token
+      -- events: the IAM request, the token (without its value), the call
+      local types = {}
+      for _, event in ipairs(events) do types[#types + 1] = event.type .. ":" .. event.op end
+      assert.same({ "request:iam token", "response:iam token", "token:retry", "request:retry", "response:retry" },
+        types)
+      assert.equal("iam", events[3].kind)
+      assert.is_true(math.abs(events[3].expires_at - (os.time() + 86400)) < 5)
+      assert.equal("***", events[4].headers["X-Auth-Token"])
+      events_clean(events)
+    end)
+
+    it("caches the token: many calls, one IAM request", function()
+      local client, events = new_client({ iam = iam_options() })
+      local run = failed_run()
+      assert.is_true(client:retry(PIPELINE, run))
+      for _ = 1, 4 do assert.is_table(client:detail(PIPELINE, run)) end
+      assert.is_table(client:runs(PIPELINE))
+      client:close()
+      local requests = sim:requests()
+      assert.equal(1, #iam_requests(requests))
+      local api = api_requests(requests)
+      assert.equal(6, #api)
+      for _, r in ipairs(api) do assert.equal(api[1].headers["x-auth-token"], r.headers["x-auth-token"]) end
+      events_clean(events)
+    end)
+
+    it("refreshes the token shortly before it expires, without a 401", function()
+      sim:control("POST", "iam/users", { token_ttl = 2 })
+      failed_run()
+      local client, events = new_client({ iam = iam_options() })
+      local started = core.monotonic()
+      assert.is_table(client:runs(PIPELINE))
+      assert.is_table(client:runs(PIPELINE))
+      assert.equal(1, #iam_requests(sim:requests()))
+      -- call until the client fetches a new token; the first lives 2 s and
+      -- is replaced in its last tenth (0.2 s)
+      core.sleep(math.max(0, started + 1.5 - core.monotonic()))
+      local tokens = 1
+      while tokens == 1 and core.monotonic() < started + 4 do
+        assert.is_table(client:runs(PIPELINE))
+        tokens = #iam_requests(sim:requests())
+        if tokens == 1 then core.sleep(0.04) end
+      end
+      client:close()
+      local requests = sim:requests()
+      local iam = iam_requests(requests)
+      assert.equal(2, #iam)
+      local first_expiry
+      for _, event in ipairs(events) do
+        if event.type == "token" then first_expiry = first_expiry or event.expires_at end
+        if event.type == "response" then assert.equal(event.op == "iam token" and 201 or 200, event.status) end
+      end
+      -- fetched again before the first expired, and not long before
+      assert.is_true(iam[2].time < first_expiry, "the token was replaced after it expired")
+      assert.is_true(iam[2].time > iam[1].time + 1.5, "the token was replaced too early")
+      -- after the new token arrived, the call used it
+      local last = requests[#requests]
+      assert.equal(requests[#requests - 1].path, IAM_PATH)
+      assert.are_not.equal(requests[2].headers["x-auth-token"], last.headers["x-auth-token"])
+      events_clean(events)
+    end)
+
+    it("survives its token expiring mid-script: after the 401 it gets a new one and repeats the call once", function()
+      local client, events = new_client({ iam = iam_options() })
+      local run = failed_run()
+      assert.is_table(client:detail(PIPELINE, run))
+      sim:control("POST", "tokens/expire")
+      assert.is_true(client:retry(PIPELINE, run))
+      client:close()
+      local state = sim:run_state(run)
+      assert.equal("RUNNING", state.status)
+      assert.equal(1, state.retries)
+      local requests = sim:requests()
+      assert.same({ "iam", "GET", "PUT", "iam", "PUT" }, paths(requests))
+      assert.equal(requests[2].headers["x-auth-token"], requests[3].headers["x-auth-token"])
+      assert.are_not.equal(requests[3].headers["x-auth-token"], requests[5].headers["x-auth-token"])
+      local statuses = {}
+      for _, event in ipairs(events) do
+        if event.type == "response" and event.op == "retry" then statuses[#statuses + 1] = event.status end
+      end
+      assert.same({ 401, 200 }, statuses)
+      events_clean(events)
+    end)
+
+    it("repeats only once: a second 401 is reported as code auth", function()
+      local client, events = new_client({ iam = iam_options() })
+      sim:fault({ kind = "unauthorized", path = "/retry", times = 0 })
+      local run = failed_run()
+      local _, info = failure("auth", client:retry(PIPELINE, run))
+      client:close()
+      assert.equal(401, info.status)
+      assert.equal(2, info.attempts)
+      assert.same({ "iam", "PUT", "iam", "PUT" }, paths(sim:requests()))
+      assert.equal("FAILED", sim:run_state(run).status)
+      events_clean(events)
+    end)
+
+    it("reports IAM's refusal (wrong password) as code auth with IAM's message, without the password", function()
+      local client, events = new_client({ iam = iam_options(WRONG_PASSWORD) })
+      local message, info = failure("auth", client:retry(PIPELINE, failed_run()))
+      client:close()
+      assert.equal(401, info.status)
+      contains(message, "IAM")
+      contains(message, "The username or password is wrong.")
+      assert.same({ "iam" }, paths(sim:requests()))
+      events_clean(events)
+    end)
+  end)
+
+  --------------------------------------------------------------- token functions
+
+  describe("a token function", function()
+    it("is called once while its token is valid, again when it expires, again after a 401", function()
+      set_tokens(PROVIDED)
+      failed_run()
+      local calls = 0
+      local expiry
+      local client, events = new_client({ token = function()
+        calls = calls + 1
+        -- the first token lives 2 s; the others an hour
+        local expires_at = os.time() + (calls == 1 and 2 or 3600)
+        expiry = expiry or expires_at
+        return PROVIDED[calls], expires_at
+      end })
+      for _ = 1, 3 do assert.is_table(client:runs(PIPELINE)) end
+      assert.equal(1, calls)
+
+      while os.time() < expiry do core.sleep(0.05) end
+      assert.is_table(client:runs(PIPELINE))
+      assert.equal(2, calls)
+      assert.equal(4, #sim:requests())
+
+      set_tokens({ PROVIDED[1], PROVIDED[3] }) -- the second is revoked early
+      assert.is_table(client:runs(PIPELINE))
+      assert.equal(3, calls)
+      client:close()
+
+      local sent = {}
+      for _, r in ipairs(sim:requests()) do sent[#sent + 1] = r.headers["x-auth-token"] end
+      assert.same({ PROVIDED[1], PROVIDED[1], PROVIDED[1], PROVIDED[2], PROVIDED[2], PROVIDED[3] }, sent)
+      local token_events = 0
+      for _, event in ipairs(events) do
+        if event.type == "token" then
+          token_events = token_events + 1
+          assert.equal("token function", event.kind)
+        end
+      end
+      assert.equal(3, token_events)
+      events_clean(events)
+    end)
+
+    it("raising an error gives code auth, without the secret it quotes", function()
+      set_tokens(PROVIDED)
+      failed_run()
+      local calls = 0
+      local client, events = new_client({ token = function()
+        calls = calls + 1
+        if calls == 1 then return PROVIDED[1], os.time() - 1 end -- expired at once: asked again next time
+        error("vault refused " .. PROVIDED[1] .. " with " .. VAULT_SECRET)
+      end })
+      assert.is_table(client:runs(PIPELINE))
+      local message, info = failure("auth", client:runs(PIPELINE))
+      contains(message, "token function raised an error")
+      contains(message, "_spec.lua:")
+      assert.equal(1, info.attempts)
+      -- an error value that is not a string
+      local raising = new_client({ token = function() error({ secret = VAULT_SECRET }) end })
+      failure("auth", raising:runs(PIPELINE))
+      client:close()
+      raising:close()
+      assert.equal(1, #sim:requests())
+      events_clean(events)
+    end)
+
+    it("returning nothing usable gives code auth, and nothing is sent", function()
+      local answers = {
+        function() end,
+        function() return nil, os.time() + 60 end,
+        function() return "" end,
+        function() return 42 end,
+        function() return { TOKEN } end,
+        function() return TOKEN .. "\r\nX-Injected: 1" end,
+        function() return TOKEN .. "\tx" end,
+      }
+      for _, answer in ipairs(answers) do
+        local client, events = new_client({ token = answer })
+        local message = failure("auth", client:retry(PIPELINE, failed_run()))
+        contains(message, "the token function returned no usable token")
+        client:close()
+        events_clean(events)
+      end
+      assert.equal(0, #sim:requests())
+    end)
+  end)
+
+  --------------------------------------------------------------- pipeline.load
+
+  describe("credential sources through pipeline.load (child processes)", function()
+    -- The child loads a client (options: Lua source), retries a run and
+    -- prints one line: OK <kind>, or FAIL <stage> <code> <message>, or RAISED.
+    local CHILD = [=[
+local pipeline = require "pipeline"
+local ok, client, message, code = pcall(pipeline.load, %s)
+if not ok then io.write("RAISED\t", tostring(client), "\n") return end
+if not client then io.write("FAIL\tload\t", tostring(code), "\t", tostring(message), "\n") return end
+local kind = client._auth.kind
+local done, why, why_code = client:retry(%q, %q)
+client:close()
+if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostring(why_code), "\t", tostring(why), "\n") end
+]=]
+
+    local home
+
+    before_each(function() home = tmpdir() end)
+
+    local function load_and_retry(vars, options, run)
+      local out = run_child(CHILD:format(options or "nil", PIPELINE, run or failed_run()), vars, home)
+      observe(out)
+      lacks_all(out, CANARIES, "child output")
+      local fields = {}
+      for field in (out:gsub("\n$", "") .. "\t"):gmatch("(.-)\t") do fields[#fields + 1] = field end
+      return fields, out
+    end
+
+    local function succeeded(kind, fields, out)
+      assert.equal("OK", fields[1], out)
+      assert.equal(kind, fields[2])
+    end
+
+    local function signed_by(ak, request)
+      local a = parse_authorization(request.headers.authorization)
+      assert.equal(ak, a.access)
+      assert.is_true(a.signed["x-project-id"] and a.signed.host and a.signed["x-sdk-date"])
+      assert.equal(PROJECT, request.headers["x-project-id"])
+      assert.is_nil(request.headers["x-auth-token"])
+    end
+
+    it("signs with HUAWEICLOUD_SDK_AK/SK alone (endpoint and project id from the environment)", function()
+      local run = failed_run()
+      succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_AK = AK, HUAWEICLOUD_SDK_SK = SK,
+        CODEARTS_PIPELINE_ENDPOINT = sim.url, HUAWEICLOUD_SDK_PROJECT_ID = PROJECT }, nil, run))
+      local requests = sim:requests()
+      assert.equal(1, #requests)
+      signed_by(AK, requests[1])
+      assert.equal("RUNNING", sim:run_state(run).status)
+    end)
+
+    it("signs with HUAWEICLOUD_SDK_SECURITY_TOKEN too", function()
+      sim:control("POST", "credentials", { credentials = {
+        { ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN } } })
+      succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_AK = TEMP_AK, HUAWEICLOUD_SDK_SK = TEMP_SK,
+        HUAWEICLOUD_SDK_SECURITY_TOKEN = SECURITY_TOKEN,
+        CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT }))
+      local r = sim:requests()[1]
+      signed_by(TEMP_AK, r)
+      assert.equal(SECURITY_TOKEN, r.headers["x-security-token"])
+    end)
+
+    it("signs with ~/.huaweicloud/credentials [basic]", function()
+      write(home .. "/.huaweicloud/credentials", table.concat({
+        "[other]", "ak = UNKNOWNAK", "sk = " .. WRONG_SK, "",
+        "[basic]", "ak = " .. AK, "sk = " .. SK, "project_id = " .. PROJECT, "" }, "\n"))
+      succeeded("ak/sk", load_and_retry({ CODEARTS_PIPELINE_ENDPOINT = sim.url }))
+      signed_by(AK, sim:requests()[1])
+    end)
+
+    it("reads HUAWEICLOUD_SDK_CREDENTIALS_FILE instead of ~/.huaweicloud/credentials", function()
+      write(home .. "/.huaweicloud/credentials", "[basic]\nak = UNKNOWNAK\nsk = " .. WRONG_SK .. "\n")
+      local named = write(tmpdir() .. "/creds.ini", "[basic]\nak = " .. AK .. "\nsk = " .. SK .. "\n")
+      succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_CREDENTIALS_FILE = named,
+        CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT }))
+      signed_by(AK, sim:requests()[1])
+    end)
+
+    local function iam_profile_file(extra)
+      return write(tmpdir() .. "/config.lua", ([[
+return { profiles = { ci = {
+  endpoint = %q, project_id = %q, %s
+  iam = { user = %q, password = %q, domain = %q, project = "cn-north-4", endpoint = %q },
+} } }
+]]):format(sim.url, PROJECT, extra or "", USER, PASSWORD, DOMAIN, sim.url))
+    end
+
+    it("gets an IAM token for a config profile with iam", function()
+      local run = failed_run()
+      succeeded("iam", load_and_retry({ CODEARTS_PIPELINE_CONFIG = iam_profile_file(),
+        CODEARTS_PIPELINE_PROFILE = "ci" }, nil, run))
+      local requests = sim:requests()
+      assert.same({ "iam", "PUT" }, paths(requests))
+      assert.matches("^MIIsim", requests[2].headers["x-auth-token"])
+      assert.equal("RUNNING", sim:run_state(run).status)
+    end)
+
+    it("takes CODEARTS_PIPELINE_TOKEN over the credentials file", function()
+      write(home .. "/.huaweicloud/credentials", "[basic]\nak = " .. AK .. "\nsk = " .. SK .. "\n")
+      succeeded("token", load_and_retry({ CODEARTS_PIPELINE_TOKEN = TOKEN,
+        CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT }))
+      local r = sim:requests()[1]
+      assert.equal(TOKEN, r.headers["x-auth-token"])
+      assert.is_nil(r.headers.authorization)
+    end)
+
+    it("takes the options' ak/sk over CODEARTS_PIPELINE_TOKEN", function()
+      succeeded("ak/sk", load_and_retry({ CODEARTS_PIPELINE_TOKEN = "not-a-registered-token",
+        CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT },
+        ("{ ak = %q, sk = %q }"):format(AK, SK)))
+      signed_by(AK, sim:requests()[1])
+    end)
+
+    it("takes HUAWEICLOUD_SDK_AK/SK over a profile's iam: no IAM request", function()
+      succeeded("ak/sk", load_and_retry({ CODEARTS_PIPELINE_CONFIG = iam_profile_file(),
+        CODEARTS_PIPELINE_PROFILE = "ci", HUAWEICLOUD_SDK_AK = AK, HUAWEICLOUD_SDK_SK = SK }))
+      local requests = sim:requests()
+      assert.same({ "PUT" }, paths(requests))
+      signed_by(AK, requests[1])
+    end)
+
+    it("refuses two kinds at the same level with code config naming both, and sends nothing", function()
+      local fields = load_and_retry({ CODEARTS_PIPELINE_CONFIG = iam_profile_file(
+        ("ak = %q, sk = %q,"):format(AK, SK)), CODEARTS_PIPELINE_PROFILE = "ci" })
+      assert.same("FAIL", fields[1])
+      assert.equal("load", fields[2])
+      assert.equal("config", fields[3])
+      contains(fields[4], "ak/sk and iam")
+      contains(fields[4], "profile 'ci'")
+
+      fields = load_and_retry({ CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT },
+        ("{ token = %q, iam = { user = %q, password = %q, domain = %q, endpoint = %q, project = 'x' } }")
+          :format(TOKEN, USER, PASSWORD, DOMAIN, sim.url))
+      assert.same({ "FAIL", "load", "config" }, { fields[1], fields[2], fields[3] })
+      contains(fields[4], "token and iam")
+      assert.equal(0, #sim:requests())
+    end)
+
+    it("refuses a bad HUAWEICLOUD_SDK_AK with code config before sending", function()
+      local fields = load_and_retry({ HUAWEICLOUD_SDK_AK = "AK WITH SPACES", HUAWEICLOUD_SDK_SK = SK,
+        CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT })
+      assert.same({ "FAIL", "load", "config" }, { fields[1], fields[2], fields[3] })
+      contains(fields[4], "environment")
+      contains(fields[4], "ak")
+      assert.equal(0, #sim:requests())
+    end)
+  end)
+
+  --------------------------------------------------------------- canaries
+
+  describe("canary secrets", function()
+    -- Every kind of credentials, succeeding and failing, with every message
+    -- and event kept.
+    local function scenarios()
+      local seen = {}
+      local function keep(...)
+        local results = { ... }
+        for i = 2, 4 do
+          if results[i] ~= nil then seen[#seen + 1] = type(results[i]) == "table" and cjson.encode(results[i])
+            or tostring(results[i]) end
+        end
+        return ...
+      end
+      local clients = {}
+      local function client_with(options)
+        local client, events = new_client(options)
+        clients[#clients + 1] = { client = client, events = events }
+        return client
+      end
+      sim:control("POST", "credentials", { credentials = { { ak = AK, sk = SK },
+        { ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN } } })
+      set_tokens({ TOKEN, PROVIDED[1] })
+      local run = failed_run()
+
+      local c = client_with({ token = TOKEN })
+      keep(c:retry(PIPELINE, run))
+      keep(c:retry(PIPELINE, run)) -- refused: not FAILED any more (api)
+      keep(client_with({ token = PROVIDED[2] }):retry(PIPELINE, failed_run()))
+      c = client_with({ ak = AK, sk = SK, retries = { max = 1 }, sleep = function() end })
+      sim:fault({ kind = "throttled", times = 2 })
+      keep(c:runs(PIPELINE))
+      keep(client_with({ ak = AK, sk = WRONG_SK }):retry(PIPELINE, failed_run()))
+      keep(client_with({ ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN }):run(PIPELINE))
+      keep(client_with({ ak = TEMP_AK, sk = TEMP_SK, security_token = WRONG_SECURITY_TOKEN }):run(PIPELINE))
+      c = client_with({ iam = iam_options() })
+      keep(c:detail(PIPELINE, run))
+      sim:control("POST", "tokens/expire")
+      keep(c:detail(PIPELINE, run))
+      sim:fault({ kind = "unauthorized", times = 2 })
+      keep(c:detail(PIPELINE, run))
+      keep(client_with({ iam = iam_options(WRONG_PASSWORD) }):retry(PIPELINE, failed_run()))
+      local calls = 0
+      c = client_with({ token = function()
+        calls = calls + 1
+        if calls == 1 then return PROVIDED[1], os.time() - 1 end
+        error(PROVIDED[1] .. " " .. VAULT_SECRET .. " " .. PASSWORD)
+      end })
+      keep(c:detail(PIPELINE, run))
+      keep(c:detail(PIPELINE, run))
+      keep(client_with({ token = function() return nil end }):detail(PIPELINE, run))
+      keep(client_with({ token = TOKEN, proxy = "http://user:" .. VAULT_SECRET .. "@127.0.0.1:1" })
+        :detail(PIPELINE, run))
+      for _, entry in ipairs(clients) do
+        seen[#seen + 1] = cjson.encode(entry.events)
+        seen[#seen + 1] = tostring(entry.client)
+        entry.client:close()
+      end
+      return seen
+    end
+
+    it("never appear in messages, info or events, and only where due in the records", function()
+      local seen = scenarios()
+      assert.is_true(#seen > 20)
+      local requests = sim:requests()
+      assert.is_true(#requests > 10)
+      records_clean(requests)
+      for _, text in ipairs(seen) do
+        observe(text)
+        lacks_all(text, CANARIES, "observed text")
+        lacks_all(text, issued_tokens, "observed text")
+      end
+      -- and nothing any earlier test of this file showed a user
+      for _, text in ipairs(observed) do
+        lacks_all(text, CANARIES, "observed text")
+        lacks_all(text, issued_tokens, "observed text")
+      end
+    end)
+
+    it("never appear in the output of a failing busted run", function()
+      local dir = tmpdir()
+      local run = failed_run()
+      local spec = write(dir .. "/failing_spec.lua", ([==[
+local pipeline = require "pipeline"
+local cjson = require "cjson"
+local URL, PROJECT, PIPELINE, RUN = %q, %q, %q, %q
+local function client(options)
+  local events = {}
+  options.endpoint, options.project_id, options.retries = URL, PROJECT, false
+  options.on_event = function(e) events[#events + 1] = e end
+  return assert(pipeline.new(options)), events
+end
+describe("a failing scenario", function()
+  it("with a wrong SK", function()
+    local c, events = client({ ak = %q, sk = %q })
+    local results = { c:retry(PIPELINE, RUN) }
+    print(cjson.encode(events))
+    assert.same({ true }, results)
+  end)
+  it("with a wrong IAM password", function()
+    local c, events = client({ iam = { user = %q, password = %q, domain = %q, project = "p", endpoint = URL } })
+    local ok, message, code, info = c:retry(PIPELINE, RUN)
+    print(cjson.encode(events))
+    assert.is_true(ok, message)
+    assert.same({}, info)
+  end)
+  it("with a token function that raises", function()
+    local c = client({ token = function() error("vault: " .. %q) end })
+    local ok, message = c:retry(PIPELINE, RUN)
+    error(message)
+  end)
+  it("with a refused token", function()
+    local c = client({ token = %q })
+    assert(c:retry(PIPELINE, RUN))
+  end)
+  it("with a token holding a line break", function()
+    client({ token = %q .. "\r\n" })
+  end)
+end)
+]==]):format(sim.url, PROJECT, PIPELINE, run, AK, WRONG_SK, USER, WRONG_PASSWORD, DOMAIN, VAULT_SECRET,
+        PROVIDED[3], TOKEN))
+      local command = ("cd %s && %s %s --cpath=%s -o plainTerminal %s 2>&1"):format(shq(ROOT), shq(LUA), shq(BUSTED),
+        shq(ROOT .. "/build/?.so"), shq(spec))
+      local p = assert(io.popen(command))
+      local out = p:read("*a")
+      p:close()
+      observe(out)
+      -- it did fail, and showed what went wrong
+      contains(out, "0 successes /")
+      contains(out, "APIGW.0301")
+      contains(out, "The username or password is wrong.")
+      contains(out, "token function raised an error")
+      contains(out, "option 'token'")
+      lacks_all(out, CANARIES, "busted output")
+      local issued = {}
+      for _, r in ipairs(sim:requests()) do issued[#issued + 1] = r.headers["x-auth-token"] end
+      lacks_all(out, issued, "busted output")
+    end)
+
+    -- Known, not yet fixed: client.lua keeps the secrets list in plain fields
+    -- (_secrets, _auth.secrets), so a table dump shows the SK; luassert does
+    -- exactly that when a test fails on a client (assert.is_nil(client)).
+    pending("never appear in a dump of a client (luassert's table formatter)", function()
+      local client = new_client({ ak = AK, sk = SK, security_token = SECURITY_TOKEN })
+      local dump = require("luassert.state").format_argument(client)
+      client:close()
+      lacks_all(dump, CANARIES, "client dump")
+    end)
+  end)
+end)
