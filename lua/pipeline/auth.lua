@@ -1,8 +1,9 @@
 --- Credentials: how a request is authenticated.  Each kind is an object with
 -- `apply(client, op, method, url, headers, body)`, which adds its headers to
--- `headers` (or returns nil, message, code, info); `secrets`, the strings that
--- must never reach a message or an event; and, for tokens, `invalidate()`,
--- called after a 401 so the next attempt fetches a fresh one.
+-- `headers` (or returns nil, message, code, info); `secrets`, a keeper
+-- (errors.keeper) of the strings that must never reach a message or an event;
+-- and, for tokens, `invalidate()`, called after a 401 so the next attempt
+-- fetches a fresh one.  Secrets live only in closures.
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
 local clock = require("pipeline.clock")
@@ -39,9 +40,7 @@ local function cached_token(kind, secrets, fetch)
       -- os.time() may be up to a second behind: count that second as gone
       if not lifetime and expires_at then lifetime = expires_at - os.time() - 1 end
       token, refresh_at = value, lifetime and started + lifetime - refresh_margin(lifetime)
-      local known = false
-      for _, secret in ipairs(self.secrets) do known = known or secret == value end
-      if not known then self.secrets[#self.secrets + 1] = value end
+      self.secrets.add(value)
       client:_emit({ type = "token", op = op, kind = kind, expires_at = expires_at })
     end
     headers["X-Auth-Token"] = token
@@ -53,7 +52,7 @@ end
 
 local function token_auth(token)
   if type(token) == "string" then
-    local secrets = { token }
+    local secrets = errors.keeper(token)
     return {
       kind = "token",
       secrets = secrets,
@@ -65,7 +64,7 @@ local function token_auth(token)
   end
   -- A provider function: called when there is no token yet, when the one it
   -- gave last is about to expire, and after a 401.
-  local secrets = {}
+  local secrets = errors.keeper()
   return cached_token("token function", secrets, function(_, op)
     local ok, value, expiry = pcall(token)
     if not ok then
@@ -86,7 +85,7 @@ end
 local function aksk_auth(ak, sk, security_token, project_id)
   return {
     kind = "ak/sk",
-    secrets = { sk, security_token },
+    secrets = errors.keeper(sk, security_token),
     apply = function(_, _, method, url, headers, body)
       if project_id then headers["X-Project-Id"] = project_id end
       if security_token then headers["X-Security-Token"] = security_token end
@@ -125,7 +124,7 @@ local function iam_auth(iam, region, allow_http)
       password = { user = { name = iam.user, password = iam.password, domain = { name = iam.domain } } } },
     scope = { project = { name = project } },
   } }))
-  local secrets = { iam.password }
+  local secrets = errors.keeper(iam.password)
   return cached_token("iam", secrets, function(client, op)
     local what = op .. ": IAM token"
     client:_emit({ type = "request", op = "iam token", method = "POST", url = url, attempt = 1 })

@@ -79,14 +79,19 @@ function client.new(options, level)
     }
   end
 
-  -- The credentials' own list, which grows as a token provider hands out
-  -- new tokens, and a proxy password if the proxy URL holds one.
+  -- The credentials' keeper, which learns each token a provider hands out,
+  -- and a proxy password if the proxy URL holds one.
   local secrets = credentials.secrets
-  local proxy_password = options.proxy and options.proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@")
-  if proxy_password then secrets[#secrets + 1] = proxy_password end
+  secrets.add(options.proxy and options.proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@"))
 
   return setmetatable({
-    _transport_options = transport_options,
+    -- a batch (multi handle) with the same transport options, for the
+    -- concurrent calls; a closure, as the options may hold a proxy password
+    _new_batch = function(concurrency)
+      local batch_options = { concurrency = concurrency }
+      for name, value in pairs(transport_options) do batch_options[name] = value end
+      return core.batch(batch_options)
+    end,
     endpoint = endpoint:gsub("/+$", ""),
     project_id = options.project_id,
     _transport = core.client(transport_options),

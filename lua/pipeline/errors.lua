@@ -23,9 +23,11 @@ local WHAT = {
   cancelled = "cancelled",
 }
 
---- Replaces every secret in text with "***".
+--- Replaces every secret in text with "***".  secrets: a list of strings, or
+-- a keeper (errors.keeper).
 function errors.redact(text, secrets)
   if type(text) ~= "string" or not secrets then return text end
+  if type(secrets.redact) == "function" then return secrets.redact(text) end
   for _, secret in ipairs(secrets) do
     if type(secret) == "string" and #secret >= 4 then
       local from, to = text:find(secret, 1, true)
@@ -36,6 +38,24 @@ function errors.redact(text, secrets)
     end
   end
   return text
+end
+
+--- A keeper of secrets: keeper.add(secret) and keeper.redact(text).  The
+-- secrets live in a closure, so a dump of a client (a debugger, a test
+-- framework printing a table) shows none of them.
+function errors.keeper(...)
+  local list = {}
+  local keeper = {}
+  function keeper.add(secret)
+    if type(secret) ~= "string" or #secret < 4 then return end
+    for _, known in ipairs(list) do
+      if known == secret then return end
+    end
+    list[#list + 1] = secret
+  end
+  function keeper.redact(text) return errors.redact(text, list) end
+  for i = 1, select("#", ...) do keeper.add((select(i, ...))) end
+  return keeper
 end
 
 --- Builds the failure for operation op: nil, message, code, info.

@@ -141,7 +141,7 @@ function lifecycle.install(Client, check_id)
     end
     options = check_options(options, MANY_OPTIONS, 3, "map")
     local concurrency = math.max(1, math.min(256, math.floor(options.concurrency or DEFAULT_CONCURRENCY)))
-    local runner = scheduler.new(self, self._transport_options, math.min(concurrency, math.max(#list, 1)))
+    local runner = scheduler.new(self, math.min(concurrency, math.max(#list, 1)))
     local jobs = {}
     for index, item in ipairs(list) do jobs[index] = runner:add(fn, item, index) end
     local ok, failure = true, nil
@@ -229,7 +229,7 @@ function lifecycle.install(Client, check_id)
       error(("bad argument #1 to 'start' (no client method %q)"):format(tostring(method)), 2)
     end
     if not self._runner then
-      self._runner = scheduler.new(self, self._transport_options, DEFAULT_CONCURRENCY)
+      self._runner = scheduler.new(self, DEFAULT_CONCURRENCY)
     end
     local args = pack(...)
     local job = self._runner:add(function()

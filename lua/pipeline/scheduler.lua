@@ -24,14 +24,12 @@ end
 local Scheduler = {}
 Scheduler.__index = Scheduler
 
---- A scheduler for client; transport: the client's transport options;
--- concurrency: how many jobs run (and requests fly) at once.
-function scheduler.new(client, transport, concurrency)
-  local options = { concurrency = concurrency }
-  for name, value in pairs(transport) do options[name] = value end
+--- A scheduler for client; concurrency: how many jobs run (and requests
+-- fly) at once, over a batch the client makes.
+function scheduler.new(client, concurrency)
   return setmetatable({
     client = client,
-    batch = core.batch(options),
+    batch = client._new_batch(concurrency),
     concurrency = concurrency,
     queued = {},     -- jobs not started yet, in order
     running = 0,     -- jobs started and not finished
