@@ -81,7 +81,7 @@ int pipeline_batch_new(lua_State *L) {
   return 1;
 }
 
-/* batch:add(method, url [, headers [, body [, single_send]]]) -> id | nil
+/* batch:add(method, url [, headers [, body [, single_send [, timeout]]]]) -> id | nil
  * Starts a request; nil when every slot is busy. */
 static int batch_add(lua_State *L) {
   batch *b = check_batch(L, 1);

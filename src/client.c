@@ -60,7 +60,7 @@ int pipeline_client_new(lua_State *L) {
   return 1;
 }
 
-/* client:request(method, url [, headers [, body [, single_send]]])
+/* client:request(method, url [, headers [, body [, single_send [, timeout]]]])
  *   -> status, body, headers          when an HTTP answer arrived
  *   -> nil, kind, message, sent       when none did (kind: network, timeout,
  *      tls, protocol; sent: the request may have reached the server) */

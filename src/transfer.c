@@ -75,6 +75,17 @@ static int is_header_name(const char *s, size_t len) {
   return 1;
 }
 
+/* strncasecmp for ASCII, which C99 lacks. */
+static int strncasecmp_ascii(const char *a, const char *b, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int ca = tolower((unsigned char)a[i]), cb = tolower((unsigned char)b[i]);
+    if (ca != cb) return ca - cb;
+    if (ca == 0) return 0;
+  }
+  return 0;
+}
+
 static int is_loopback(const char *host) {
   if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
       strcmp(host, "::1") == 0)
@@ -283,6 +294,7 @@ void pipeline_transport_options_read(lua_State *L, int opts, const char *ignore,
 void pipeline_transfer_open(lua_State *L, transfer *t,
                             const pipeline_transport_options *o) {
   t->allow_http = o->allow_http;
+  t->timeout_ms = o->timeout_ms;
   t->body.limit = (size_t)o->max_response;
   t->headers.limit = MAX_HEADER_BYTES;
   t->easy = curl_easy_init();
@@ -296,7 +308,6 @@ void pipeline_transfer_open(lua_State *L, transfer *t,
 #else
   SETOPT(t, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-  SETOPT(t, CURLOPT_TIMEOUT_MS, o->timeout_ms);
   SETOPT(t, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
   SETOPT(t, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_response);
   SETOPT(t, CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
@@ -346,7 +357,9 @@ static int append_header(transfer *t, const char *line) {
 /* Builds the request's header list from the table at index table into
  * t->request_headers.  The transfer owns the list, so a check that raises
  * half-way leaves nothing to leak: the next request or close frees it. */
-static void set_request_headers(lua_State *L, transfer *t, int table, int has_body) {
+static void set_request_headers(lua_State *L, transfer *t, int table, int has_body,
+                                int body_len) {
+  int content_type = 0;
   curl_slist_free_all(t->request_headers);
   t->request_headers = NULL;
   if (table) {
@@ -363,6 +376,7 @@ static void set_request_headers(lua_State *L, transfer *t, int table, int has_bo
       if (!pipeline_is_header_value(value, vlen))
         luaL_error(L, "bad value for header '%s': control characters are "
                       "not allowed", name);
+      if (nlen == 12 && strncasecmp_ascii(name, "content-type", 12) == 0) content_type = 1;
       /* "Name:" with no value would remove the header; "Name;" sends it empty */
       lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, value);
       if (!append_header(t, lua_tostring(L, -1)))
@@ -371,7 +385,10 @@ static void set_request_headers(lua_State *L, transfer *t, int table, int has_bo
     }
   }
   /* A body is sent at once: waiting for 100 Continue only costs a round trip. */
-  if (has_body && !append_header(t, "Expect:"))
+  if (body_len > 0 && !append_header(t, "Expect:"))
+    luaL_error(L, "not enough memory");
+  /* Without a Content-Type of the caller's, libcurl would claim a form. */
+  if (has_body && !content_type && !append_header(t, "Content-Type:"))
     luaL_error(L, "not enough memory");
 }
 
@@ -479,6 +496,7 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   const char *refusal, *method = methods[m];
   const char *body;
   int headers = 0, has_body;
+  long timeout_ms;
 
   if (!lua_isnoneornil(L, first + 2)) {
     luaL_checktype(L, first + 2, LUA_TTABLE);
@@ -492,7 +510,15 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
     luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
   has_body = body != NULL || strcmp(method, "POST") == 0 ||
              strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
-  set_request_headers(L, t, headers, body_len > 0);
+  set_request_headers(L, t, headers, has_body, body_len > 0);
+  timeout_ms = t->timeout_ms;
+  if (!lua_isnoneornil(L, first + 5)) {
+    lua_Number seconds = luaL_checknumber(L, first + 5);
+    luaL_argcheck(L, seconds >= 0, first + 5, "timeout must not be negative");
+    if (seconds * 1000 < (lua_Number)timeout_ms)
+      timeout_ms = seconds * 1000 < 1 ? 1 : (long)(seconds * 1000);
+  }
+  SETOPT(t, CURLOPT_TIMEOUT_MS, timeout_ms);
 
   SETOPT(t, CURLOPT_URL, url);
   SETOPT(t, CURLOPT_HTTPHEADER, t->request_headers);

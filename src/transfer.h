@@ -27,6 +27,7 @@ typedef struct {
   int sends;       /* how many times libcurl started to send this request */
   int single_send; /* abort a second (silent) send of this request */
   int busy;        /* added to a multi handle and not finished */
+  long timeout_ms; /* the client's timeout for a whole request */
   lua_Integer id;  /* the batch's id of the request in progress */
 } pipeline_transfer;
 
@@ -47,9 +48,10 @@ void pipeline_transport_options_read(lua_State *L, int opts, const char *ignore,
 void pipeline_transfer_open(lua_State *L, pipeline_transfer *t,
                             const pipeline_transport_options *o);
 
-/* Sets up t for the request given by the Lua values at first .. first+4:
- * method, url [, headers [, body [, single_send]]].  Raises on misuse, with
- * nothing sent. */
+/* Sets up t for the request given by the Lua values at first .. first+5:
+ * method, url [, headers [, body [, single_send [, timeout]]]], timeout in
+ * seconds shortening the client's for this request (a caller's deadline).
+ * Raises on misuse, with nothing sent. */
 void pipeline_transfer_prepare(lua_State *L, pipeline_transfer *t, int first);
 
 /* Pushes the result of t's finished transfer and returns how many values:

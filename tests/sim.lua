@@ -17,6 +17,9 @@ local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- os.execute's success: true on 5.2+, 0 on 5.1 and LuaJIT.
+local function succeeded(result) return result == true or result == 0 end
+
 --- Starts a simulator; extra is a list of command-line arguments.
 function sim.start(extra)
   local dir = os.tmpname()
@@ -87,7 +90,7 @@ function sim:stop()
   os.execute(("kill %d 2>/dev/null"):format(self.pid))
   -- wait for the process to go so no test leaves it behind
   local deadline = core.monotonic() + 5
-  while core.monotonic() < deadline and os.execute(("kill -0 %d 2>/dev/null"):format(self.pid)) do
+  while core.monotonic() < deadline and succeeded(os.execute(("kill -0 %d 2>/dev/null"):format(self.pid))) do
     core.sleep(0.02)
   end
   os.execute("rm -rf " .. shell_quote(self.dir))

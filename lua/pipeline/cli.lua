@@ -10,6 +10,7 @@
 local pipeline = require("pipeline")
 local config = require("pipeline.config")
 local core = require("pipeline.core")
+local compat = require("pipeline.compat")
 local cjson = require("cjson.safe")
 
 local cli = {}
@@ -890,19 +891,22 @@ RUN["retry-failed"] = function(ctx, client, pipeline_id)
   local options = wait_options(ctx)
   options.attempts = ctx.options.attempts or 3
   ctx.display = new_display(ctx)
-  local status, history, code, info = client:retry_failed(pipeline_id, options)
+  local result = compat.pack(client:retry_failed(pipeline_id, options))
   ctx.display:finish()
-  if not status then
-    return ctx:fail(history, code, info, { pipeline_id = pipeline_id,
+  if not result[1] then
+    local message, code, info = result[2], result[3], result[4]
+    return ctx:fail(message, code, info, { pipeline_id = pipeline_id,
       attempts = type(info) == "table" and info.history or nil })
   end
+  local status, history, latest_run_id = result[1], result[2], result[3]
   ctx.display = nil
   local exit = status == "COMPLETED" and 0 or 1
   local document = { ok = exit == 0, exit = exit, command = "retry-failed", pipeline_id = pipeline_id,
-    status = status, attempts = history, run_id = history[1] and history[1].run_id or nil }
+    status = status, attempts = history, run_id = latest_run_id }
   local lines = {}
   if #history == 0 then
-    lines[1] = ("The latest run of pipeline %s ended %s: nothing to retry."):format(pipeline_id, status)
+    lines[1] = ("The latest run of pipeline %s (%s) ended %s: nothing to retry."):format(pipeline_id,
+      tostring(latest_run_id), status)
   else
     lines[1] = ("Run %s ended %s after %d attempt%s."):format(history[1].run_id, status, #history,
       #history == 1 and "" or "s")

@@ -148,9 +148,10 @@ end
 
 --- Sends one request: through the scheduler when called from one of its
 -- jobs (concurrently with the others), else on the client's own handle.
-function Client:_send(method, url, headers, body, single_send)
-  if scheduler.current() then return scheduler.send(method, url, headers, body, single_send) end
-  return self._transport:request(method, url, headers, body, single_send)
+-- timeout (seconds, or nil) shortens the client's own for this request.
+function Client:_send(method, url, headers, body, single_send, timeout)
+  if scheduler.current() then return scheduler.send(method, url, headers, body, single_send, timeout) end
+  return self._transport:request(method, url, headers, body, single_send, timeout)
 end
 
 --- Waits seconds: parks the job inside the scheduler, else the client's sleep.
@@ -193,8 +194,11 @@ function Client:call(spec)
     self:_emit({ type = "request", op = spec.op, method = spec.method, url = url,
       headers = redacted_headers(headers), attempt = attempt })
     local started = core.monotonic()
+    -- A caller's deadline bounds the request itself, not only the waits; a
+    -- second at least, so a deadline just reached still allows one answer.
+    local timeout = spec.deadline and math.max(1, spec.deadline - started)
     local status, response, response_headers, sent =
-      self:_send(spec.method, url, headers, body, not spec.idempotent)
+      self:_send(spec.method, url, headers, body, not spec.idempotent, timeout)
     local result = pack(errors.settle(spec.op, spec.expect, self._secrets,
       status, response, response_headers, sent))
     local failed = result[1] == nil
@@ -326,13 +330,23 @@ function Client:retry(pipeline_id, run_id)
     verify = function() return status_shows(self, pipeline_id, run_id, RETRY_SHOWS) end })
 end
 
+-- The start body, with empty lists left out: lua-cjson would send them as
+-- empty objects, and an absent list means the same as an empty one.
+local function run_body(body)
+  local copy = {}
+  for name, value in pairs(body or {}) do
+    if not (type(value) == "table" and next(value) == nil) then copy[name] = value end
+  end
+  return copy
+end
+
 --- Starts a run: the new run's id.  body: sources, description, variables
 -- ({name, value} pairs), choose_jobs, choose_stages, as the API takes them.
 function Client:run(pipeline_id, body)
   check_id(pipeline_id, 1, "pipeline_id", "run")
   check_table(body, 2, "run", "body")
   return self:_fetch({ op = "run", method = "POST", expect = "json",
-    path = ("pipelines/%s/run"):format(pipeline_id), body = body or {} }, function(json)
+    path = ("pipelines/%s/run"):format(pipeline_id), body = run_body(body) }, function(json)
     if type(json) == "table" and core.is_id(json.pipeline_run_id) then return json.pipeline_run_id end
     return nil, "no pipeline_run_id"
   end)

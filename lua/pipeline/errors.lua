@@ -92,8 +92,10 @@ local function service_error(body)
   if type(body) ~= "table" then return nil, nil end
   local code, msg = body.error_code, body.error_msg
   if code == nil and type(body.error) == "table" then
-    code, msg = body.error.code, body.error.message
-    if code ~= nil and not msg then msg = body.error.title end
+    -- IAM's shape: {"error": {"code": 401, "message": ..., "title": ...}},
+    -- whose code only repeats the HTTP status
+    code, msg = body.error.code, body.error.message or body.error.title
+    if type(code) == "number" then code = nil end
   end
   if code ~= nil and code ~= cjson.null then code = tostring(code) else code = nil end
   if msg ~= nil and msg ~= cjson.null then msg = tostring(msg) else msg = nil end

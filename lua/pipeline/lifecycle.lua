@@ -92,8 +92,8 @@ function lifecycle.install(Client, check_id)
 
   --- Keeps a pipeline green: takes its latest run; while that ended FAILED (or
   -- CANCELED), retries it and follows it, up to options.attempts times
-  -- (default 3).  Returns the final status and the attempts, each
-  -- { run_id = ..., status = ... }.  A latest run still going is followed
+  -- (default 3).  Returns the final status, the attempts, each
+  -- { run_id = ..., status = ... }, and the latest run's id.  A latest run still going is followed
   -- first; one that passed needs no attempt.
   function Client:retry_failed(pipeline_id, options)
     check_id(pipeline_id, 1, "pipeline_id", "retry_failed")
@@ -125,7 +125,7 @@ function lifecycle.install(Client, check_id)
       end
       history[#history + 1] = { run_id = run_id, status = status }
     end
-    return status, history
+    return status, history, run_id
   end
 
   --- Calls fn(item, index) for every item of list, concurrently (at most
