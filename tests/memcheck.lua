@@ -23,11 +23,25 @@ local ok_all, err = pcall(function()
   local client = assert(pipeline.new({ endpoint = sim.url, project_id = PROJECT, token = TOKEN,
     retries = false, timeout = 1 }))
   for _, kind in ipairs({ "unauthorized", "not_found", "error_code_200", "success_false", "throttled",
-    "server_html", "not_json", "wrong_shape", "oversize", "close", "drop_after_processing", "redirect" }) do
+    "server_html", "not_json", "wrong_shape", "oversize", "close", "redirect" }) do
     sim:fault({ kind = kind })
     assert(client:retry(PIPELINE, failed_run()) == nil, kind)
     assert(client:retry(PIPELINE, failed_run()), kind .. " (then success)")
   end
+  -- processed, then the connection dropped: the run's status shows it worked
+  sim:fault({ kind = "drop_after_processing" })
+  assert(client:retry(PIPELINE, failed_run()), "drop_after_processing")
+
+  -- many at once over the multi interface, with failures among them
+  local list = {}
+  for i = 1, 40 do list[i] = { PIPELINE, i % 5 == 0 and simulator.new_id() or failed_run() } end
+  sim:fault({ kind = "close", times = 3 })
+  for i, result in ipairs(client:retry_many(list, { concurrency = 8 })) do
+    assert(result.ok == (i % 5 ~= 0) or result.code == "network", tostring(result.message))
+  end
+  local job = client:start("retry_and_wait", PIPELINE, failed_run(), { interval = 0.01 })
+  while client:step(0.05) > 0 do end
+  assert(job.done)
   sim:fault({ kind = "slow", delay = 2 })
   assert(client:retry(PIPELINE, failed_run()) == nil)
   assert(client:detail(PIPELINE, failed_run()))
