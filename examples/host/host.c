@@ -33,6 +33,10 @@ int luaopen_cjson_safe(lua_State *L);
 
 #define MAX_JOBS 16
 
+#if LUA_VERSION_NUM < 502
+#define lua_rawlen lua_objlen /* renamed in 5.2 */
+#endif
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
