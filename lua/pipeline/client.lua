@@ -316,18 +316,29 @@ local function status_shows(self, pipeline_id, run_id, effect)
   return effect(run.status)
 end
 
-local RETRY_SHOWS = function(status) return status ~= "FAILED" and status ~= "CANCELED" end
-local STOP_SHOWS = function(status) return status ~= "RUNNING" and status ~= "PAUSED" and status ~= "SUSPEND" end
+-- For each action on a run: its method, and the statuses after which it has
+-- taken effect.
+local RUN_ACTIONS = {
+  retry = { method = "PUT", shows = function(status) return status ~= "FAILED" and status ~= "CANCELED" end },
+  stop = { method = "POST",
+    shows = function(status) return status ~= "RUNNING" and status ~= "PAUSED" and status ~= "SUSPEND" end },
+}
 
---- Retries a pipeline run: true, or nil, message, code, info.  A retry whose
--- outcome is unknown is never sent again: the run's status is read, and the
--- call succeeds if it shows the retry took effect.
+-- Retries or stops a run.  An action whose outcome is unknown is never sent
+-- again: the run's status is read, and the call succeeds if it shows the
+-- action took effect.
+function Client:_run_action(action, pipeline_id, run_id)
+  local spec = RUN_ACTIONS[action]
+  return self:call({ op = action, method = spec.method, expect = "success",
+    path = run_path(pipeline_id, run_id, action),
+    verify = function() return status_shows(self, pipeline_id, run_id, spec.shows) end })
+end
+
+--- Retries a pipeline run: true, or nil, message, code, info.
 function Client:retry(pipeline_id, run_id)
   check_id(pipeline_id, 1, "pipeline_id", "retry")
   check_id(run_id, 2, "run_id", "retry")
-  return self:call({ op = "retry", method = "PUT", expect = "success",
-    path = run_path(pipeline_id, run_id, "retry"),
-    verify = function() return status_shows(self, pipeline_id, run_id, RETRY_SHOWS) end })
+  return self:_run_action("retry", pipeline_id, run_id)
 end
 
 -- The start body, with empty lists left out: lua-cjson would send them as
@@ -356,9 +367,7 @@ end
 function Client:stop(pipeline_id, run_id)
   check_id(pipeline_id, 1, "pipeline_id", "stop")
   check_id(run_id, 2, "run_id", "stop")
-  return self:call({ op = "stop", method = "POST", expect = "success",
-    path = run_path(pipeline_id, run_id, "stop"),
-    verify = function() return status_shows(self, pipeline_id, run_id, STOP_SHOWS) end })
+  return self:_run_action("stop", pipeline_id, run_id)
 end
 
 --- A run with its stages and jobs, as the API returns it.

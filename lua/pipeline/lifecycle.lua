@@ -42,6 +42,11 @@ local function check_options(options, allowed, arg, fname)
   return options
 end
 
+-- The wait options among the options of a call that also waits.
+local function wait_options_of(options)
+  return options and { timeout = options.timeout, interval = options.interval, on_poll = options.on_poll }
+end
+
 --- Adds the lifecycle methods to the client class.
 function lifecycle.install(Client, check_id)
   --- Follows a run until it ends: final status, run.  options: timeout
@@ -99,7 +104,7 @@ function lifecycle.install(Client, check_id)
     check_id(pipeline_id, 1, "pipeline_id", "retry_failed")
     options = check_options(options, RETRY_FAILED_OPTIONS, 2, "retry_failed")
     local attempts = options.attempts or 3
-    local wait_options = { timeout = options.timeout, interval = options.interval, on_poll = options.on_poll }
+    local wait_options = wait_options_of(options)
     local latest, message, code, info = self:latest({ pipeline_id })
     if not latest then return nil, message, code, info end
     local run = latest[1]
@@ -202,8 +207,7 @@ function lifecycle.install(Client, check_id)
   --- Follows many runs at once: results aligned with list, each
   -- {ok = true, status, run} or {ok = false, message, code, info}.
   function Client:wait_many(list, options)
-    local wait_options = options and { timeout = options.timeout, interval = options.interval,
-      on_poll = options.on_poll }
+    local wait_options = wait_options_of(options)
     return many(self, "wait_many", list, options, function(pipeline_id, run_id)
       return self:wait(pipeline_id, run_id, wait_options)
     end)
@@ -211,8 +215,7 @@ function lifecycle.install(Client, check_id)
 
   --- Retries many runs at once and follows each to its end: results as wait_many.
   function Client:retry_and_wait_many(list, options)
-    local wait_options = options and { timeout = options.timeout, interval = options.interval,
-      on_poll = options.on_poll }
+    local wait_options = wait_options_of(options)
     return many(self, "retry_and_wait_many", list, options, function(pipeline_id, run_id)
       return self:retry_and_wait(pipeline_id, run_id, wait_options)
     end)
