@@ -20,7 +20,7 @@ description = {
 }
 
 dependencies = {
-  "lua >= 5.4",
+  "lua >= 5.1", -- 5.1, 5.2, 5.3, 5.4 and LuaJIT 2.1: CI runs 5.1, 5.3, 5.4 and LuaJIT
   "lua-cjson >= 2.1",
 }
 
