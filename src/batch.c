@@ -49,6 +49,11 @@ static int batch_close(lua_State *L) {
   return 0;
 }
 
+static int is_concurrency(lua_State *L, const char *name) {
+  (void)L;
+  return strcmp(name, "concurrency") == 0;
+}
+
 int pipeline_batch_new(lua_State *L) {
   pipeline_transport_options o;
   int opts = 0, capacity = DEFAULT_CONCURRENCY, i;
@@ -67,7 +72,7 @@ int pipeline_batch_new(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  pipeline_transport_options_read(L, opts, "concurrency", &o);
+  pipeline_transport_options_read(L, opts, is_concurrency, &o);
 
   /* Closed first, then the resources (see client.c). */
   b = lua_newuserdatauv(L, sizeof(batch) + (size_t)(capacity - 1) * sizeof(pipeline_transfer), 0);

@@ -38,10 +38,10 @@ static int client_tostring(lua_State *L) {
   return 1;
 }
 
-void pipeline_client_push(lua_State *L, int opts, const char *ignore) {
+void pipeline_client_push(lua_State *L, int opts, pipeline_other_option other) {
   pipeline_transport_options o;
   pipeline_transfer *t;
-  pipeline_transport_options_read(L, opts, ignore, &o);
+  pipeline_transport_options_read(L, opts, other, &o);
   /* Closed first, then the resource: an error below leaves a userdata that
    * __gc can release safely (liolib's pattern). */
   t = lua_newuserdatauv(L, sizeof *t, 0);

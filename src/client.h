@@ -7,6 +7,8 @@
 
 #include <lua.h>
 
+#include "transfer.h"
+
 #define PIPELINE_CLIENT_TYPE "pipeline.client"
 
 /* Registers the client metatable; leaves nothing on the stack. */
@@ -16,9 +18,9 @@ void pipeline_client_register(lua_State *L);
 int pipeline_client_new(lua_State *L);
 
 /* Creates a client from the transport option table at index opts (or none
- * when opts is 0) and pushes it.  ignore names one extra key
- * the table may hold that is the caller's own (or NULL). */
-void pipeline_client_push(lua_State *L, int opts, const char *ignore);
+ * when opts is 0) and pushes it.  other tells which further keys the table
+ * may hold as the caller's own (or NULL: none). */
+void pipeline_client_push(lua_State *L, int opts, pipeline_other_option other);
 
 /* client:request(...) with the client at index 1. */
 int pipeline_client_request(lua_State *L);

@@ -21,10 +21,6 @@
 #include "sign.h"
 #include "transfer.h"
 
-#ifndef PIPELINE_VERSION
-#define PIPELINE_VERSION "0.0.0"
-#endif
-
 /* libcurl must be initialised once per process; pthread_once makes the first
  * require safe even when several threads open the module at the same time. */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -50,18 +46,18 @@ static void check_token_arg(lua_State *L, int arg) {
 
 /* core.is_id(s) -> boolean: exactly 32 ASCII letters or digits. */
 static int core_is_id(lua_State *L) {
-  size_t len;
-  const char *s = lua_tolstring(L, 1, &len);
-  lua_pushboolean(L, lua_type(L, 1) == LUA_TSTRING && pipeline_is_id(s, len));
+  size_t len = 0;
+  /* the type first: lua_tolstring would turn a number into a string */
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_pushboolean(L, s != NULL && pipeline_is_id(s, len));
   return 1;
 }
 
 /* core.is_header_value(s) -> boolean: no control characters. */
 static int core_is_header_value(lua_State *L) {
-  size_t len;
-  const char *s = lua_tolstring(L, 1, &len);
-  lua_pushboolean(L, lua_type(L, 1) == LUA_TSTRING &&
-                         pipeline_is_header_value(s, len));
+  size_t len = 0;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_pushboolean(L, s != NULL && pipeline_is_header_value(s, len));
   return 1;
 }
 
@@ -124,17 +120,23 @@ static int core_file_mode(lua_State *L) {
   return 2;
 }
 
+/* Pushes require(module)[field]: the policy this C code defers to lives in
+ * the Lua modules. */
+static void push_lua_field(lua_State *L, const char *module, const char *field) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, module);
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, field);
+  lua_remove(L, -2);
+}
+
 /* Calls require("pipeline.errors").settle(op, expect, {secret}, ...) on the
  * n values on top of the stack and returns its results: the meaning of an
  * answer is policy, kept in Lua, in one place for every operation. */
 static int settle(lua_State *L, const char *op, const char *expect,
                   int secret, int n) {
   int base = lua_gettop(L) - n;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "pipeline.errors");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "settle");
-  lua_remove(L, -2);
+  push_lua_field(L, "pipeline.errors", "settle");
   lua_pushstring(L, op);
   lua_pushstring(L, expect);
   lua_createtable(L, 1, 0);
@@ -165,10 +167,25 @@ static int allow_http(lua_State *L, int opts) {
   return allowed;
 }
 
+/* Any client option (pipeline.config.CLIENT_OPTIONS) may be passed to
+ * core.retry, as to pipeline.retry; those that are not transport options or
+ * endpoint/region are the Lua side's policy (retries, sleep, on_event) or
+ * credentials it does not take here, and have no effect. */
+static int is_client_option(lua_State *L, const char *name) {
+  int known;
+  push_lua_field(L, "pipeline.config", "CLIENT_OPTIONS");
+  lua_getfield(L, -1, name);
+  known = !lua_isnil(L, -1);
+  lua_pop(L, 2);
+  return known;
+}
+
 /* core.retry(project_id, pipeline_id, run_id, token [, options])
  *   -> true | nil, message, code, info
  * PUT {endpoint}/v5/{project}/api/pipelines/{pipeline}/pipeline-runs/{run}/retry
- * options: endpoint (required) and the transport options of core.client. */
+ * options: endpoint (or region) and the transport options of core.client;
+ * the other client options are accepted (see is_client_option).  One
+ * attempt, never repeated: pipeline.retry adds the retry policy. */
 static int core_retry(lua_State *L) {
   const char *endpoint = NULL, *refusal;
   size_t elen = 0;
@@ -188,11 +205,27 @@ static int core_retry(lua_State *L) {
     lua_pop(L, 1); /* still referenced by the options table */
   }
   lua_settop(L, 5);
-  pipeline_client_push(L, opts, "endpoint"); /* raises on bad options */
+  pipeline_client_push(L, opts, is_client_option); /* raises on bad options */
   client = lua_gettop(L);
+  if (endpoint == NULL && opts) {
+    /* no endpoint: the region's, from the region table */
+    lua_getfield(L, opts, "region");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      int region = lua_gettop(L);
+      push_lua_field(L, "pipeline.regions", "endpoint");
+      lua_pushvalue(L, region);
+      lua_call(L, 1, 2);
+      if (lua_isnil(L, -2)) return config_failure(L); /* its message is on top */
+      lua_pop(L, 1);
+      lua_replace(L, region);
+      endpoint = lua_tolstring(L, region, &elen); /* kept alive at that slot */
+    } else {
+      lua_pop(L, 1);
+    }
+  }
   while (endpoint && elen > 0 && endpoint[elen - 1] == '/') elen--;
   if (endpoint == NULL || elen == 0) {
-    lua_pushliteral(L, "no endpoint: pass options.endpoint");
+    lua_pushliteral(L, "no endpoint: pass options.endpoint or options.region");
     return config_failure(L);
   }
   lua_pushlstring(L, endpoint, elen);

@@ -33,13 +33,12 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "compat.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#if LUA_VERSION_NUM < 504
-#define lua_newuserdatauv(L, size, nuv) lua_newuserdata(L, size)
-#endif
 
 #define SIGN_ALGORITHM "SDK-HMAC-SHA256"
 #define DATE_LEN 16 /* YYYYMMDDTHHMMSSZ */

@@ -18,10 +18,6 @@
 
 #include "compat.h"
 
-#ifndef PIPELINE_VERSION
-#define PIPELINE_VERSION "0.0.0"
-#endif
-
 #define DEFAULT_TIMEOUT_MS 30000L
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_MAX_RESPONSE (8L * 1024 * 1024)
@@ -107,13 +103,16 @@ static int is_loopback(const char *host) {
 
 const char *pipeline_url_refusal(const char *url, int allow_http) {
   CURLU *u = curl_url();
-  char *scheme = NULL, *host = NULL;
+  char *scheme = NULL, *host = NULL, *user = NULL;
   const char *refusal = NULL;
   if (u == NULL) return "out of memory";
   if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
       curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
       curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
     refusal = "is not an absolute http(s) URL";
+  } else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+    /* libcurl would send it as Basic auth, and every trace would show it */
+    refusal = "must not hold a user name or password";
   } else if (strcmp(scheme, "https") == 0) {
     refusal = NULL;
   } else if (strcmp(scheme, "http") != 0) {
@@ -124,6 +123,7 @@ const char *pipeline_url_refusal(const char *url, int allow_http) {
   }
   curl_free(scheme);
   curl_free(host);
+  curl_free(user);
   curl_url_cleanup(u);
   return refusal;
 }
@@ -199,9 +199,9 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip,
 
 /* ------------------------------------------------------------- options */
 
-/* Raises unless every key of the table at opts is a known option (or the
- * caller's own key, ignore). */
-static void check_option_names(lua_State *L, int opts, const char *ignore) {
+/* Raises unless every key of the table at opts is a known option (or one of
+ * the caller's own, as other tells). */
+static void check_option_names(lua_State *L, int opts, pipeline_other_option other) {
   lua_pushnil(L);
   while (lua_next(L, opts) != 0) {
     int i, known = 0;
@@ -213,7 +213,7 @@ static void check_option_names(lua_State *L, int opts, const char *ignore) {
     name = lua_tostring(L, -1);
     for (i = 0; transport_options[i]; i++)
       if (strcmp(name, transport_options[i]) == 0) known = 1;
-    if (ignore && strcmp(name, ignore) == 0) known = 1;
+    if (!known && other) known = other(L, name);
     if (!known) luaL_error(L, "unknown option '%s'", name);
   }
 }
@@ -269,9 +269,9 @@ static long number_option(lua_State *L, int opts, const char *name,
   return value;
 }
 
-void pipeline_transport_options_read(lua_State *L, int opts, const char *ignore,
+void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_option other,
                                      pipeline_transport_options *o) {
-  if (opts) check_option_names(L, opts, ignore);
+  if (opts) check_option_names(L, opts, other);
   o->timeout_ms = number_option(L, opts, "timeout", 1000, DEFAULT_TIMEOUT_MS);
   o->connect_timeout_ms = number_option(L, opts, "connect_timeout", 1000,
                                         DEFAULT_CONNECT_TIMEOUT_MS);
@@ -358,7 +358,7 @@ static int append_header(transfer *t, const char *line) {
  * t->request_headers.  The transfer owns the list, so a check that raises
  * half-way leaves nothing to leak: the next request or close frees it. */
 static void set_request_headers(lua_State *L, transfer *t, int table, int has_body,
-                                int body_len) {
+                                int has_content) {
   int content_type = 0;
   curl_slist_free_all(t->request_headers);
   t->request_headers = NULL;
@@ -385,7 +385,7 @@ static void set_request_headers(lua_State *L, transfer *t, int table, int has_bo
     }
   }
   /* A body is sent at once: waiting for 100 Continue only costs a round trip. */
-  if (body_len > 0 && !append_header(t, "Expect:"))
+  if (has_content && !append_header(t, "Expect:"))
     luaL_error(L, "not enough memory");
   /* Without a Content-Type of the caller's, libcurl would claim a form. */
   if (has_body && !content_type && !append_header(t, "Content-Type:"))
@@ -459,8 +459,12 @@ static void push_response_headers(lua_State *L, transfer *t) {
   const char *p = t->headers.data ? t->headers.data : "";
   lua_newtable(L);
   while (*p) {
-    const char *end = strstr(p, "\r\n"), *colon;
+    /* lines end in CRLF, or in a bare LF from a lax server, which libcurl
+     * accepts too */
+    const char *end = strchr(p, '\n'), *colon;
     size_t len = end ? (size_t)(end - p) : strlen(p);
+    size_t next = end ? len + 1 : len;
+    if (len > 0 && p[len - 1] == '\r') len--;
     colon = memchr(p, ':', len);
     if (colon && colon != p) {
       luaL_Buffer name;
@@ -484,8 +488,7 @@ static void push_response_headers(lua_State *L, transfer *t) {
       }
       lua_rawset(L, -3);
     }
-    p += len;
-    if (end) p += 2;
+    p += next;
   }
 }
 

@@ -12,6 +12,11 @@
 #include <curl/curl.h>
 #include <lua.h>
 
+/* CMake defines it from the project's version. */
+#ifndef PIPELINE_VERSION
+#define PIPELINE_VERSION "0.0.0"
+#endif
+
 typedef struct {
   char *data;
   size_t len, cap, limit;
@@ -38,9 +43,14 @@ typedef struct {
   const char *ca_file, *ca_path, *proxy, *user_agent;
 } pipeline_transport_options;
 
+/* Tells whether name is an option of the caller's own (not a transport
+ * option, but not unknown either). */
+typedef int (*pipeline_other_option)(lua_State *L, const char *name);
+
 /* Reads and checks the options table at index opts (0 for none); raises on
- * an unknown key (other than ignore, the caller's own) or a bad value. */
-void pipeline_transport_options_read(lua_State *L, int opts, const char *ignore,
+ * an unknown key (one that is neither a transport option nor, when other is
+ * given, one of the caller's own) or a bad value. */
+void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_option other,
                                      pipeline_transport_options *o);
 
 /* Creates t's easy handle with the options.  t must be zeroed and owned by
