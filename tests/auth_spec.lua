@@ -9,6 +9,7 @@ local pipeline = require("pipeline")
 local core = require("pipeline.core")
 local cjson = require("cjson")
 local simulator = require("sim")
+local support = require("support")
 
 local PROJECT, PIPELINE = simulator.PROJECT, simulator.PIPELINE
 local OTHER_PROJECT = "ffffffffffffffffffffffffffffffff"
@@ -44,17 +45,10 @@ local function observe(text)
   return text
 end
 
-local function lacks(text, secret, what)
-  assert(not tostring(text):find(secret, 1, true),
-    ("%s holds the secret %q: %s"):format(what or "text", secret, tostring(text)))
-end
+local contains, lacks = support.contains, support.lacks
 
 local function lacks_all(text, secrets, what)
   for _, secret in ipairs(secrets) do lacks(text, secret, what) end
-end
-
-local function contains(text, fragment)
-  assert(tostring(text):find(fragment, 1, true), ("expected %q in %q"):format(fragment, tostring(text)))
 end
 
 -- "SDK-HMAC-SHA256 Access=.., SignedHeaders=.., Signature=.." as a table.
@@ -67,21 +61,9 @@ local function parse_authorization(value)
   return { access = access, list = signed, signed = names, signature = signature }
 end
 
-local function api_requests(requests)
-  local list = {}
-  for _, request in ipairs(requests) do
-    if request.path:find("^/v5/") then list[#list + 1] = request end
-  end
-  return list
-end
+local function api_requests(requests) return simulator.matching(requests, nil, "/v5/") end
 
-local function iam_requests(requests)
-  local list = {}
-  for _, request in ipairs(requests) do
-    if request.path == IAM_PATH then list[#list + 1] = request end
-  end
-  return list
-end
+local function iam_requests(requests) return simulator.matching(requests, nil, IAM_PATH) end
 
 local function paths(requests)
   local list = {}
@@ -136,110 +118,31 @@ local function events_clean(events)
   return text
 end
 
-local function shq(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
-
-local made = {}
-
-local function tmpdir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(os.execute("mkdir -m 700 " .. shq(name)), "cannot make " .. name)
-  made[#made + 1] = name
-  return name
-end
-
-local function write(path, text, mode)
-  local dir = path:match("^(.*)/[^/]*$")
-  if dir and dir ~= "" then assert(os.execute("mkdir -p " .. shq(dir))) end
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  assert(os.execute("chmod " .. (mode or "600") .. " " .. shq(path)))
-  return path
-end
-
-local function remove_made()
-  for i = #made, 1, -1 do
-    os.execute("rm -rf " .. shq(made[i]))
-    made[i] = nil
-  end
-end
-
-local function find_root()
-  local source = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = source:match("^(.*)/tests/[^/]*$") or "."
-  if dir:sub(1, 1) ~= "/" then
-    local p = io.popen("pwd")
-    local cwd = p:read("*l")
-    p:close()
-    dir = dir == "." and cwd or (cwd .. "/" .. dir)
-  end
-  return dir
-end
-
-local ROOT = find_root()
-
-local function which(program, fallback)
-  local p = io.popen("command -v " .. program)
-  local path = p and p:read("*l")
-  if p then p:close() end
-  return (path and path ~= "") and path or fallback
-end
-
-local LUA = which("lua5.4", "lua5.4")
-local BUSTED = which("busted", "/usr/bin/busted")
+local BUSTED = support.which("busted", "/usr/bin/busted")
 
 -- Runs a Lua script in a child process with exactly the environment vars
--- (plus HOME, LUA_PATH, LUA_CPATH); returns everything it printed.
+-- (plus HOME, by default a fresh folder, and what support.run_lua adds);
+-- returns everything it printed.
 local function run_child(script_text, vars, home)
-  local dir = tmpdir()
-  local script = write(dir .. "/child.lua", script_text)
   local env = {}
   for name, value in pairs(vars or {}) do env[name] = value end
-  env.HOME = env.HOME or home or tmpdir()
-  env.LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"
-  env.LUA_CPATH = ROOT .. "/build/?.so;;"
-  local names = {}
-  for name in pairs(env) do names[#names + 1] = name end
-  table.sort(names)
-  local words = { "env -i" }
-  for _, name in ipairs(names) do words[#words + 1] = shq(name .. "=" .. env[name]) end
-  words[#words + 1] = shq(LUA)
-  words[#words + 1] = shq(script)
-  words[#words + 1] = "2>&1"
-  local p = assert(io.popen(table.concat(words, " ")))
-  local out = p:read("*a")
-  p:close()
-  return out
+  env.HOME = env.HOME or home or support.test_dir()
+  return (support.run_lua(script_text, env))
 end
 
 ------------------------------------------------------------------ specs
 
 describe("authentication", function()
-  local sim, transport
+  local sim = simulator.fixture({ "--token", TOKEN, "--ak", AK, "--sk", SK,
+    "--iam-user", USER .. ":" .. PASSWORD .. ":" .. DOMAIN })
+  local transport
 
-  setup(function()
-    sim = simulator.start({ "--token", TOKEN, "--ak", AK, "--sk", SK,
-      "--iam-user", USER .. ":" .. PASSWORD .. ":" .. DOMAIN })
-    transport = core.client({ timeout = 10 })
-  end)
-  teardown(function()
-    transport:close()
-    sim:stop()
-  end)
-  before_each(function() sim:reset() end)
+  setup(function() transport = core.client({ timeout = 10 }) end)
+  teardown(function() transport:close() end)
   after_each(function()
     records_clean(sim:requests())
-    remove_made()
+    support.remove_test_dirs()
   end)
-
-  local function failed_run()
-    local id = simulator.new_id()
-    sim:add_run({ run_id = id, status = "FAILED" })
-    return id
-  end
 
   -- A client on the simulator with options, and the events it emits.
   local function new_client(options)
@@ -277,7 +180,7 @@ describe("authentication", function()
   describe("AK/SK signing", function()
     it("signs a retry the simulator accepts: host, x-sdk-date and x-project-id signed", function()
       local client, events = new_client({ ak = AK, sk = SK })
-      local run = failed_run()
+      local run = sim:failed_run()
       assert.is_true(client:retry(PIPELINE, run))
       client:close()
       assert.equal("RUNNING", sim:run_state(run).status)
@@ -304,7 +207,7 @@ describe("authentication", function()
     end)
 
     it("signs a run's JSON body and its Content-Type", function()
-      sim:add_run({ run_id = simulator.new_id(), status = "COMPLETED" })
+      sim:add_run({ status = "COMPLETED" })
       local client = new_client({ ak = AK, sk = SK })
       local id = assert(client:run(PIPELINE, { description = "signed start" }))
       client:close()
@@ -319,7 +222,7 @@ describe("authentication", function()
     end)
 
     it("signs each attempt anew with a fresh X-Sdk-Date: throttled, then accepted", function()
-      sim:add_run({ run_id = simulator.new_id(), status = "FAILED" })
+      sim:failed_run()
       local slept = {}
       local client, events = new_client({ ak = AK, sk = SK, retries = { max = 1 },
         sleep = function(s)
@@ -351,7 +254,7 @@ describe("authentication", function()
     it("signs X-Security-Token with temporary credentials", function()
       sim:control("POST", "credentials", { credentials = { { ak = AK, sk = SK },
         { ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN } } })
-      sim:add_run({ run_id = simulator.new_id(), status = "COMPLETED" })
+      sim:add_run({ status = "COMPLETED" })
       local client, events = new_client({ ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN })
       local id = assert(client:run(PIPELINE))
       client:close()
@@ -374,7 +277,7 @@ describe("authentication", function()
 
     it("reports a wrong SK as code auth (401 APIGW.0301), sent once, the SK nowhere", function()
       local client, events = new_client({ ak = AK, sk = WRONG_SK, retries = { max = 3 }, sleep = function() end })
-      local run = failed_run()
+      local run = sim:failed_run()
       local message, info = failure("auth", client:retry(PIPELINE, run))
       client:close()
       assert.equal(401, info.status)
@@ -414,7 +317,7 @@ describe("authentication", function()
 
   describe("core.sign with core.client():request", function()
     local function retry_url(run)
-      return ("%s/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(sim.url, PROJECT, PIPELINE, run)
+      return sim.url .. simulator.retry_path(run)
     end
 
     local function signed(method, url, date)
@@ -424,7 +327,7 @@ describe("authentication", function()
     end
 
     it("sends a request the simulator accepts", function()
-      local run = failed_run()
+      local run = sim:failed_run()
       local status, body = transport:request("PUT", retry_url(run), signed("PUT", retry_url(run)))
       assert.equal(200, status, body)
       assert.is_true(cjson.decode(body).success)
@@ -432,7 +335,7 @@ describe("authentication", function()
     end)
 
     it("is refused (401) with a date 20 minutes old", function()
-      local run = failed_run()
+      local run = sim:failed_run()
       local date = os.date("!%Y%m%dT%H%M%SZ", os.time() - 20 * 60)
       local headers = signed("PUT", retry_url(run), date)
       assert.equal(date, headers["X-Sdk-Date"])
@@ -445,7 +348,7 @@ describe("authentication", function()
     end)
 
     it("is refused (401) when a signed header is changed afterwards", function()
-      local run = failed_run()
+      local run = sim:failed_run()
       local headers = signed("PUT", retry_url(run))
       headers["X-Project-Id"] = OTHER_PROJECT
       local status, body = transport:request("PUT", retry_url(run), headers)
@@ -462,7 +365,7 @@ describe("authentication", function()
   describe("IAM", function()
     it("gets a token by password, scoped to the project, and sends it", function()
       local client, events = new_client({ iam = iam_options() })
-      local run = failed_run()
+      local run = sim:failed_run()
       assert.is_true(client:retry(PIPELINE, run))
       client:close()
       assert.equal("RUNNING", sim:run_state(run).status)
@@ -493,7 +396,7 @@ describe("authentication", function()
 
     it("caches the token: many calls, one IAM request", function()
       local client, events = new_client({ iam = iam_options() })
-      local run = failed_run()
+      local run = sim:failed_run()
       assert.is_true(client:retry(PIPELINE, run))
       for _ = 1, 4 do assert.is_table(client:detail(PIPELINE, run)) end
       assert.is_table(client:runs(PIPELINE))
@@ -508,7 +411,7 @@ describe("authentication", function()
 
     it("refreshes the token shortly before it expires, without a 401", function()
       sim:control("POST", "iam/users", { token_ttl = 2 })
-      failed_run()
+      sim:failed_run()
       local client, events = new_client({ iam = iam_options() })
       local started = core.monotonic()
       assert.is_table(client:runs(PIPELINE))
@@ -544,7 +447,7 @@ describe("authentication", function()
 
     it("survives its token expiring mid-script: after the 401 it gets a new one and repeats the call once", function()
       local client, events = new_client({ iam = iam_options() })
-      local run = failed_run()
+      local run = sim:failed_run()
       assert.is_table(client:detail(PIPELINE, run))
       sim:control("POST", "tokens/expire")
       assert.is_true(client:retry(PIPELINE, run))
@@ -567,7 +470,7 @@ describe("authentication", function()
     it("repeats only once: a second 401 is reported as code auth", function()
       local client, events = new_client({ iam = iam_options() })
       sim:fault({ kind = "unauthorized", path = "/retry", times = 0 })
-      local run = failed_run()
+      local run = sim:failed_run()
       local _, info = failure("auth", client:retry(PIPELINE, run))
       client:close()
       assert.equal(401, info.status)
@@ -579,7 +482,7 @@ describe("authentication", function()
 
     it("reports IAM's refusal (wrong password) as code auth with IAM's message, without the password", function()
       local client, events = new_client({ iam = iam_options(WRONG_PASSWORD) })
-      local message, info = failure("auth", client:retry(PIPELINE, failed_run()))
+      local message, info = failure("auth", client:retry(PIPELINE, sim:failed_run()))
       client:close()
       assert.equal(401, info.status)
       contains(message, "IAM")
@@ -594,7 +497,7 @@ describe("authentication", function()
   describe("a token function", function()
     it("is called once while its token is valid, again when it expires, again after a 401", function()
       set_tokens(PROVIDED)
-      failed_run()
+      sim:failed_run()
       local calls = 0
       local expiry
       local client, events = new_client({ token = function()
@@ -633,7 +536,7 @@ describe("authentication", function()
 
     it("raising an error gives code auth, without the secret it quotes", function()
       set_tokens(PROVIDED)
-      failed_run()
+      sim:failed_run()
       local calls = 0
       local client, events = new_client({ token = function()
         calls = calls + 1
@@ -666,7 +569,7 @@ describe("authentication", function()
       }
       for _, answer in ipairs(answers) do
         local client, events = new_client({ token = answer })
-        local message = failure("auth", client:retry(PIPELINE, failed_run()))
+        local message = failure("auth", client:retry(PIPELINE, sim:failed_run()))
         contains(message, "the token function returned no usable token")
         client:close()
         events_clean(events)
@@ -693,15 +596,13 @@ if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostrin
 
     local home
 
-    before_each(function() home = tmpdir() end)
+    before_each(function() home = support.test_dir() end)
 
     local function load_and_retry(vars, options, run)
-      local out = run_child(CHILD:format(options or "nil", PIPELINE, run or failed_run()), vars, home)
+      local out = run_child(CHILD:format(options or "nil", PIPELINE, run or sim:failed_run()), vars, home)
       observe(out)
       lacks_all(out, CANARIES, "child output")
-      local fields = {}
-      for field in (out:gsub("\n$", "") .. "\t"):gmatch("(.-)\t") do fields[#fields + 1] = field end
-      return fields, out
+      return support.fields(out), out
     end
 
     local function succeeded(kind, fields, out)
@@ -718,7 +619,7 @@ if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostrin
     end
 
     it("signs with HUAWEICLOUD_SDK_AK/SK alone (endpoint and project id from the environment)", function()
-      local run = failed_run()
+      local run = sim:failed_run()
       succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_AK = AK, HUAWEICLOUD_SDK_SK = SK,
         CODEARTS_PIPELINE_ENDPOINT = sim.url, HUAWEICLOUD_SDK_PROJECT_ID = PROJECT }, nil, run))
       local requests = sim:requests()
@@ -739,7 +640,7 @@ if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostrin
     end)
 
     it("signs with ~/.huaweicloud/credentials [basic]", function()
-      write(home .. "/.huaweicloud/credentials", table.concat({
+      support.write_file(home .. "/.huaweicloud/credentials", table.concat({
         "[other]", "ak = UNKNOWNAK", "sk = " .. WRONG_SK, "",
         "[basic]", "ak = " .. AK, "sk = " .. SK, "project_id = " .. PROJECT, "" }, "\n"))
       succeeded("ak/sk", load_and_retry({ CODEARTS_PIPELINE_ENDPOINT = sim.url }))
@@ -747,15 +648,15 @@ if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostrin
     end)
 
     it("reads HUAWEICLOUD_SDK_CREDENTIALS_FILE instead of ~/.huaweicloud/credentials", function()
-      write(home .. "/.huaweicloud/credentials", "[basic]\nak = UNKNOWNAK\nsk = " .. WRONG_SK .. "\n")
-      local named = write(tmpdir() .. "/creds.ini", "[basic]\nak = " .. AK .. "\nsk = " .. SK .. "\n")
+      support.write_file(home .. "/.huaweicloud/credentials", "[basic]\nak = UNKNOWNAK\nsk = " .. WRONG_SK .. "\n")
+      local named = support.write_file(support.test_dir() .. "/creds.ini", "[basic]\nak = " .. AK .. "\nsk = " .. SK .. "\n")
       succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_CREDENTIALS_FILE = named,
         CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT }))
       signed_by(AK, sim:requests()[1])
     end)
 
     local function iam_profile_file(extra)
-      return write(tmpdir() .. "/config.lua", ([[
+      return support.write_file(support.test_dir() .. "/config.lua", ([[
 return { profiles = { ci = {
   endpoint = %q, project_id = %q, %s
   iam = { user = %q, password = %q, domain = %q, project = "cn-north-4", endpoint = %q },
@@ -764,7 +665,7 @@ return { profiles = { ci = {
     end
 
     it("gets an IAM token for a config profile with iam", function()
-      local run = failed_run()
+      local run = sim:failed_run()
       succeeded("iam", load_and_retry({ CODEARTS_PIPELINE_CONFIG = iam_profile_file(),
         CODEARTS_PIPELINE_PROFILE = "ci" }, nil, run))
       local requests = sim:requests()
@@ -774,7 +675,7 @@ return { profiles = { ci = {
     end)
 
     it("takes CODEARTS_PIPELINE_TOKEN over the credentials file", function()
-      write(home .. "/.huaweicloud/credentials", "[basic]\nak = " .. AK .. "\nsk = " .. SK .. "\n")
+      support.write_file(home .. "/.huaweicloud/credentials", "[basic]\nak = " .. AK .. "\nsk = " .. SK .. "\n")
       succeeded("token", load_and_retry({ CODEARTS_PIPELINE_TOKEN = TOKEN,
         CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT }))
       local r = sim:requests()[1]
@@ -848,16 +749,16 @@ return { profiles = { ci = {
       sim:control("POST", "credentials", { credentials = { { ak = AK, sk = SK },
         { ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN } } })
       set_tokens({ TOKEN, PROVIDED[1] })
-      local run = failed_run()
+      local run = sim:failed_run()
 
       local c = client_with({ token = TOKEN })
       keep(c:retry(PIPELINE, run))
       keep(c:retry(PIPELINE, run)) -- refused: not FAILED any more (api)
-      keep(client_with({ token = PROVIDED[2] }):retry(PIPELINE, failed_run()))
+      keep(client_with({ token = PROVIDED[2] }):retry(PIPELINE, sim:failed_run()))
       c = client_with({ ak = AK, sk = SK, retries = { max = 1 }, sleep = function() end })
       sim:fault({ kind = "throttled", times = 2 })
       keep(c:runs(PIPELINE))
-      keep(client_with({ ak = AK, sk = WRONG_SK }):retry(PIPELINE, failed_run()))
+      keep(client_with({ ak = AK, sk = WRONG_SK }):retry(PIPELINE, sim:failed_run()))
       keep(client_with({ ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN }):run(PIPELINE))
       keep(client_with({ ak = TEMP_AK, sk = TEMP_SK, security_token = WRONG_SECURITY_TOKEN }):run(PIPELINE))
       c = client_with({ iam = iam_options() })
@@ -866,7 +767,7 @@ return { profiles = { ci = {
       keep(c:detail(PIPELINE, run))
       sim:fault({ kind = "unauthorized", times = 2 })
       keep(c:detail(PIPELINE, run))
-      keep(client_with({ iam = iam_options(WRONG_PASSWORD) }):retry(PIPELINE, failed_run()))
+      keep(client_with({ iam = iam_options(WRONG_PASSWORD) }):retry(PIPELINE, sim:failed_run()))
       local calls = 0
       c = client_with({ token = function()
         calls = calls + 1
@@ -905,9 +806,9 @@ return { profiles = { ci = {
     end)
 
     it("never appear in the output of a failing busted run", function()
-      local dir = tmpdir()
-      local run = failed_run()
-      local spec = write(dir .. "/failing_spec.lua", ([==[
+      local dir = support.test_dir()
+      local run = sim:failed_run()
+      local spec = support.write_file(dir .. "/failing_spec.lua", ([==[
 local pipeline = require "pipeline"
 local cjson = require "cjson"
 local URL, PROJECT, PIPELINE, RUN = %q, %q, %q, %q
@@ -946,11 +847,8 @@ describe("a failing scenario", function()
 end)
 ]==]):format(sim.url, PROJECT, PIPELINE, run, AK, WRONG_SK, USER, WRONG_PASSWORD, DOMAIN, VAULT_SECRET,
         PROVIDED[3], TOKEN))
-      local command = ("cd %s && %s %s --cpath=%s -o plainTerminal %s 2>&1"):format(shq(ROOT), shq(LUA), shq(BUSTED),
-        shq(ROOT .. "/build/?.so"), shq(spec))
-      local p = assert(io.popen(command))
-      local out = p:read("*a")
-      p:close()
+      local out = support.capture(("cd %s && %s %s --cpath=%s -o plainTerminal %s"):format(support.quote(support.ROOT),
+        support.quote(support.LUA), support.quote(BUSTED), support.quote(package.cpath), support.quote(spec)))
       observe(out)
       -- it did fail, and showed what went wrong
       contains(out, "0 successes /")

@@ -6,6 +6,7 @@
 -- Run plans advance per detail read, so waits use tiny intervals.
 local cjson = require("cjson")
 local simulator = require("sim")
+local support = require("support")
 local cli = require("pipeline.cli")
 
 local PROJECT, PIPELINE = simulator.PROJECT, simulator.PIPELINE
@@ -16,98 +17,48 @@ local RUN_B = ("b"):rep(32) -- #1 COMPLETED
 local RUN_C = ("c"):rep(32) -- #2 FAILED
 local DEPLOY = "abcdef0123456789abcdef0123456789"
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_all(path)
-  local file = assert(io.open(path, "rb"))
-  local text = file:read("*a")
-  file:close()
-  return text
-end
-
-local function write_file(path, text, mode)
-  local file = assert(io.open(path, "wb"))
-  file:write(text)
-  file:close()
-  if mode then assert(os.execute(("chmod %s %s"):format(mode, shell_quote(path)))) end
-end
-
-local function temp_dir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. shell_quote(dir)))
-  return dir
-end
-
-local ROOT = assert(io.popen("pwd")):read("*l")
--- ctest names the build and the interpreter; busted from the top uses ./build.
-local BUILD = os.getenv("PIPELINE_BUILD_DIR") or (ROOT .. "/build")
-local LUA = os.getenv("PIPELINE_LUA")
--- passed on to the child, for sanitizer builds
-local PASSED_ON = { "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" }
+local ROOT, LUA = support.ROOT, support.LUA
 
 describe("codearts-pipeline", function()
-  local sim, home
+  local sim = simulator.fixture({ "--seed", "--token", "sim-token", "--token", CANARY })
+  local home
 
-  setup(function()
-    sim = simulator.start({ "--seed", "--token", "sim-token", "--token", CANARY })
-    home = temp_dir()
-  end)
-  teardown(function()
-    sim:stop()
-    os.execute("rm -rf " .. shell_quote(home))
-  end)
-  before_each(function() sim:reset() end)
-
-  -- A command's exit status from os.execute: its third value on 5.2+; on
-  -- 5.1 and LuaJIT, the wait status it returns.
-  local function exit_status(first, _, code)
-    if type(first) == "number" then return math.floor(first / 256) end
-    return code
-  end
+  setup(function() home = support.temp_dir() end)
+  teardown(function() support.remove(home) end)
+  after_each(support.remove_test_dirs)
 
   -- The environment of the child process: the simulator, the canary token,
   -- an empty HOME; extra adds or (with false) removes variables.
   local function environment(extra)
-    local env = {
+    local env = support.lua_environment({
       PATH = os.getenv("PATH"),
       HOME = home,
-      LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;",
-      LUA_CPATH = BUILD .. "/?.so;;",
       CODEARTS_PIPELINE_ENDPOINT = sim.url,
       CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
       CODEARTS_PIPELINE_TOKEN = CANARY,
-    }
-    for _, name in ipairs(PASSED_ON) do env[name] = os.getenv(name) end
-    for name, value in pairs(extra or {}) do env[name] = value or nil end
+    })
+    for name, value in pairs(extra or {}) do env[name] = value end
     return env
   end
 
-  -- The shell command running the program: by its #! line, or with the
-  -- interpreter ctest names (or the one given as interpreter).
+  -- The shell command running the program: with the interpreter running the
+  -- specs, the one given as interpreter, or (false) by its #! line.
   local function command_line(args, extra, interpreter)
-    local words = { "env", "-i" }
-    local env = environment(extra)
-    local names = {}
-    for name in pairs(env) do names[#names + 1] = name end
-    table.sort(names)
-    for _, name in ipairs(names) do words[#words + 1] = shell_quote(name .. "=" .. env[name]) end
+    local argv = {}
     if interpreter == nil then interpreter = LUA end
-    if interpreter then words[#words + 1] = shell_quote(interpreter) end
-    words[#words + 1] = shell_quote(ROOT .. "/bin/codearts-pipeline")
-    for _, arg in ipairs(args) do words[#words + 1] = shell_quote(arg) end
-    return table.concat(words, " ")
+    if interpreter then argv[1] = interpreter end
+    argv[#argv + 1] = ROOT .. "/bin/codearts-pipeline"
+    for _, arg in ipairs(args) do argv[#argv + 1] = arg end
+    return support.command(argv, environment(extra))
   end
 
   -- Runs the program; returns {code, out, err}.  No output ever holds the
   -- canary token.
   local function program(args, extra, interpreter)
     local out_path, err_path = home .. "/stdout", home .. "/stderr"
-    local code = exit_status(os.execute(command_line(args, extra, interpreter) .. " >" .. shell_quote(out_path)
-      .. " 2>" .. shell_quote(err_path) .. " </dev/null"))
-    local result = { code = code, out = read_all(out_path), err = read_all(err_path) }
+    local code = support.execute(command_line(args, extra, interpreter) .. " >" .. support.quote(out_path)
+      .. " 2>" .. support.quote(err_path) .. " </dev/null")
+    local result = { code = code, out = assert(support.read_file(out_path)), err = assert(support.read_file(err_path)) }
     assert.is_nil(result.out:find(CANARY, 1, true), "the token was printed on stdout")
     assert.is_nil(result.err:find(CANARY, 1, true), "the token was printed on stderr")
     return result
@@ -125,23 +76,6 @@ describe("codearts-pipeline", function()
     assert.equal(result.code, document.exit)
     assert.equal(result.code == 0, document.ok)
     return result, document
-  end
-
-  local function new_run(fields)
-    fields = fields or {}
-    fields.run_id = fields.run_id or simulator.new_id()
-    sim:add_run(fields)
-    return fields.run_id
-  end
-
-  local function recorded(method, part)
-    local found = {}
-    for _, request in ipairs(sim:requests()) do
-      if (method == nil or request.method == method) and (part == nil or request.path:find(part, 1, true)) then
-        found[#found + 1] = request
-      end
-    end
-    return found
   end
 
   local function lines_of(text)
@@ -174,12 +108,12 @@ describe("codearts-pipeline", function()
     it("bin/codearts-pipeline runs by its #! line and with an explicit interpreter", function()
       local direct = io.open(ROOT .. "/bin/codearts-pipeline"):read("*l")
       assert.equal("#!/usr/bin/env lua5.4", direct)
-      if LUA == nil or LUA:match("lua5%.4$") then
+      if LUA:match("lua5%.4$") then
         local r = program({ "--version" }, nil, false)
         assert.equal(0, r.code)
         assert.matches("^codearts%-pipeline ", r.out)
       end
-      local r = program({ "--version" }, nil, LUA or "lua5.4")
+      local r = program({ "--version" }, nil, LUA)
       assert.equal(0, r.code)
       assert.matches("^codearts%-pipeline ", r.out)
     end)
@@ -331,12 +265,12 @@ describe("codearts-pipeline", function()
     end)
 
     it("reads a config file profile: --config/--profile, the environment, the default path", function()
-      local dir = temp_dir()
+      local dir = support.test_dir()
       local text = ([[return { default_profile = "ci", profiles = {
         ci = { endpoint = %q, project_id = %q, token = %q },
         other = { endpoint = "http://127.0.0.1:1", project_id = %q, token = "x-token" } } }]])
         :format(sim.url, PROJECT, CANARY, PROJECT)
-      write_file(dir .. "/config.lua", text, "600")
+      support.write_file(dir .. "/config.lua", text, "600")
       local bare = { CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_PROJECT_ID = false,
         CODEARTS_PIPELINE_TOKEN = false }
       local r = program({ "--config", dir .. "/config.lua", "--profile", "ci", "pipelines" }, bare)
@@ -352,17 +286,15 @@ describe("codearts-pipeline", function()
       assert.equal(0, r.code)
       -- ${XDG_CONFIG_HOME}/codearts-pipeline/config.lua
       bare.CODEARTS_PIPELINE_CONFIG, bare.CODEARTS_PIPELINE_PROFILE = false, false
-      assert(os.execute("mkdir -p " .. shell_quote(dir .. "/xdg/codearts-pipeline")))
-      write_file(dir .. "/xdg/codearts-pipeline/config.lua", text, "600")
+      support.write_file(dir .. "/xdg/codearts-pipeline/config.lua", text, "600")
       bare.XDG_CONFIG_HOME = dir .. "/xdg"
       r = program({ "pipelines" }, bare)
       assert.equal(0, r.code)
       -- a file holding a token that others may read is refused
-      write_file(dir .. "/open.lua", text, "644")
+      support.write_file(dir .. "/open.lua", text, "644")
       r = program({ "--config", dir .. "/open.lua", "pipelines" }, bare)
       assert.equal(2, r.code)
       assert.matches("chmod 600", r.err)
-      os.execute("rm -rf " .. shell_quote(dir))
     end)
   end)
 
@@ -375,9 +307,9 @@ describe("codearts-pipeline", function()
       assert.equal("Retried run " .. RUN_A .. " of pipeline " .. PIPELINE .. ".\n", r.out)
       assert.equal("", r.err)
       assert.equal("RUNNING", sim:run_state(RUN_A).status)
-      local puts = recorded("PUT", "/retry")
+      local puts = sim:recorded("PUT", "/retry")
       assert.equal(1, #sim:requests())
-      assert.equal(("/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(PROJECT, PIPELINE, RUN_A), puts[1].path)
+      assert.equal(simulator.retry_path(RUN_A), puts[1].path)
       assert.equal(CANARY, puts[1].headers["x-auth-token"])
     end)
 
@@ -389,7 +321,7 @@ describe("codearts-pipeline", function()
     end)
 
     it("--wait follows the run: exit 0 when it ends COMPLETED", function()
-      local run = new_run({ status = "FAILED", polls = 2 })
+      local run = sim:add_run({ status = "FAILED", polls = 2 })
       local r = program({ "retry", PIPELINE, run, "--wait", "--interval", "0" })
       assert.equal(0, r.code)
       assert.equal("Run " .. run .. " ended COMPLETED.\n", r.out)
@@ -400,12 +332,12 @@ describe("codearts-pipeline", function()
     end)
 
     it("--wait: exit 1 when it ends FAILED, with the failed job's message", function()
-      local run = new_run({ status = "FAILED", polls = 1, outcome = "FAILED" })
+      local run = sim:add_run({ status = "FAILED", polls = 1, outcome = "FAILED" })
       local r = program({ "retry", PIPELINE, run, "--wait", "--interval", "0" })
       assert.equal(1, r.code)
       assert.matches("^Run " .. run .. " ended FAILED%.\n", r.out)
       assert.matches("Test / unit%-tests: FAILED: unit%-tests failed: 3 of 120 tests failed", r.out)
-      run = new_run({ status = "FAILED", polls = 1, outcome = "FAILED" })
+      run = sim:add_run({ status = "FAILED", polls = 1, outcome = "FAILED" })
       local _, document = json_program({ "retry", PIPELINE, run, "--wait", "--interval", "0" })
       assert.equal("FAILED", document.status)
       assert.equal("run_failed", document.code)
@@ -414,8 +346,8 @@ describe("codearts-pipeline", function()
     end)
 
     it("`retry P R --wait && deploy` deploys only after COMPLETED", function()
-      local good = new_run({ status = "FAILED" })
-      local bad = new_run({ status = "FAILED", outcome = "FAILED" })
+      local good = sim:add_run({ status = "FAILED" })
+      local bad = sim:add_run({ status = "FAILED", outcome = "FAILED" })
       for _, case in ipairs({ { run = good, deployed = true }, { run = bad, deployed = false } }) do
         local pipe = assert(io.popen(command_line({ "retry", PIPELINE, case.run, "--wait", "--interval", "0" })
           .. " 2>/dev/null && echo DEPLOYED"))
@@ -472,8 +404,8 @@ describe("codearts-pipeline", function()
     end
 
     it("network failure: exit 5 (network)", function()
-      local dir = temp_dir()
-      write_file(dir .. "/config.lua", ([[return { profiles = { default = { endpoint = "http://127.0.0.1:1",
+      local dir = support.test_dir()
+      support.write_file(dir .. "/config.lua", ([[return { profiles = { default = { endpoint = "http://127.0.0.1:1",
         project_id = %q, token = %q, retries = { max = 0 } } } }]]):format(PROJECT, CANARY), "600")
       local bare = { CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_TOKEN = false,
         CODEARTS_PIPELINE_CONFIG = dir .. "/config.lua" }
@@ -482,7 +414,6 @@ describe("codearts-pipeline", function()
       assert.matches("network error", r.err)
       local _, document = json_program({ "status", PIPELINE, RUN_A }, bare)
       assert.equal("network", document.code)
-      os.execute("rm -rf " .. shell_quote(dir))
     end)
 
     it("--timeout S is the request timeout: a slow answer gives exit 5 (timeout)", function()
@@ -493,8 +424,8 @@ describe("codearts-pipeline", function()
       assert.equal("timeout", document.code)
       assert.is_true(os.time() - started <= 2)
       -- not sent again blindly: the run's status was read instead
-      assert.equal(1, #recorded("PUT", "/retry"))
-      assert.equal(1, #recorded("GET", "/detail"))
+      assert.equal(1, #sim:recorded("PUT", "/retry"))
+      assert.equal(1, #sim:recorded("GET", "/detail"))
     end)
   end)
 
@@ -536,7 +467,7 @@ describe("codearts-pipeline", function()
     end)
 
     it("control characters from the service never reach the terminal", function()
-      local run = new_run({ status = "COMPLETED", name = "evil\27[2Jname" })
+      local run = sim:add_run({ status = "COMPLETED", name = "evil\27[2Jname" })
       local r = program({ "status", PIPELINE, run })
       assert.equal(0, r.code)
       assert.is_nil(r.out:find("\27", 1, true))
@@ -548,7 +479,7 @@ describe("codearts-pipeline", function()
 
   describe("wait", function()
     it("exit 0 when the run ends COMPLETED; plain progress lines off a terminal", function()
-      local run = new_run({ status = "RUNNING", polls = 2 })
+      local run = sim:add_run({ status = "RUNNING", polls = 2 })
       local r = program({ "wait", PIPELINE, run, "--interval", "0" })
       assert.equal(0, r.code)
       assert.equal("Run " .. run .. " ended COMPLETED.\n", r.out)
@@ -565,7 +496,7 @@ describe("codearts-pipeline", function()
 
     for _, outcome in ipairs({ "FAILED", "CANCELED", "IGNORED" }) do
       it(("exit 1 when the run ends %s"):format(outcome), function()
-        local run = new_run({ status = "RUNNING", polls = 1, outcome = outcome })
+        local run = sim:add_run({ status = "RUNNING", polls = 1, outcome = outcome })
         local r, document = json_program({ "wait", PIPELINE, run, "--interval", "0" })
         assert.equal(1, r.code)
         assert.equal(outcome, document.status)
@@ -576,7 +507,7 @@ describe("codearts-pipeline", function()
     end
 
     it("waits through PAUSED", function()
-      local run = new_run({ status = "RUNNING", polls = 1, paused_polls = 2 })
+      local run = sim:add_run({ status = "RUNNING", polls = 1, paused_polls = 2 })
       local r = program({ "wait", PIPELINE, run, "--interval", "0" })
       assert.equal(0, r.code)
       assert.matches("run " .. run .. " PAUSED", r.err)
@@ -584,7 +515,7 @@ describe("codearts-pipeline", function()
     end)
 
     it("--timeout S is the deadline: exit 5 (timeout) with the last status", function()
-      local run = new_run({ status = "RUNNING", polls = 1000000 })
+      local run = sim:add_run({ status = "RUNNING", polls = 1000000 })
       local r, document = json_program({ "wait", PIPELINE, run, "--timeout", "0.4", "--interval", "0.05" })
       assert.equal(5, r.code)
       assert.equal("timeout", document.code)
@@ -616,7 +547,7 @@ describe("codearts-pipeline", function()
       assert.matches("^" .. RUN_C .. "  2  FAILED ", lines[3])
       assert.matches("^" .. RUN_B .. "  1  COMPLETED  Manual ", lines[4])
       -- one request, asking for the default 10
-      local requests = recorded("POST", "/pipeline-runs/list")
+      local requests = sim:recorded("POST", "/pipeline-runs/list")
       assert.equal(1, #requests)
       assert.same({ offset = 0, limit = 10 }, cjson.decode(requests[1].body))
     end)
@@ -627,7 +558,7 @@ describe("codearts-pipeline", function()
       local lines = lines_of(r.out)
       assert.equal(2, #lines)
       assert.matches("^" .. RUN_A, lines[2])
-      local body = cjson.decode(recorded("POST", "/pipeline-runs/list")[1].body)
+      local body = cjson.decode(sim:recorded("POST", "/pipeline-runs/list")[1].body)
       assert.same({ "FAILED", "CANCELED" }, body.status)
       assert.equal(1, body.limit)
     end)
@@ -642,11 +573,11 @@ describe("codearts-pipeline", function()
 
     it("pages through more than 100", function()
       local pipeline_id = simulator.new_id()
-      for _ = 1, 101 do new_run({ pipeline_id = pipeline_id, status = "COMPLETED" }) end
+      for _ = 1, 101 do sim:add_run({ pipeline_id = pipeline_id, status = "COMPLETED" }) end
       local _, document = json_program({ "runs", pipeline_id, "--limit", "150" })
       assert.equal(101, #document.runs)
       assert.equal(101, document.total)
-      local requests = recorded("POST", "/pipeline-runs/list")
+      local requests = sim:recorded("POST", "/pipeline-runs/list")
       assert.equal(2, #requests)
       assert.same({ offset = 0, limit = 100 }, cjson.decode(requests[1].body))
       assert.same({ offset = 100, limit = 50 }, cjson.decode(requests[2].body))
@@ -677,7 +608,7 @@ describe("codearts-pipeline", function()
       local run_id = r.out:sub(1, -2)
       assert.equal(32, #run_id)
       assert.equal("RUNNING", sim:run_state(run_id).status)
-      assert.same({}, cjson.decode(recorded("POST", "/run")[1].body))
+      assert.same({}, cjson.decode(sim:recorded("POST", "/run")[1].body))
     end)
 
     it("--var NAME=VALUE (repeated) become the run's variables", function()
@@ -686,7 +617,7 @@ describe("codearts-pipeline", function()
       assert.equal(PIPELINE, document.pipeline_id)
       assert.equal(32, #document.run_id)
       assert.same({ variables = { { name = "branch", value = "main" }, { name = "flags", value = "a=b c" },
-        { name = "empty", value = "" } } }, cjson.decode(recorded("POST", "/run")[1].body))
+        { name = "empty", value = "" } } }, cjson.decode(sim:recorded("POST", "/run")[1].body))
     end)
 
     it("--wait follows the new run: exit 0 COMPLETED, 1 FAILED", function()
@@ -694,8 +625,7 @@ describe("codearts-pipeline", function()
       assert.equal(0, r.code)
       assert.matches("^Run %x+ ended COMPLETED%.\n$", r.out)
       assert.matches("Started run %x+; following it", r.err)
-      sim:control("POST", "pipelines", { project_id = PROJECT, pipeline_id = PIPELINE, outcome = "FAILED",
-        polls = 0 })
+      sim:add_pipeline({ outcome = "FAILED", polls = 0 })
       local _, document = json_program({ "run", PIPELINE, "--wait", "--interval", "0" })
       assert.equal(1, document.exit)
       assert.equal("FAILED", document.status)
@@ -707,12 +637,12 @@ describe("codearts-pipeline", function()
 
   describe("stop", function()
     it("stops a running run: exit 0", function()
-      local run = new_run({ status = "RUNNING", polls = 10 })
+      local run = sim:add_run({ status = "RUNNING", polls = 10 })
       local r = program({ "stop", PIPELINE, run })
       assert.equal(0, r.code)
       assert.equal("Stopped run " .. run .. " of pipeline " .. PIPELINE .. ".\n", r.out)
       assert.equal(1, sim:run_state(run).stops)
-      run = new_run({ status = "RUNNING", polls = 10 })
+      run = sim:add_run({ status = "RUNNING", polls = 10 })
       local _, document = json_program({ "stop", PIPELINE, run })
       assert.same({ ok = true, exit = 0, command = "stop", pipeline_id = PIPELINE, run_id = run }, document)
     end)
@@ -729,7 +659,7 @@ describe("codearts-pipeline", function()
   describe("retry-failed", function()
     it("retries the latest failed run until it passes: exit 0", function()
       local pipeline_id = simulator.new_id()
-      local run = new_run({ pipeline_id = pipeline_id, status = "FAILED", polls = 1,
+      local run = sim:add_run({ pipeline_id = pipeline_id, status = "FAILED", polls = 1,
         outcomes = { "FAILED", "COMPLETED" } })
       local r = program({ "retry-failed", pipeline_id, "--attempts", "3", "--interval", "0" })
       assert.equal(0, r.code)
@@ -742,7 +672,7 @@ describe("codearts-pipeline", function()
 
     it("--json: {ok, status, attempts}", function()
       local pipeline_id = simulator.new_id()
-      local run = new_run({ pipeline_id = pipeline_id, status = "FAILED", outcomes = { "FAILED", "COMPLETED" } })
+      local run = sim:add_run({ pipeline_id = pipeline_id, status = "FAILED", outcomes = { "FAILED", "COMPLETED" } })
       local _, document = json_program({ "retry-failed", pipeline_id, "--interval", "0" })
       assert.equal("COMPLETED", document.status)
       assert.same({ { run_id = run, status = "FAILED" }, { run_id = run, status = "COMPLETED" } }, document.attempts)
@@ -750,7 +680,7 @@ describe("codearts-pipeline", function()
 
     it("still failing after N attempts: exit 1", function()
       local pipeline_id = simulator.new_id()
-      local run = new_run({ pipeline_id = pipeline_id, status = "FAILED", outcome = "FAILED" })
+      local run = sim:add_run({ pipeline_id = pipeline_id, status = "FAILED", outcome = "FAILED" })
       local r = program({ "retry-failed", pipeline_id, "--attempts", "2", "--interval", "0" })
       assert.equal(1, r.code)
       assert.matches("^Run " .. run .. " ended FAILED after 2 attempts%.\n", r.out)
@@ -762,7 +692,7 @@ describe("codearts-pipeline", function()
       local r = program({ "retry-failed", DEPLOY, "--interval", "0" })
       assert.equal(0, r.code)
       assert.matches("ended COMPLETED: nothing to retry", r.out)
-      assert.equal(0, #recorded("PUT", "/retry"))
+      assert.equal(0, #sim:recorded("PUT", "/retry"))
     end)
 
     it("a pipeline without runs: exit 3", function()
@@ -789,7 +719,7 @@ describe("codearts-pipeline", function()
       local r = program({ "pipelines", "--name", "deploy" })
       assert.equal(2, #lines_of(r.out))
       assert.matches("demo%-deploy", r.out)
-      assert.equal("deploy", cjson.decode(recorded("POST", "/pipelines/list")[1].body).name)
+      assert.equal("deploy", cjson.decode(sim:recorded("POST", "/pipelines/list")[1].body).name)
       local _, document = json_program({ "pipelines", "--limit", "1" })
       assert.equal(2, document.total)
       assert.equal(1, #document.pipelines)
@@ -864,7 +794,7 @@ describe("codearts-pipeline", function()
       end
       -- and it was sent: the simulator knows the canary as a token
       program({ "-v", "retry", P, RUN_A })
-      assert.equal(CANARY, recorded("PUT", "/retry")[1].headers["x-auth-token"])
+      assert.equal(CANARY, sim:recorded("PUT", "/retry")[1].headers["x-auth-token"])
       assert.is_true(seen > 20)
     end)
   end)
@@ -877,15 +807,15 @@ describe("codearts-pipeline", function()
     local function under_terminal(args)
       local inner = command_line(args, { TERM = "xterm", COLUMNS = "100" })
       local path = home .. "/terminal"
-      local code = exit_status(os.execute(("script -qfec %s /dev/null >%s 2>&1 </dev/null"):format(shell_quote(inner),
-        shell_quote(path))))
-      local text = read_all(path)
+      local code = support.execute(("script -qfec %s /dev/null >%s 2>&1 </dev/null"):format(support.quote(inner),
+        support.quote(path)))
+      local text = assert(support.read_file(path))
       assert.is_nil(text:find(CANARY, 1, true))
       return code, text
     end
 
     it("shows a live display on stderr, redrawn in place", function()
-      local run = new_run({ status = "RUNNING", polls = 4 })
+      local run = sim:add_run({ status = "RUNNING", polls = 4 })
       local code, text = under_terminal({ "wait", PIPELINE, run, "--interval", "0.05" })
       assert.equal(0, code)
       assert.truthy(text:find("\27%[%d+A"), "cursor up")
@@ -900,7 +830,7 @@ describe("codearts-pipeline", function()
     end)
 
     it("keeps the exit status (retry --wait, FAILED: 1) and traces above the display with -v", function()
-      local run = new_run({ status = "FAILED", polls = 2, outcome = "FAILED" })
+      local run = sim:add_run({ status = "FAILED", polls = 2, outcome = "FAILED" })
       local code, text = under_terminal({ "-v", "retry", PIPELINE, run, "--wait", "--interval", "0.05" })
       assert.equal(1, code)
       assert.truthy(text:find("\27%[%d+A\r\27%[J> GET "), "a trace line erases the block, then it is redrawn")
@@ -959,7 +889,7 @@ describe("codearts-pipeline", function()
     end)
 
     it("draws the live display when isatty(2), waiting through the injected sleep", function()
-      local run = new_run({ status = "RUNNING", polls = 2 })
+      local run = sim:add_run({ status = "RUNNING", polls = 2 })
       local code, out, err, slept = main({ "wait", PIPELINE, run, "--interval", "2" }, { tty = true })
       assert.equal(0, code)
       assert.equal("Run " .. run .. " ended COMPLETED.\n", out)

@@ -9,6 +9,7 @@
 -- nothing is sent: building a client does not connect.
 
 local config = require "pipeline.config"
+local support = require "support"
 
 local CANARY = "CANARY-secret-value-1234"
 
@@ -26,45 +27,7 @@ local EP_PROFILE = "http://127.0.0.1:9/profile"
 
 ------------------------------------------------------------------ helpers
 
-local function shq(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
-
-local made = {}
-
--- A fresh private folder, removed after each test.
-local function tmpdir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(os.execute("mkdir -m 700 " .. shq(name)), "cannot make " .. name)
-  made[#made + 1] = name
-  return name
-end
-
-local function chmod(path, mode)
-  assert(os.execute("chmod " .. mode .. " " .. shq(path)), "chmod failed on " .. path)
-end
-
--- Writes text to path (making its folder) with mode (default 600).
-local function write(path, text, mode)
-  local dir = path:match("^(.*)/[^/]*$")
-  if dir and dir ~= "" then assert(os.execute("mkdir -p " .. shq(dir))) end
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  chmod(path, mode or "600")
-  return path
-end
-
-local function contains(text, fragment)
-  assert(type(text) == "string", "expected a string message, got " .. type(text))
-  assert(text:find(fragment, 1, true), ("expected %q in message %q"):format(fragment, text))
-end
-
-local function lacks(text, fragment)
-  assert(type(text) == "string", "expected a string message, got " .. type(text))
-  assert(not text:find(fragment, 1, true), ("did not expect %q in message %q"):format(fragment, text))
-end
+local write, contains, lacks = support.write_file, support.contains, support.lacks
 
 local function no_canary(text) lacks(text, CANARY) end
 
@@ -104,6 +67,13 @@ local function resolve(options, vars)
   return config.resolve(options, function(name) return vars[name] end)
 end
 
+-- Gives each test of the describe block a fresh empty HOME (home), removed
+-- after it with every other test_dir.
+local function each_test_in_its_home()
+  before_each(function() home = support.test_dir() end)
+  after_each(support.remove_test_dirs)
+end
+
 -- A config file text returning profiles (a table of Lua source strings).
 local function config_text(default_profile, profiles)
   local parts = { "return {" }
@@ -118,27 +88,6 @@ local function config_text(default_profile, profiles)
 end
 
 ------------------------------------------------------------------ child processes
-
-local function find_root()
-  local source = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = source:match("^(.*)/tests/[^/]*$") or "."
-  if dir:sub(1, 1) ~= "/" then
-    local p = io.popen("pwd")
-    local cwd = p:read("*l")
-    p:close()
-    dir = dir == "." and cwd or (cwd .. "/" .. dir)
-  end
-  return dir
-end
-
-local ROOT = find_root()
-
-local LUA = (function()
-  local p = io.popen("command -v lua5.4")
-  local path = p and p:read("*l")
-  if p then p:close() end
-  return (path and path ~= "") and path or "lua5.4"
-end)()
 
 local CHILD = [=[
 local pipeline = require "pipeline"
@@ -158,28 +107,13 @@ report(pcall(function() return %s end))
 ]=]
 
 -- Runs `call` (a Lua expression, default pipeline.load()) in a child with
--- exactly the environment vars (plus HOME, LUA_PATH, LUA_CPATH).  Returns
+-- exactly the environment vars (plus HOME and what support.run_lua adds).  Returns
 -- the kind (OK, FAIL, RAISED, TRUE) and the fields that follow it.
 local function child(vars, call)
-  local dir = tmpdir()
-  local script = write(dir .. "/child.lua", CHILD:format(call or "pipeline.load()"))
   vars = deep_copy(vars or {})
   if vars.HOME == nil then vars.HOME = home end
-  vars.LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"
-  vars.LUA_CPATH = ROOT .. "/build/?.so;;"
-  local names = {}
-  for name in pairs(vars) do names[#names + 1] = name end
-  table.sort(names)
-  local words = { "env -i" }
-  for _, name in ipairs(names) do words[#words + 1] = shq(name .. "=" .. vars[name]) end
-  words[#words + 1] = shq(LUA)
-  words[#words + 1] = shq(script)
-  words[#words + 1] = "2>&1"
-  local p = assert(io.popen(table.concat(words, " ")))
-  local out = p:read("*a")
-  p:close()
-  local fields = {}
-  for field in (out:gsub("\n$", "") .. "\t"):gmatch("(.-)\t") do fields[#fields + 1] = field end
+  local out = support.run_lua(CHILD:format(call or "pipeline.load()"), vars)
+  local fields = support.fields(out)
   assert(({ OK = true, FAIL = true, RAISED = true, TRUE = true })[fields[1]],
     "unexpected child output: " .. out)
   return table.unpack(fields)
@@ -188,16 +122,7 @@ end
 ------------------------------------------------------------------ specs
 
 describe("config.resolve", function()
-  before_each(function()
-    home = tmpdir()
-  end)
-
-  after_each(function()
-    for i = #made, 1, -1 do
-      os.execute("rm -rf " .. shq(made[i]))
-      made[i] = nil
-    end
-  end)
+  each_test_in_its_home()
 
   describe("endpoint and region, taken as one unit", function()
     it("takes options.region over CODEARTS_PIPELINE_ENDPOINT, and drops the env endpoint", function()
@@ -557,7 +482,7 @@ describe("config.resolve", function()
     end)
 
     it("reads $XDG_CONFIG_HOME/codearts-pipeline/config.lua", function()
-      local xdg = tmpdir()
+      local xdg = support.test_dir()
       write(xdg .. "/codearts-pipeline/config.lua", config_text(nil, { default = ("endpoint = %q"):format(EP_PROFILE) }))
       write(home .. "/.config/codearts-pipeline/config.lua", config_text(nil, { default = "endpoint = 'http://127.0.0.1:9/home'" }))
       local r = resolved(resolve({}, { XDG_CONFIG_HOME = xdg }))
@@ -733,7 +658,7 @@ return { profiles = { default = p } }
     end)
 
     it("is relative to the config file's folder, not the working folder", function()
-      local dir = tmpdir()
+      local dir = support.test_dir()
       write(dir .. "/conf/secrets/tok", "relative-token", "600")
       local path = write(dir .. "/conf/config.lua", config_text(nil, { default = "token_file = 'secrets/tok'" }), "644")
       local r = resolved(resolve({ config_file = path }, {}))
@@ -742,7 +667,7 @@ return { profiles = { default = p } }
 
     it("expands ~/ with HOME", function()
       write(home .. "/.secrets/tok", "home-token", "600")
-      local dir = tmpdir()
+      local dir = support.test_dir()
       local path = write(dir .. "/config.lua", config_text(nil, { default = "token_file = '~/.secrets/tok'" }), "644")
       local r = resolved(resolve({ config_file = path }, {}))
       assert.are.equal("home-token", r.token)
@@ -783,7 +708,7 @@ return { profiles = { default = p } }
         local path = write(home .. "/c.lua", config_text(nil, { default = "token_file = 'tok'" }), "644")
         local r = resolved(resolve({ config_file = path }, {}))
         assert.are.equal("private-token", r.token)
-        chmod(home .. "/tok", "600")
+        support.chmod(home .. "/tok", "600")
       end
     end)
 
@@ -925,16 +850,7 @@ return { profiles = { default = p } }
 end)
 
 describe("pipeline.load (child processes)", function()
-  before_each(function()
-    home = tmpdir()
-  end)
-
-  after_each(function()
-    for i = #made, 1, -1 do
-      os.execute("rm -rf " .. shq(made[i]))
-      made[i] = nil
-    end
-  end)
+  each_test_in_its_home()
 
   local BASE = { CODEARTS_PIPELINE_ENDPOINT = "http://127.0.0.1:9", CODEARTS_PIPELINE_PROJECT_ID = P_ENV }
 
@@ -1100,16 +1016,7 @@ describe("pipeline.load (child processes)", function()
 end)
 
 describe("pipeline.retry configuration (child processes, nothing sent)", function()
-  before_each(function()
-    home = tmpdir()
-  end)
-
-  after_each(function()
-    for i = #made, 1, -1 do
-      os.execute("rm -rf " .. shq(made[i]))
-      made[i] = nil
-    end
-  end)
+  each_test_in_its_home()
 
   local CALL = ("pipeline.retry(%q, %q, %q, %q)"):format(P_OPT, PIPE, RUN, CANARY)
 

@@ -6,31 +6,17 @@ local simulator = require("sim")
 local PROJECT, PIPELINE, TOKEN = simulator.PROJECT, simulator.PIPELINE, simulator.TOKEN
 
 describe("pipeline.core", function()
-  local sim
-
-  setup(function() sim = simulator.start() end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset() end)
-
-  local function failed_run()
-    local id = simulator.new_id()
-    sim:add_run({ run_id = id, status = "FAILED" })
-    return id
-  end
-
-  local function retry_path(run)
-    return ("/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(PROJECT, PIPELINE, run)
-  end
+  local sim = simulator.fixture()
 
   describe("retry()", function()
     it("retries a failed run and returns true", function()
-      local run = failed_run()
+      local run = sim:failed_run()
       local ok, message = core.retry(PROJECT, PIPELINE, run, TOKEN, { endpoint = sim.url })
       assert.is_true(ok, message)
       local requests = sim:requests()
       assert.equal(1, #requests)
       assert.equal("PUT", requests[1].method)
-      assert.equal(retry_path(run), requests[1].path)
+      assert.equal(simulator.retry_path(run), requests[1].path)
       assert.equal(TOKEN, requests[1].headers["x-auth-token"])
       assert.matches("^codearts%-pipeline%-lua/%d+%.%d+%.%d+ libcurl/", requests[1].headers["user-agent"])
       -- no body, so no Content-Type (libcurl would otherwise claim a form)
@@ -40,9 +26,9 @@ describe("pipeline.core", function()
     end)
 
     it("accepts an endpoint with a trailing slash", function()
-      local run = failed_run()
+      local run = sim:failed_run()
       assert.is_true(core.retry(PROJECT, PIPELINE, run, TOKEN, { endpoint = sim.url .. "/" }))
-      assert.equal(retry_path(run), sim:requests()[1].path)
+      assert.equal(simulator.retry_path(run), sim:requests()[1].path)
     end)
 
     it("returns nil, message, code, info on an HTTP failure", function()
@@ -59,7 +45,7 @@ describe("pipeline.core", function()
     end)
 
     it("reports a missing endpoint as a config error and sends nothing", function()
-      local ok, message, code = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, {})
+      local ok, message, code = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, {})
       assert.is_nil(ok)
       assert.equal("config", code)
       assert.matches("endpoint", message)
@@ -78,7 +64,7 @@ describe("pipeline.core", function()
     for what, id in pairs(bad_ids) do
       for position, name in ipairs({ "project_id", "pipeline_id", "run_id" }) do
         it(("raises for a %s with %s and sends nothing"):format(name, what), function()
-          local args = { PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url } }
+          local args = { PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url } }
           args[position] = id
           local ok, err = pcall(core.retry, table.unpack(args, 1, 5))
           assert.is_false(ok)
@@ -90,13 +76,13 @@ describe("pipeline.core", function()
     end
 
     it("raises for a non-string id", function()
-      assert.error_matches(function() core.retry(PROJECT, 42, failed_run(), TOKEN) end, "bad argument #2")
+      assert.error_matches(function() core.retry(PROJECT, 42, sim:failed_run(), TOKEN) end, "bad argument #2")
     end)
 
     for what, token in pairs({ ["CR/LF"] = "abc\r\nX-Injected: 1", LF = "abc\nd", NUL = "abc\0def",
       empty = "" }) do
       it(("raises for a token with %s and never shows the token"):format(what), function()
-        local ok, err = pcall(core.retry, PROJECT, PIPELINE, failed_run(), token, { endpoint = sim.url })
+        local ok, err = pcall(core.retry, PROJECT, PIPELINE, sim:failed_run(), token, { endpoint = sim.url })
         assert.is_false(ok)
         assert.matches("bad argument #4", err, 1, true)
         if token ~= "" then assert.is_nil(err:find(token, 1, true)) end
@@ -106,14 +92,14 @@ describe("pipeline.core", function()
 
     it("raises on an unknown option key, naming it, and sends nothing", function()
       assert.error_matches(function()
-        core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url, timout = 5 })
+        core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url, timout = 5 })
       end, "timout")
       assert.equal(0, #sim:requests())
     end)
 
     it("raises on an option of the wrong type", function()
       assert.error_matches(function()
-        core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url, timeout = "5" })
+        core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url, timeout = "5" })
       end, "'timeout' must be a number")
     end)
 
@@ -121,7 +107,7 @@ describe("pipeline.core", function()
       local canary = "CANARY-token-7f3a9c1e5b"
       for _, fault in ipairs({ "unauthorized", "server_html", "not_json", "close" }) do
         sim:fault({ kind = fault })
-        local ok, message = core.retry(PROJECT, PIPELINE, failed_run(), canary, { endpoint = sim.url })
+        local ok, message = core.retry(PROJECT, PIPELINE, sim:failed_run(), canary, { endpoint = sim.url })
         assert.is_nil(ok)
         assert.is_nil(message:find(canary, 1, true), fault)
       end
@@ -130,7 +116,7 @@ describe("pipeline.core", function()
 
   describe("transport rules", function()
     it("refuses plain http to a host that is not loopback", function()
-      local ok, message, code = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN,
+      local ok, message, code = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
         { endpoint = "http://pipeline.example.com" })
       assert.is_nil(ok)
       assert.equal("config", code)
@@ -146,7 +132,7 @@ describe("pipeline.core", function()
 
     it("does not follow a redirect, and the target receives nothing", function()
       sim:fault({ kind = "redirect" })
-      local ok, message, code, info = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url })
+      local ok, message, code, info = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url })
       assert.is_nil(ok)
       assert.equal("protocol", code)
       assert.equal(302, info.status)
@@ -159,7 +145,7 @@ describe("pipeline.core", function()
 
     it("fails with protocol when the response is over the size limit", function()
       sim:fault({ kind = "oversize" })
-      local ok, message, code = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url })
+      local ok, message, code = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url })
       assert.is_nil(ok)
       assert.equal("protocol", code)
       assert.matches("larger than the limit of 8388608 bytes", message, 1, true)
@@ -167,7 +153,7 @@ describe("pipeline.core", function()
 
     it("applies a smaller max_response_size", function()
       local client = core.client({ max_response_size = 10 })
-      local status, kind, message = client:request("PUT", sim.url .. retry_path(failed_run()),
+      local status, kind, message = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
         { ["X-Auth-Token"] = TOKEN })
       assert.is_nil(status)
       assert.equal("protocol", kind)
@@ -178,7 +164,7 @@ describe("pipeline.core", function()
     it("times out a slow answer", function()
       sim:fault({ kind = "slow", delay = 3 })
       local started = core.monotonic()
-      local ok, message, code, info = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN,
+      local ok, message, code, info = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
         { endpoint = sim.url, timeout = 0.5 })
       assert.is_nil(ok)
       assert.equal("timeout", code)
@@ -189,13 +175,13 @@ describe("pipeline.core", function()
 
     it("reports a connection closed without an answer as a network error", function()
       sim:fault({ kind = "close" })
-      local ok, _, code = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url })
+      local ok, _, code = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url })
       assert.is_nil(ok)
       assert.equal("network", code)
     end)
 
     it("reports a refused connection as a network error that may be retried", function()
-      local ok, _, code, info = core.retry(PROJECT, PIPELINE, failed_run(), TOKEN,
+      local ok, _, code, info = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
         { endpoint = "http://127.0.0.1:1" })
       assert.is_nil(ok)
       assert.equal("network", code)
@@ -206,7 +192,7 @@ describe("pipeline.core", function()
   describe("client handle", function()
     it("returns status, body and lower-cased headers, with X-Request-Id", function()
       local client = core.client()
-      local status, body, headers = client:request("PUT", sim.url .. retry_path(failed_run()),
+      local status, body, headers = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
         { ["X-Auth-Token"] = TOKEN })
       assert.equal(200, status)
       assert.same({ success = true }, require("cjson").decode(body))
@@ -218,7 +204,7 @@ describe("pipeline.core", function()
     it("keeps one connection alive across calls", function()
       local client = core.client()
       for _ = 1, 5 do
-        local status = client:request("PUT", sim.url .. retry_path(failed_run()), { ["X-Auth-Token"] = TOKEN })
+        local status = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()), { ["X-Auth-Token"] = TOKEN })
         assert.equal(200, status)
       end
       client:close()
@@ -242,13 +228,13 @@ describe("pipeline.core", function()
       local client = core.client({ timeout = 30 })
       sim:fault({ kind = "slow", delay = 2 })
       local started = core.monotonic()
-      local status, kind = client:request("PUT", sim.url .. retry_path(failed_run()),
+      local status, kind = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
         { ["X-Auth-Token"] = TOKEN }, nil, true, 0.3)
       assert.is_nil(status)
       assert.equal("timeout", kind)
       assert.is_true(core.monotonic() - started < 1.5)
       -- and the next request has the client's own timeout again
-      assert.equal(200, (client:request("PUT", sim.url .. retry_path(failed_run()), { ["X-Auth-Token"] = TOKEN })))
+      assert.equal(200, (client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()), { ["X-Auth-Token"] = TOKEN })))
       client:close()
     end)
 

@@ -2,12 +2,14 @@
 -- (examples/host/host.c) and the thread test (tests/embed/threads.c), run
 -- against the simulator with no Lua search path at all.
 local simulator = require("sim")
+local support = require("support")
 
 local BUILD = os.getenv("PIPELINE_BUILD_DIR") or "build"
-if BUILD:sub(1, 1) ~= "/" then BUILD = assert(os.getenv("PWD")) .. "/" .. BUILD end
+if BUILD:sub(1, 1) ~= "/" then BUILD = support.ROOT .. "/" .. BUILD end
 local HOST = BUILD .. "/examples/host/pipeline-host"
 local THREADS = BUILD .. "/examples/host/pipeline-threads"
 local PIPELINE = simulator.PIPELINE
+local unpack = table.unpack or unpack
 
 local function exists(path)
   local file = io.open(path, "rb")
@@ -15,37 +17,28 @@ local function exists(path)
   return file ~= nil
 end
 
--- Runs a binary with only the account in its environment; returns its
--- output (stdout and stderr) and exit status.
+-- Runs a binary from / with only the account in its environment; returns
+-- its output (stdout and stderr) and exit status.
 local function run_binary(sim, binary, args)
-  -- TSAN_OPTIONS passes through, for the ThreadSanitizer build in CI
-  local tsan = os.getenv("TSAN_OPTIONS")
-  local command = ("cd / && env -i HOME=/nonexistent CODEARTS_PIPELINE_ENDPOINT=%s "
-    .. "CODEARTS_PIPELINE_PROJECT_ID=%s CODEARTS_PIPELINE_TOKEN=%s %s %s %s 2>&1; echo \"exit=$?\"")
-    :format(sim.url, simulator.PROJECT, simulator.TOKEN, tsan and ("TSAN_OPTIONS='" .. tsan .. "'") or "",
-      binary, table.concat(args, " "))
-  local pipe = assert(io.popen(command, "r"))
-  local output = pipe:read("*a")
-  pipe:close()
-  local status = tonumber(output:match("exit=(%d+)%s*$"))
-  return output, status
+  local argv = { binary }
+  for _, arg in ipairs(args) do argv[#argv + 1] = arg end
+  return support.capture("cd / && " .. support.command(argv, { HOME = "/nonexistent",
+    CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = simulator.PROJECT,
+    CODEARTS_PIPELINE_TOKEN = simulator.TOKEN }))
 end
 
 local describe_built = (exists(HOST) and exists(THREADS)) and describe or pending
 
 describe_built("embedding", function()
-  local sim
-  setup(function() sim = simulator.start() end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset() end)
+  local sim = simulator.fixture()
 
+  -- count FAILED runs with the plan's fields; their ids.
   local function runs(count, plan)
     local ids = {}
     for i = 1, count do
-      ids[i] = simulator.new_id()
-      local run = { run_id = ids[i], status = "FAILED" }
+      local run = { status = "FAILED" }
       for k, v in pairs(plan or {}) do run[k] = v end
-      sim:add_run(run)
+      ids[i] = sim:add_run(run)
     end
     return ids
   end
@@ -60,7 +53,7 @@ describe_built("embedding", function()
 
   it("interleaves coroutines whose sleep yields to the host's scheduler", function()
     local ids = runs(3, { polls = 3, outcome = "COMPLETED" })
-    local output, status = run_binary(sim, HOST, { "coroutines", PIPELINE, table.concat(ids, " ") })
+    local output, status = run_binary(sim, HOST, { "coroutines", PIPELINE, unpack(ids) })
     assert.equal(0, status, output)
     assert.matches("host: 3 jobs, 0 failed", output, 1, true)
     -- every job polled before any job finished: they ran side by side
@@ -74,7 +67,7 @@ describe_built("embedding", function()
   it("advances calls with client:step(0) without blocking a frame, even during a slow request", function()
     local ids = runs(3, { polls = 2, outcome = "COMPLETED" })
     sim:fault({ kind = "slow", delay = 1, run_id = ids[2] })
-    local output, status = run_binary(sim, HOST, { "step", PIPELINE, table.concat(ids, " ") })
+    local output, status = run_binary(sim, HOST, { "step", PIPELINE, unpack(ids) })
     assert.equal(0, status, output)
     local frames, longest = output:match("host: (%d+) frames, longest step ([%d.]+) ms, 0 failed")
     assert.is_truthy(frames, output)

@@ -11,22 +11,15 @@ local pipeline = require("pipeline")
 local simulator = require("sim")
 local core = require("pipeline.core")
 local cjson = require("cjson")
+local support = require("support")
 
 local PROJECT, PIPELINE, TOKEN = simulator.PROJECT, simulator.PIPELINE, simulator.TOKEN
 local CANARY = "CANARY-token-8c41f7e2d0"
 local OTHER_PIPELINE = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 local TERMINAL = { "COMPLETED", "FAILED", "CANCELED", "IGNORED" }
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
 describe("run lifecycle", function()
-  local sim
-
-  setup(function() sim = simulator.start({ "--token", TOKEN, "--token", CANARY }) end)
-  teardown(function() sim:stop() end)
-  before_each(function() sim:reset() end)
+  local sim = simulator.fixture({ "--token", TOKEN, "--token", CANARY })
 
   -- A client on the simulator whose sleep records and never sleeps; slept
   -- is the list of the seconds asked for.
@@ -38,34 +31,6 @@ describe("run lifecycle", function()
     return assert(pipeline.new(options)), slept
   end
 
-  -- Creates a run in the simulator: fields as POST /_sim/runs.
-  local function add_run(fields)
-    fields = fields or {}
-    fields.run_id = fields.run_id or simulator.new_id()
-    sim:add_run(fields)
-    return fields.run_id
-  end
-
-  -- The recorded requests with that method whose path contains part.
-  local function recorded(method, part)
-    local found = {}
-    for _, request in ipairs(sim:requests()) do
-      if (method == nil or request.method == method) and (part == nil or request.path:find(part, 1, true)) then
-        found[#found + 1] = request
-      end
-    end
-    return found
-  end
-
-  -- Creates (or updates) a pipeline and its plan for runs started through the API.
-  local function add_pipeline(fields)
-    fields = fields or {}
-    fields.project_id = PROJECT
-    fields.pipeline_id = fields.pipeline_id or PIPELINE
-    sim:control("POST", "pipelines", fields)
-    return fields.pipeline_id
-  end
-
   local function sum(list)
     local total = 0
     for _, v in ipairs(list) do total = total + v end
@@ -75,7 +40,7 @@ describe("run lifecycle", function()
   ------------------------------------------------------------ operations
 
   describe("client:run", function()
-    before_each(function() add_pipeline({ name = "build" }) end)
+    before_each(function() sim:add_pipeline({ name = "build" }) end)
 
     it("returns the new run's id and passes the body through", function()
       local client = new_client()
@@ -88,7 +53,7 @@ describe("run lifecycle", function()
       local state = sim:run_state(run_id)
       assert.equal("RUNNING", state.status)
       assert.equal(PIPELINE, state.pipeline_id)
-      local posts = recorded("POST", "/run")
+      local posts = sim:recorded("POST", "/run")
       assert.equal(1, #posts)
       assert.equal(("/v5/%s/api/pipelines/%s/run"):format(PROJECT, PIPELINE), posts[1].path)
       assert.same(body, cjson.decode(posts[1].body))
@@ -99,7 +64,7 @@ describe("run lifecycle", function()
       local client = new_client()
       assert.is_string(client:run(PIPELINE))
       client:close()
-      assert.same({}, cjson.decode(recorded("POST", "/run")[1].body))
+      assert.same({}, cjson.decode(sim:recorded("POST", "/run")[1].body))
     end)
 
     for _, kind in ipairs({ "drop_after_processing", "close" }) do
@@ -117,7 +82,7 @@ describe("run lifecycle", function()
           assert.matches("^run: ", message)
           assert.is_false(info.retryable)
           assert.equal(1, info.attempts)
-          assert.equal(1, #recorded("POST", "/run"))
+          assert.equal(1, #sim:recorded("POST", "/run"))
           assert.equal(1, #sim:requests()) -- nothing read, nothing sent again
         end)
       end
@@ -135,21 +100,21 @@ describe("run lifecycle", function()
 
   describe("client:stop", function()
     it("returns true and the run becomes CANCELED", function()
-      local run = add_run({ status = "RUNNING", polls = 5 })
+      local run = sim:add_run({ status = "RUNNING", polls = 5 })
       local client = new_client()
       assert.is_true(client:stop(PIPELINE, run))
       client:close()
       local state = sim:run_state(run)
       assert.equal("CANCELED", state.status)
       assert.equal(1, state.stops)
-      local stops = recorded("POST", "/stop")
+      local stops = sim:recorded("POST", "/stop")
       assert.equal(1, #stops)
       assert.equal(("/v5/%s/api/pipelines/%s/pipeline-runs/%s/stop"):format(PROJECT, PIPELINE, run), stops[1].path)
       assert.equal(TOKEN, stops[1].headers["x-auth-token"])
     end)
 
     it("reports a run that cannot be stopped as code api", function()
-      local run = add_run({ status = "COMPLETED" })
+      local run = sim:add_run({ status = "COMPLETED" })
       local client = new_client()
       local ok, message, code, info = client:stop(PIPELINE, run)
       client:close()
@@ -163,7 +128,7 @@ describe("run lifecycle", function()
 
   describe("client:detail", function()
     it("returns the run table with its status, stages and jobs", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local client = new_client()
       local detail = client:detail(PIPELINE, run)
       client:close()
@@ -176,7 +141,7 @@ describe("run lifecycle", function()
       assert.equal("Test", detail.stages[2].name)
       assert.equal("FAILED", detail.stages[2].jobs[1].status)
       assert.is_true(core.is_id(detail.stages[2].jobs[1].id))
-      local reads = recorded("GET", "/pipeline-runs/detail")
+      local reads = sim:recorded("GET", "/pipeline-runs/detail")
       assert.equal(1, #reads)
       assert.equal("pipeline_run_id=" .. run, reads[1].query)
     end)
@@ -196,13 +161,13 @@ describe("run lifecycle", function()
     local statuses = { "COMPLETED", "FAILED", "FAILED", "RUNNING", "CANCELED", "FAILED" }
     local function six_runs()
       local ids = {}
-      for i, status in ipairs(statuses) do ids[i] = add_run({ status = status, polls = 3 }) end
+      for i, status in ipairs(statuses) do ids[i] = sim:add_run({ status = status, polls = 3 }) end
       return ids
     end
 
     it("returns an array of runs and the total", function()
       local ids = six_runs()
-      add_run({ pipeline_id = OTHER_PIPELINE, status = "FAILED" })
+      sim:add_run({ pipeline_id = OTHER_PIPELINE, status = "FAILED" })
       local client = new_client()
       local runs, total = client:runs(PIPELINE)
       client:close()
@@ -211,7 +176,7 @@ describe("run lifecycle", function()
       local seen = {}
       for _, run in ipairs(runs) do seen[run.id] = run.status end
       for i, id in ipairs(ids) do assert.equal(statuses[i], seen[id]) end
-      assert.same({}, cjson.decode(recorded("POST", "/pipeline-runs/list")[1].body))
+      assert.same({}, cjson.decode(sim:recorded("POST", "/pipeline-runs/list")[1].body))
     end)
 
     it("filters by a status given as a string or as a list", function()
@@ -224,7 +189,7 @@ describe("run lifecycle", function()
       client:close()
       assert.equal(2, ended_total)
       assert.equal(2, #ended)
-      local lists = recorded("POST", "/pipeline-runs/list")
+      local lists = sim:recorded("POST", "/pipeline-runs/list")
       assert.same({ status = { "FAILED" } }, cjson.decode(lists[1].body))
       assert.same({ status = { "COMPLETED", "CANCELED" } }, cjson.decode(lists[2].body))
     end)
@@ -252,7 +217,7 @@ describe("run lifecycle", function()
       -- ascending by start time, ties by run number: the creation order
       assert.equal(ids[2], runs[1].id)
       assert.equal(ids[3], runs[2].id)
-      assert.same(query, cjson.decode(recorded("POST", "/pipeline-runs/list")[1].body))
+      assert.same(query, cjson.decode(sim:recorded("POST", "/pipeline-runs/list")[1].body))
     end)
 
     it("raises on an unknown query field and sends nothing", function()
@@ -267,9 +232,9 @@ describe("run lifecycle", function()
 
   describe("client:pipelines", function()
     it("returns an array of pipelines and the total, filtered by name", function()
-      sim:control("POST", "pipelines", { project_id = PROJECT, pipeline_id = PIPELINE, name = "web-build" })
-      sim:control("POST", "pipelines", { project_id = PROJECT, pipeline_id = OTHER_PIPELINE, name = "web-deploy" })
-      sim:control("POST", "pipelines", { project_id = PROJECT, pipeline_id = simulator.new_id(), name = "docs" })
+      sim:add_pipeline({ pipeline_id = PIPELINE, name = "web-build" })
+      sim:add_pipeline({ pipeline_id = OTHER_PIPELINE, name = "web-deploy" })
+      sim:add_pipeline({ pipeline_id = simulator.new_id(), name = "docs" })
       local client = new_client()
       local all, total = client:pipelines()
       assert.equal(3, total)
@@ -280,7 +245,7 @@ describe("run lifecycle", function()
       assert.equal(PIPELINE, web[1].pipeline_id)
       assert.equal("web-build", web[1].name)
       assert.equal(OTHER_PIPELINE, web[2].pipeline_id)
-      local lists = recorded("POST", "/pipelines/list")
+      local lists = sim:recorded("POST", "/pipelines/list")
       assert.equal(2, #lists)
       assert.same({ name = "WEB", sort_key = "name", sort_dir = "asc" }, cjson.decode(lists[2].body))
     end)
@@ -296,9 +261,9 @@ describe("run lifecycle", function()
 
   describe("client:latest", function()
     it("returns the latest run of each pipeline, in the order asked", function()
-      add_run({ status = "COMPLETED" })
-      local last = add_run({ status = "FAILED" })
-      local other = add_run({ pipeline_id = OTHER_PIPELINE, status = "COMPLETED" })
+      sim:add_run({ status = "COMPLETED" })
+      local last = sim:add_run({ status = "FAILED" })
+      local other = sim:add_run({ pipeline_id = OTHER_PIPELINE, status = "COMPLETED" })
       local client = new_client()
       local latest = client:latest({ OTHER_PIPELINE, PIPELINE })
       client:close()
@@ -307,7 +272,7 @@ describe("run lifecycle", function()
       assert.equal("COMPLETED", latest[1].status)
       assert.equal(last, latest[2].pipeline_run_id)
       assert.equal("FAILED", latest[2].status)
-      local posts = recorded("POST", "/pipelines/status")
+      local posts = sim:recorded("POST", "/pipelines/status")
       assert.equal(1, #posts)
       assert.same({ OTHER_PIPELINE, PIPELINE }, cjson.decode(posts[1].body))
     end)
@@ -324,7 +289,7 @@ describe("run lifecycle", function()
 
   describe("client:release", function()
     it("lets the failed job of a run pass", function()
-      local run = add_run({ status = "FAILED", polls = 1 })
+      local run = sim:add_run({ status = "FAILED", polls = 1 })
       local client = new_client()
       local detail = assert(client:detail(PIPELINE, run))
       local job
@@ -340,7 +305,7 @@ describe("run lifecycle", function()
       client:close()
       local state = sim:run_state(run)
       assert.equal("flaky test, checked by hand", state.releases[job])
-      local posts = recorded("POST", "/manual-release")
+      local posts = sim:recorded("POST", "/manual-release")
       assert.equal(1, #posts)
       assert.equal(("/v5/%s/api/pipelines/%s/pipeline-runs/%s/jobs/%s/manual-release"):format(PROJECT,
         PIPELINE, run, job), posts[1].path)
@@ -348,7 +313,7 @@ describe("run lifecycle", function()
     end)
 
     it("reports a job that cannot be released as code api", function()
-      local run = add_run({ status = "COMPLETED" })
+      local run = sim:add_run({ status = "COMPLETED" })
       local client = new_client()
       local detail = assert(client:detail(PIPELINE, run))
       local ok, _, code, info = client:release(PIPELINE, run, detail.stages[1].jobs[1].id)
@@ -372,7 +337,7 @@ describe("run lifecycle", function()
   describe("paging", function()
     it("each_run sees every one of 120 runs exactly once, over 3 list requests", function()
       local ids = {}
-      for i = 1, 120 do ids[i] = add_run({ status = i % 3 == 0 and "FAILED" or "COMPLETED" }) end
+      for i = 1, 120 do ids[i] = sim:add_run({ status = i % 3 == 0 and "FAILED" or "COMPLETED" }) end
       local client = new_client()
       local seen, count = {}, 0
       for run, message in client:each_run(PIPELINE) do
@@ -382,7 +347,7 @@ describe("run lifecycle", function()
       end
       assert.equal(120, count)
       for _, id in ipairs(ids) do assert.is_true(seen[id]) end
-      local lists = recorded("POST", "/pipeline-runs/list")
+      local lists = sim:recorded("POST", "/pipeline-runs/list")
       assert.equal(3, #lists)
       for i, list in ipairs(lists) do
         local body = cjson.decode(list.body)
@@ -399,13 +364,13 @@ describe("run lifecycle", function()
       end
       client:close()
       assert.equal(40, failed)
-      lists = recorded("POST", "/pipeline-runs/list")
+      lists = sim:recorded("POST", "/pipeline-runs/list")
       assert.equal(3, #lists)
       assert.same({ status = { "FAILED" }, offset = 30, limit = 15 }, cjson.decode(lists[3].body))
     end)
 
     it("each_run yields a failure mid-way once, as false, message, code, info", function()
-      for _ = 1, 70 do add_run({ status = "FAILED" }) end
+      for _ = 1, 70 do sim:add_run({ status = "FAILED" }) end
       local client = new_client()
       local items, failures = 0, {}
       for run, message, code, info in client:each_run(PIPELINE) do
@@ -423,14 +388,14 @@ describe("run lifecycle", function()
       assert.equal("not_found", failures[1].code)
       assert.matches("^runs: ", failures[1].message)
       assert.equal(404, failures[1].info.status)
-      assert.equal(2, #recorded("POST", "/pipeline-runs/list"))
+      assert.equal(2, #sim:recorded("POST", "/pipeline-runs/list"))
     end)
 
     it("each_pipeline sees every pipeline once", function()
       local ids = {}
       for i = 1, 61 do
         ids[i] = simulator.new_id()
-        sim:control("POST", "pipelines", { project_id = PROJECT, pipeline_id = ids[i], name = "p" .. i })
+        sim:add_pipeline({ pipeline_id = ids[i], name = "p" .. i })
       end
       local client = new_client()
       local seen, count = {}, 0
@@ -442,7 +407,7 @@ describe("run lifecycle", function()
       client:close()
       assert.equal(61, count)
       for _, id in ipairs(ids) do assert.is_true(seen[id]) end
-      assert.equal(2, #recorded("POST", "/pipelines/list"))
+      assert.equal(2, #sim:recorded("POST", "/pipelines/list"))
     end)
 
     it("each_pipeline yields a first-page failure once", function()
@@ -468,7 +433,7 @@ describe("run lifecycle", function()
 
   describe("each operation checks the shape of its answer", function()
     local operations = {
-      { "run", "/run", function(c) add_pipeline() return c:run(PIPELINE) end },
+      { "run", "/run", function(c) sim:add_pipeline() return c:run(PIPELINE) end },
       { "stop", "/stop", function(c, run) return c:stop(PIPELINE, run) end },
       { "detail", "/detail", function(c, run) return c:detail(PIPELINE, run) end },
       { "runs", "/pipeline-runs/list", function(c) return c:runs(PIPELINE) end },
@@ -479,7 +444,7 @@ describe("run lifecycle", function()
     }
     for _, op in ipairs(operations) do
       it(("%s: a wrong_shape answer is code protocol"):format(op[1]), function()
-        local run = add_run({ status = "RUNNING" })
+        local run = sim:add_run({ status = "RUNNING" })
         local client = new_client()
         sim:fault({ kind = "wrong_shape", path = op[2] })
         local value, message, code, info = op[3](client, run)
@@ -560,7 +525,7 @@ describe("run lifecycle", function()
 
   describe("client:wait", function()
     it("polls until the run ends, sleeping through the client's sleep", function()
-      local run = add_run({ status = "RUNNING", polls = 2 })
+      local run = sim:add_run({ status = "RUNNING", polls = 2 })
       local client, slept = new_client()
       local seen = {}
       local status, detail = client:wait(PIPELINE, run, { interval = 3, timeout = 60,
@@ -574,25 +539,25 @@ describe("run lifecycle", function()
       assert.equal("COMPLETED", detail.status)
       assert.same({ "RUNNING", "RUNNING", "COMPLETED" }, seen)
       assert.same({ 3, 3 }, slept)
-      assert.equal(3, #recorded("GET", "/pipeline-runs/detail"))
+      assert.equal(3, #sim:recorded("GET", "/pipeline-runs/detail"))
       assert.equal(3, #sim:requests())
     end)
 
     for _, outcome in ipairs(TERMINAL) do
       it(("ends at %s"):format(outcome), function()
-        local run = add_run({ status = "RUNNING", polls = 1, outcome = outcome })
+        local run = sim:add_run({ status = "RUNNING", polls = 1, outcome = outcome })
         local client, slept = new_client()
         local status, detail = client:wait(PIPELINE, run, { interval = 0.5 })
         client:close()
         assert.equal(outcome, status)
         assert.equal(outcome, detail.status)
         assert.same({ 0.5 }, slept)
-        assert.equal(2, #recorded("GET", "/pipeline-runs/detail"))
+        assert.equal(2, #sim:recorded("GET", "/pipeline-runs/detail"))
       end)
     end
 
     it("keeps waiting through PAUSED and reports it to on_poll", function()
-      local run = add_run({ status = "RUNNING", polls = 1, paused_polls = 2, outcome = "FAILED" })
+      local run = sim:add_run({ status = "RUNNING", polls = 1, paused_polls = 2, outcome = "FAILED" })
       local client, slept = new_client()
       local seen, events = {}, {}
       client._on_event = function(e) if e.type == "poll" then events[#events + 1] = e.status end end
@@ -605,7 +570,7 @@ describe("run lifecycle", function()
     end)
 
     it("stops with code cancelled when on_poll returns false", function()
-      local run = add_run({ status = "SUSPEND" }) -- waits on a person: never ends by itself
+      local run = sim:add_run({ status = "SUSPEND" }) -- waits on a person: never ends by itself
       local client, slept = new_client()
       local polls = 0
       local status, message, code, info = client:wait(PIPELINE, run, { interval = 2,
@@ -621,11 +586,11 @@ describe("run lifecycle", function()
       assert.matches("SUSPEND", message)
       assert.equal(3, info.attempts)
       assert.same({ 2, 2 }, slept)
-      assert.equal(3, #recorded("GET", "/pipeline-runs/detail"))
+      assert.equal(3, #sim:recorded("GET", "/pipeline-runs/detail"))
     end)
 
     it("ends with code timeout at the deadline", function()
-      local run = add_run({ status = "RUNNING", polls = 100 })
+      local run = sim:add_run({ status = "RUNNING", polls = 100 })
       local client, slept = new_client()
       local status, message, code, info = client:wait(PIPELINE, run, { timeout = 0, interval = 1 })
       client:close()
@@ -634,11 +599,11 @@ describe("run lifecycle", function()
       assert.matches("^wait: run " .. run .. " still RUNNING", message)
       assert.is_true(info.retryable)
       assert.same({}, slept)
-      assert.equal(1, #recorded("GET", "/pipeline-runs/detail"))
+      assert.equal(1, #sim:recorded("GET", "/pipeline-runs/detail"))
     end)
 
     it("polls every 5 s by default", function()
-      local run = add_run({ status = "RUNNING", polls = 2 })
+      local run = sim:add_run({ status = "RUNNING", polls = 2 })
       local client, slept = new_client()
       assert.equal("COMPLETED", client:wait(PIPELINE, run))
       client:close()
@@ -646,7 +611,7 @@ describe("run lifecycle", function()
     end)
 
     it("ends with code timeout when transient failures last past the deadline", function()
-      local run = add_run({ status = "RUNNING", polls = 2 })
+      local run = sim:add_run({ status = "RUNNING", polls = 2 })
       local client, slept = new_client({ retries = { max = 3 } })
       sim:fault({ kind = "unavailable", path = "/detail", retry_after = "2", times = 0 })
       local status, message, code = client:wait(PIPELINE, run, { timeout = 0, interval = 1 })
@@ -659,7 +624,7 @@ describe("run lifecycle", function()
     end)
 
     it("does not let one slow poll run far past the deadline", function()
-      local run = add_run({ status = "RUNNING", polls = 100 })
+      local run = sim:add_run({ status = "RUNNING", polls = 100 })
       local client = new_client({ timeout = 30 })
       sim:fault({ kind = "slow", delay = 3, path = "/detail" })
       local started = core.monotonic()
@@ -672,7 +637,7 @@ describe("run lifecycle", function()
     end)
 
     it("never sleeps past the deadline", function()
-      local run = add_run({ status = "RUNNING", polls = 1 })
+      local run = sim:add_run({ status = "RUNNING", polls = 1 })
       local client, slept = new_client()
       assert.equal("COMPLETED", client:wait(PIPELINE, run, { timeout = 100, interval = 500 }))
       client:close()
@@ -681,7 +646,7 @@ describe("run lifecycle", function()
     end)
 
     it("polls through transient failures within the deadline", function()
-      local run = add_run({ status = "RUNNING", polls = 2 })
+      local run = sim:add_run({ status = "RUNNING", polls = 2 })
       local client, slept = new_client({ retries = { max = 2, base_delay = 0.25 } })
       sim:fault({ kind = "unavailable", path = "/detail", retry_after = "4" })
       sim:fault({ kind = "close", path = "/detail" })
@@ -689,7 +654,7 @@ describe("run lifecycle", function()
       local status = client:wait(PIPELINE, run, { interval = 2 })
       client:close()
       assert.equal("COMPLETED", status)
-      local reads = recorded("GET", "/pipeline-runs/detail")
+      local reads = sim:recorded("GET", "/pipeline-runs/detail")
       local faults = {}
       for _, read in ipairs(reads) do
         if read.fault ~= cjson.null then faults[#faults + 1] = read.fault end
@@ -704,7 +669,7 @@ describe("run lifecycle", function()
     end)
 
     it("polls through transient failures with retries off, by its own interval", function()
-      local run = add_run({ status = "RUNNING", polls = 1 })
+      local run = sim:add_run({ status = "RUNNING", polls = 1 })
       local client, slept = new_client()
       sim:fault({ kind = "close", path = "/detail" })
       sim:fault({ kind = "server_html", path = "/detail" })
@@ -714,12 +679,12 @@ describe("run lifecycle", function()
       assert.equal("COMPLETED", status)
       assert.equal(2, polls) -- only answers are reported
       assert.same({ 1, 1, 1 }, slept)
-      assert.equal(4, #recorded("GET", "/pipeline-runs/detail"))
+      assert.equal(4, #sim:recorded("GET", "/pipeline-runs/detail"))
     end)
 
     for _, case in ipairs({ { "not_found", "not_found" }, { "unauthorized", "auth" }, { "wrong_shape", "protocol" } }) do
       it(("stops at once on %s"):format(case[1]), function()
-        local run = add_run({ status = "RUNNING", polls = 2 })
+        local run = sim:add_run({ status = "RUNNING", polls = 2 })
         local client, slept = new_client({ retries = { max = 3 } })
         sim:fault({ kind = case[1], path = "/detail" })
         local status, message, code = client:wait(PIPELINE, run, { interval = 1 })
@@ -737,7 +702,7 @@ describe("run lifecycle", function()
 
   describe("client:retry_and_wait", function()
     it("retries the run and follows it to the end", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local client, slept = new_client()
       local status, detail = client:retry_and_wait(PIPELINE, run, { interval = 4 })
       client:close()
@@ -752,7 +717,7 @@ describe("run lifecycle", function()
     end)
 
     it("reports a retry the service refuses and does not wait", function()
-      local run = add_run({ status = "COMPLETED" })
+      local run = sim:add_run({ status = "COMPLETED" })
       local client, slept = new_client()
       local status, message, code, info = client:retry_and_wait(PIPELINE, run)
       client:close()
@@ -767,32 +732,32 @@ describe("run lifecycle", function()
 
   describe("client:retry_failed", function()
     it("retries until the run passes: COMPLETED on the second attempt", function()
-      local run = add_run({ status = "FAILED", polls = 1, outcomes = { "FAILED", "COMPLETED" } })
+      local run = sim:add_run({ status = "FAILED", polls = 1, outcomes = { "FAILED", "COMPLETED" } })
       local client, slept = new_client()
       local status, history = client:retry_failed(PIPELINE, { attempts = 3, interval = 1, timeout = 60 })
       client:close()
       assert.equal("COMPLETED", status)
       assert.same({ { run_id = run, status = "FAILED" }, { run_id = run, status = "COMPLETED" } }, history)
       assert.same({ 1, 1 }, slept)
-      assert.equal(1, #recorded("POST", "/pipelines/status"))
-      assert.equal(2, #recorded("PUT", "/retry"))
-      assert.equal(4, #recorded("GET", "/detail"))
+      assert.equal(1, #sim:recorded("POST", "/pipelines/status"))
+      assert.equal(2, #sim:recorded("PUT", "/retry"))
+      assert.equal(4, #sim:recorded("GET", "/detail"))
       assert.equal(2, sim:run_state(run).retries)
     end)
 
     it("gives up after attempts: FAILED with attempts = 1", function()
-      local run = add_run({ status = "FAILED", polls = 0, outcomes = { "FAILED", "COMPLETED" } })
+      local run = sim:add_run({ status = "FAILED", polls = 0, outcomes = { "FAILED", "COMPLETED" } })
       local client = new_client()
       local status, history = client:retry_failed(PIPELINE, { attempts = 1 })
       client:close()
       assert.equal("FAILED", status)
       assert.same({ { run_id = run, status = "FAILED" } }, history)
-      assert.equal(1, #recorded("PUT", "/retry"))
+      assert.equal(1, #sim:recorded("PUT", "/retry"))
     end)
 
     it("needs no attempt when the latest run already COMPLETED", function()
-      add_run({ status = "FAILED" })
-      add_run({ status = "COMPLETED" })
+      sim:add_run({ status = "FAILED" })
+      sim:add_run({ status = "COMPLETED" })
       local client, slept = new_client()
       local status, history = client:retry_failed(PIPELINE)
       client:close()
@@ -805,13 +770,13 @@ describe("run lifecycle", function()
     end)
 
     it("follows a latest run that is still going before retrying it", function()
-      local run = add_run({ status = "RUNNING", polls = 1, outcomes = { "CANCELED" } })
+      local run = sim:add_run({ status = "RUNNING", polls = 1, outcomes = { "CANCELED" } })
       local client = new_client()
       local status, history = client:retry_failed(PIPELINE, { interval = 1 })
       client:close()
       assert.equal("COMPLETED", status)
       assert.same({ { run_id = run, status = "COMPLETED" } }, history)
-      assert.equal(1, #recorded("PUT", "/retry"))
+      assert.equal(1, #sim:recorded("PUT", "/retry"))
     end)
 
     it("reports a pipeline with no run as code not_found", function()
@@ -825,7 +790,7 @@ describe("run lifecycle", function()
     end)
 
     it("reports a failed attempt with the history so far", function()
-      local run = add_run({ status = "FAILED", polls = 0, outcomes = { "FAILED", "COMPLETED" } })
+      local run = sim:add_run({ status = "FAILED", polls = 0, outcomes = { "FAILED", "COMPLETED" } })
       local client = new_client()
       sim:fault({ kind = "forbidden", path = "/retry", method = "PUT" })
       -- the first retry passes (the fault is for the next one)
@@ -848,7 +813,7 @@ describe("run lifecycle", function()
 
   describe("the retry policy", function()
     it("repeats a 429 after Retry-After in seconds", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local events = {}
       local client, slept = new_client({ retries = { max = 3 },
         on_event = function(e) if e.type == "retry" then events[#events + 1] = e end end })
@@ -856,7 +821,7 @@ describe("run lifecycle", function()
       assert.is_true(client:retry(PIPELINE, run))
       client:close()
       assert.same({ 3, 3 }, slept)
-      assert.equal(3, #recorded("PUT", "/retry"))
+      assert.equal(3, #sim:recorded("PUT", "/retry"))
       assert.equal(2, #events)
       assert.equal("throttled", events[1].reason)
       assert.equal(429, events[1].status)
@@ -867,7 +832,7 @@ describe("run lifecycle", function()
     end)
 
     it("repeats a 503 after Retry-After as an HTTP date", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local client, slept = new_client({ retries = { max = 3 } })
       local at = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 6)
       sim:fault({ kind = "unavailable", retry_after = at })
@@ -876,13 +841,13 @@ describe("run lifecycle", function()
       client:close()
       assert.equal(1, #slept) -- a date already past means no wait
       assert.is_true(slept[1] >= 4 and slept[1] <= 6, tostring(slept[1]))
-      assert.equal(3, #recorded("PUT", "/retry"))
+      assert.equal(3, #sim:recorded("PUT", "/retry"))
     end)
 
     it("caps Retry-After at retries.max_delay", function()
       local client, slept = new_client({ retries = { max = 1, max_delay = 7 } })
       sim:fault({ kind = "throttled", retry_after = "3600" })
-      assert.is_true(client:retry(PIPELINE, add_run({ status = "FAILED" })))
+      assert.is_true(client:retry(PIPELINE, sim:add_run({ status = "FAILED" })))
       client:close()
       assert.same({ 7 }, slept)
     end)
@@ -890,14 +855,14 @@ describe("run lifecycle", function()
     it("backs off exponentially with full jitter, bounded by retries.max", function()
       local client, slept = new_client({ retries = { max = 5, base_delay = 1, max_delay = 6 } })
       sim:fault({ kind = "unavailable", retry_after = cjson.null, times = 0 })
-      local ok, message, code, info = client:retry(PIPELINE, add_run({ status = "FAILED" }))
+      local ok, message, code, info = client:retry(PIPELINE, sim:add_run({ status = "FAILED" }))
       client:close()
       assert.is_nil(ok)
       assert.equal("server", code)
       assert.matches("HTTP 503", message, 1, true)
       assert.equal(6, info.attempts)
       assert.is_true(info.retryable)
-      assert.equal(6, #recorded("PUT", "/retry"))
+      assert.equal(6, #sim:recorded("PUT", "/retry"))
       assert.equal(5, #slept)
       local ceilings = { 1, 2, 4, 6, 6 }
       local all_at_ceiling = true
@@ -911,7 +876,7 @@ describe("run lifecycle", function()
     it("does not repeat with retries = false", function()
       local client, slept = new_client({ retries = false })
       sim:fault({ kind = "throttled" })
-      local ok, _, code, info = client:retry(PIPELINE, add_run({ status = "FAILED" }))
+      local ok, _, code, info = client:retry(PIPELINE, sim:add_run({ status = "FAILED" }))
       client:close()
       assert.is_nil(ok)
       assert.equal("throttled", code)
@@ -944,7 +909,7 @@ describe("run lifecycle", function()
     end
 
     it("repeats a GET that timed out", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local client = new_client({ timeout = 0.3, retries = { max = 1 } })
       sim:fault({ kind = "slow", delay = 1, path = "/detail" })
       local detail = client:detail(PIPELINE, run)
@@ -953,7 +918,7 @@ describe("run lifecycle", function()
     end)
 
     it("repeats a GET after a 502, not a retry: its run's status is read instead", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local client, slept = new_client({ retries = { max = 3, base_delay = 0.1 } })
       sim:fault({ kind = "bad_gateway", path = "/detail" })
       assert.equal("FAILED", assert(client:detail(PIPELINE, run)).status)
@@ -977,7 +942,7 @@ describe("run lifecycle", function()
 
   describe("an outcome that is unknown", function()
     it("a retry processed then dropped is not sent again: its status is read, and it succeeds", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local client, slept = new_client({ retries = { max = 3 } })
       sim:fault({ kind = "throttled", run_id = run, method = "PUT", times = 2, retry_after = "1" })
       sim:fault({ kind = "drop_after_processing", run_id = run, method = "PUT" })
@@ -996,20 +961,20 @@ describe("run lifecycle", function()
     end)
 
     it("a retry_and_wait whose retry was dropped after processing follows the run", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local client = new_client({ retries = { max = 3 } })
-      assert.is_true(client:retry(PIPELINE, add_run({ status = "FAILED" }))) -- the connection is reused next
+      assert.is_true(client:retry(PIPELINE, sim:add_run({ status = "FAILED" }))) -- the connection is reused next
       sim:clear_requests()
       sim:fault({ kind = "drop_after_processing", run_id = run, method = "PUT" })
       assert.equal("COMPLETED", client:retry_and_wait(PIPELINE, run, { interval = 1 }))
       client:close()
-      assert.equal(1, #recorded("PUT", "/retry"))
-      assert.equal(3, #recorded("GET", "/detail"))
+      assert.equal(1, #sim:recorded("PUT", "/retry"))
+      assert.equal(3, #sim:recorded("GET", "/detail"))
       assert.equal(1, sim:run_state(run).retries)
     end)
 
     it("a stop processed then dropped is not sent again: its status is read, and it succeeds", function()
-      local run = add_run({ status = "RUNNING", polls = 10 })
+      local run = sim:add_run({ status = "RUNNING", polls = 10 })
       local events = {}
       local client = new_client({ retries = { max = 3 }, on_event = function(e) events[#events + 1] = e end })
       sim:fault({ kind = "drop_after_processing", path = "/stop" })
@@ -1031,7 +996,7 @@ describe("run lifecycle", function()
     end)
 
     it("a stop lost before processing is reported, not retryable, and not sent again", function()
-      local run = add_run({ status = "RUNNING", polls = 10 })
+      local run = sim:add_run({ status = "RUNNING", polls = 10 })
       local client, slept = new_client({ retries = { max = 3 } })
       sim:fault({ kind = "close", path = "/stop" })
       local ok, message, code, info = client:stop(PIPELINE, run)
@@ -1041,7 +1006,7 @@ describe("run lifecycle", function()
       assert.matches("^stop: ", message)
       assert.is_false(info.retryable)
       assert.same({}, slept)
-      assert.equal(1, #recorded("POST", "/stop"))
+      assert.equal(1, #sim:recorded("POST", "/stop"))
       assert.equal("RUNNING", sim:run_state(run).status)
     end)
   end)
@@ -1050,7 +1015,7 @@ describe("run lifecycle", function()
 
   describe("on_event", function()
     it("sees request, response, retry and poll events, with secrets redacted", function()
-      local run = add_run({ status = "FAILED", polls = 1 })
+      local run = sim:add_run({ status = "FAILED", polls = 1 })
       local events = {}
       local client = new_client({ token = CANARY, retries = { max = 2 },
         on_event = function(e) events[#events + 1] = e end })
@@ -1115,7 +1080,7 @@ describe("run lifecycle", function()
       local list, ids = {}, {}
       for i = 1, 200 do
         local pipeline_id = i % 2 == 0 and OTHER_PIPELINE or PIPELINE
-        ids[i] = add_run({ pipeline_id = pipeline_id, status = i % 5 == 0 and "CANCELED" or "FAILED" })
+        ids[i] = sim:add_run({ pipeline_id = pipeline_id, status = i % 5 == 0 and "CANCELED" or "FAILED" })
         list[i] = i % 3 == 0 and { pipeline_id = pipeline_id, run_id = ids[i] } or { pipeline_id, ids[i] }
       end
       local expected = { [7] = "not_found", [50] = "auth", [101] = "api", [150] = "api", [199] = "auth" }
@@ -1153,7 +1118,7 @@ describe("run lifecycle", function()
       assert.equal(1, #slept)
       assert.is_true(slept[1] > 1.5 and slept[1] <= 2, tostring(slept[1]))
 
-      local puts = recorded("PUT", "/retry")
+      local puts = sim:recorded("PUT", "/retry")
       assert.equal(201, #puts)
       local connections, count = {}, 0
       for _, request in ipairs(sim:requests()) do
@@ -1179,7 +1144,7 @@ describe("run lifecycle", function()
       }
       local list, ids = {}, {}
       for i, plan in ipairs(plans) do
-        ids[i] = add_run(plan)
+        ids[i] = sim:add_run(plan)
         list[i] = { PIPELINE, ids[i] }
       end
       list[#list + 1] = { PIPELINE, simulator.new_id() } -- unknown
@@ -1211,10 +1176,10 @@ describe("run lifecycle", function()
       local list, ids = {}, {}
       local outcomes = { "COMPLETED", "FAILED", "COMPLETED", "CANCELED" }
       for i, outcome in ipairs(outcomes) do
-        ids[i] = add_run({ status = "FAILED", polls = i, outcome = outcome })
+        ids[i] = sim:add_run({ status = "FAILED", polls = i, outcome = outcome })
         list[i] = { PIPELINE, ids[i] }
       end
-      ids[5] = add_run({ status = "COMPLETED" }) -- cannot be retried
+      ids[5] = sim:add_run({ status = "COMPLETED" }) -- cannot be retried
       list[5] = { PIPELINE, ids[5] }
       local client = new_client()
       local results = client:retry_and_wait_many(list, { concurrency = 4, interval = 1 })
@@ -1228,13 +1193,13 @@ describe("run lifecycle", function()
       assert.is_false(results[5].ok)
       assert.equal("api", results[5].code)
       assert.equal(0, sim:run_state(ids[5]).detail_reads)
-      assert.equal(5, #recorded("PUT", "/retry"))
+      assert.equal(5, #sim:recorded("PUT", "/retry"))
     end)
 
     it("map runs arbitrary client code concurrently, results aligned", function()
       local pipelines = { PIPELINE, OTHER_PIPELINE, simulator.new_id(), simulator.new_id() }
       for i, id in ipairs(pipelines) do
-        for _ = 1, i do add_run({ pipeline_id = id, status = "FAILED" }) end
+        for _ = 1, i do sim:add_run({ pipeline_id = id, status = "FAILED" }) end
         -- each pipeline's list answer takes 0.5 s: one after the other they would take 2 s
         sim:fault({ kind = "slow", delay = 0.5, path = id .. "/pipeline-runs/list" })
       end
@@ -1252,12 +1217,12 @@ describe("run lifecycle", function()
       for i = 1, 4 do
         assert.same({ n = 8, i, i, "FAILED", nil, "fifth", "sixth", "seventh" }, results[i])
       end
-      assert.equal(4, #recorded("POST", "/pipeline-runs/list"))
-      assert.equal(4, #recorded("GET", "/detail"))
+      assert.equal(4, #sim:recorded("POST", "/pipeline-runs/list"))
+      assert.equal(4, #sim:recorded("GET", "/detail"))
     end)
 
     it("map raises an error raised inside a job, and the client still works", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local calls = 0
       local client = new_client({ on_event = function(e)
         if e.type == "response" then
@@ -1287,7 +1252,7 @@ describe("run lifecycle", function()
       local ids = {}
       for p, pipeline_id in ipairs(pipelines) do
         ids[p] = {}
-        for r = 1, 3 do ids[p][r] = add_run({ pipeline_id = pipeline_id, status = "RUNNING", polls = r }) end
+        for r = 1, 3 do ids[p][r] = sim:add_run({ pipeline_id = pipeline_id, status = "RUNNING", polls = r }) end
       end
       local client, slept = new_client()
       local results = client:map(pipelines, function(pipeline_id, p)
@@ -1300,7 +1265,7 @@ describe("run lifecycle", function()
         results)
       -- the waits went through the client's sleep (the outer run's), never blocking
       assert.is_true(#slept >= 3)
-      assert.equal(18, #recorded("GET", "/detail"))
+      assert.equal(18, #sim:recorded("GET", "/detail"))
     end)
 
     it("map raises for misuse", function()
@@ -1316,7 +1281,7 @@ describe("run lifecycle", function()
 
   describe("the host loop", function()
     it("start + step(0) never blocks, even while a request is slow", function()
-      local run = add_run({ status = "FAILED", polls = 2 })
+      local run = sim:add_run({ status = "FAILED", polls = 2 })
       local client = new_client()
       sim:fault({ kind = "slow", delay = 1, method = "PUT", run_id = run })
       local job = client:start("retry_and_wait", PIPELINE, run, { interval = 0.05 })
@@ -1339,13 +1304,13 @@ describe("run lifecycle", function()
       local status, detail = job:result()
       assert.equal("COMPLETED", status)
       assert.equal(run, detail.id)
-      assert.equal(1, #recorded("PUT", "/retry"))
-      assert.equal(3, #recorded("GET", "/detail"))
+      assert.equal(1, #sim:recorded("PUT", "/retry"))
+      assert.equal(3, #sim:recorded("GET", "/detail"))
     end)
 
     it("a started *_many call never blocks step(0) either", function()
       local list = {}
-      for i = 1, 3 do list[i] = { PIPELINE, add_run({ status = "FAILED", polls = 1 }) } end
+      for i = 1, 3 do list[i] = { PIPELINE, sim:add_run({ status = "FAILED", polls = 1 }) } end
       local client, slept = new_client()
       sim:fault({ kind = "slow", delay = 1, method = "PUT", run_id = list[2][2] })
       local job = client:start("retry_and_wait_many", list, { concurrency = 3, interval = 0.02 })
@@ -1369,7 +1334,7 @@ describe("run lifecycle", function()
     end)
 
     it("runs several started jobs side by side, functions too", function()
-      local a, b = add_run({ status = "FAILED", polls = 1 }), add_run({ status = "RUNNING", polls = 3 })
+      local a, b = sim:add_run({ status = "FAILED", polls = 1 }), sim:add_run({ status = "RUNNING", polls = 3 })
       local client = new_client()
       local jobs = {
         client:start("retry_and_wait", PIPELINE, a, { interval = 0.01 }),
@@ -1403,7 +1368,7 @@ describe("run lifecycle", function()
     end)
 
     it("step raises an error raised inside a job, and a new start works again", function()
-      local run = add_run({ status = "FAILED" })
+      local run = sim:add_run({ status = "FAILED" })
       local client = new_client()
       client:start(function() error("job failed loudly") end)
       assert.error_matches(function()
@@ -1429,10 +1394,10 @@ describe("run lifecycle", function()
       local pipelines = { PIPELINE, OTHER_PIPELINE, simulator.new_id() }
       local stays_red = {}
       for p, pipeline_id in ipairs(pipelines) do
-        add_run({ pipeline_id = pipeline_id, status = "COMPLETED" })
+        sim:add_run({ pipeline_id = pipeline_id, status = "COMPLETED" })
         for r = 1, p + 1 do
           local outcome = (p + r) % 3 == 0 and "FAILED" or "COMPLETED"
-          local id = add_run({ pipeline_id = pipeline_id, status = "FAILED", polls = 1, outcome = outcome })
+          local id = sim:add_run({ pipeline_id = pipeline_id, status = "FAILED", polls = 1, outcome = outcome })
           if outcome == "FAILED" then stays_red[id] = true end
         end
       end
@@ -1460,40 +1425,21 @@ describe("run lifecycle", function()
       local expected = {}
       for id in pairs(stays_red) do expected[id] = "FAILED" end
       assert.same(expected, red)
-      assert.equal(9, #recorded("PUT", "/retry"))
-      assert.equal(3, #recorded("POST", "/pipeline-runs/list"))
+      assert.equal(9, #sim:recorded("PUT", "/retry"))
+      assert.equal(3, #sim:recorded("POST", "/pipeline-runs/list"))
     end)
 
     -- Runs examples/keep-green.lua with the simulator as its configuration
     -- (environment only: no config file, no credentials file, nothing of the
     -- caller's).  Returns its output and exit status.
     local function keep_green(args, environment)
-      local home = os.tmpname()
-      os.remove(home)
-      assert(os.execute("mkdir -p " .. shell_quote(home)))
-      local unset = {}
-      for _, name in ipairs({ "CODEARTS_PIPELINE_ENDPOINT", "CODEARTS_PIPELINE_REGION", "CODEARTS_PIPELINE_PROJECT_ID",
-        "CODEARTS_PIPELINE_TOKEN", "CODEARTS_PIPELINE_PROFILE", "CODEARTS_PIPELINE_CONFIG", "HUAWEICLOUD_SDK_AK",
-        "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "HUAWEICLOUD_SDK_PROJECT_ID",
-        "HUAWEICLOUD_SDK_CREDENTIALS_FILE", "XDG_CONFIG_HOME" }) do
-        unset[#unset + 1] = "-u " .. name
-      end
-      local set = { "HOME=" .. shell_quote(home), "LUA_PATH=" .. shell_quote(package.path),
-        "LUA_CPATH=" .. shell_quote(package.cpath) }
-      for name, value in pairs(environment or {}) do set[#set + 1] = name .. "=" .. shell_quote(value) end
-      local quoted = {}
-      for _, a in ipairs(args) do quoted[#quoted + 1] = shell_quote(a) end
-      -- the interpreter running this spec, so the core in LUA_CPATH fits it
-      local lua = os.getenv("LUA") or (jit and "luajit") or ("lua" .. _VERSION:match("%d+%.%d+"))
-      local command = ("env %s %s %s examples/keep-green.lua %s 2>&1; echo \"exit:$?\""):format(
-        table.concat(unset, " "), table.concat(set, " "), lua, table.concat(quoted, " "))
-      local child = assert(io.popen(command, "r"))
-      local output = child:read("*a")
-      child:close()
-      os.execute("rm -rf " .. shell_quote(home))
-      local status = tonumber(output:match("exit:(%d+)%s*$"))
-      return output:gsub("exit:%d+%s*$", ""), status
+      local env = support.lua_environment(environment)
+      env.HOME = support.test_dir()
+      local argv = { support.LUA, "examples/keep-green.lua" }
+      for _, arg in ipairs(args) do argv[#argv + 1] = arg end
+      return support.capture(support.command(argv, env))
     end
+    after_each(support.remove_test_dirs)
 
     local function simulator_environment()
       return { CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
@@ -1501,11 +1447,11 @@ describe("run lifecycle", function()
     end
 
     it("examples/keep-green.lua keeps 3 pipelines green, run as a child process", function()
-      local green_once = add_run({ status = "FAILED", polls = 1, outcome = "COMPLETED" })
-      local green_twice = add_run({ pipeline_id = OTHER_PIPELINE, status = "FAILED", polls = 1,
+      local green_once = sim:add_run({ status = "FAILED", polls = 1, outcome = "COMPLETED" })
+      local green_twice = sim:add_run({ pipeline_id = OTHER_PIPELINE, status = "FAILED", polls = 1,
         outcomes = { "FAILED", "COMPLETED" } })
       local third = simulator.new_id()
-      local red = add_run({ pipeline_id = third, status = "FAILED", polls = 1, outcome = "FAILED" })
+      local red = sim:add_run({ pipeline_id = third, status = "FAILED", polls = 1, outcome = "FAILED" })
       local started = core.monotonic()
       local output, status = keep_green({ "--interval", "0.05", PIPELINE, OTHER_PIPELINE, third },
         simulator_environment())
@@ -1527,7 +1473,7 @@ describe("run lifecycle", function()
     end)
 
     it("examples/keep-green.lua exits 0 when all are green, and reports failures", function()
-      add_run({ status = "COMPLETED" })
+      sim:add_run({ status = "COMPLETED" })
       local output, status = keep_green({ PIPELINE }, simulator_environment())
       assert.equal(0, status, output)
       assert.equal(("green %s (0 retries)\n"):format(PIPELINE), output)

@@ -8,15 +8,9 @@ local simulator = require("sim")
 local sim = simulator.start()
 local ok_all, err = pcall(function()
   local PROJECT, PIPELINE, TOKEN = simulator.PROJECT, simulator.PIPELINE, simulator.TOKEN
-  local function failed_run()
-    local id = simulator.new_id()
-    sim:add_run({ run_id = id, status = "FAILED" })
-    return id
-  end
-
   -- the design-card call, success and failure
-  assert(core.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url }))
-  assert(pipeline.retry(PROJECT, PIPELINE, failed_run(), TOKEN, { endpoint = sim.url }))
+  assert(core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url }))
+  assert(pipeline.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url }))
   assert(core.retry(PROJECT, PIPELINE, simulator.new_id(), TOKEN, { endpoint = sim.url }) == nil)
 
   -- one client through every fault
@@ -25,31 +19,31 @@ local ok_all, err = pcall(function()
   for _, kind in ipairs({ "unauthorized", "not_found", "error_code_200", "success_false", "throttled",
     "server_html", "not_json", "wrong_shape", "oversize", "close", "redirect" }) do
     sim:fault({ kind = kind })
-    assert(client:retry(PIPELINE, failed_run()) == nil, kind)
-    assert(client:retry(PIPELINE, failed_run()), kind .. " (then success)")
+    assert(client:retry(PIPELINE, sim:failed_run()) == nil, kind)
+    assert(client:retry(PIPELINE, sim:failed_run()), kind .. " (then success)")
   end
   -- processed, then the connection dropped: the run's status shows it worked
   sim:fault({ kind = "drop_after_processing" })
-  assert(client:retry(PIPELINE, failed_run()), "drop_after_processing")
+  assert(client:retry(PIPELINE, sim:failed_run()), "drop_after_processing")
 
   -- many at once over the multi interface, with failures among them
   local list = {}
-  for i = 1, 40 do list[i] = { PIPELINE, i % 5 == 0 and simulator.new_id() or failed_run() } end
+  for i = 1, 40 do list[i] = { PIPELINE, i % 5 == 0 and simulator.new_id() or sim:failed_run() } end
   sim:fault({ kind = "close", times = 3 })
   for i, result in ipairs(client:retry_many(list, { concurrency = 8 })) do
     assert(result.ok == (i % 5 ~= 0) or result.code == "network", tostring(result.message))
   end
-  local job = client:start("retry_and_wait", PIPELINE, failed_run(), { interval = 0.01 })
+  local job = client:start("retry_and_wait", PIPELINE, sim:failed_run(), { interval = 0.01 })
   while client:step(0.05) > 0 do end
   assert(job.done)
   sim:fault({ kind = "slow", delay = 2 })
-  assert(client:retry(PIPELINE, failed_run()) == nil)
-  assert(client:detail(PIPELINE, failed_run()))
+  assert(client:retry(PIPELINE, sim:failed_run()) == nil)
+  assert(client:detail(PIPELINE, sim:failed_run()))
 
   -- AK/SK signing, including raised argument errors
   local signed = assert(pipeline.new({ endpoint = sim.url, project_id = PROJECT, ak = "AKEXAMPLE",
     sk = "SKEXAMPLE", retries = false }))
-  signed:retry(PIPELINE, failed_run())
+  signed:retry(PIPELINE, sim:failed_run())
   signed:close()
   for _ = 1, 20 do
     assert(not pcall(core.sign, "GET", "http://h/p", { ["X-A"] = "a\nb" }, nil, "ak", "sk"))
@@ -58,7 +52,7 @@ local ok_all, err = pcall(function()
 
   -- misuse raised from inside the C core leaks nothing
   for _ = 1, 20 do
-    assert(not pcall(client.retry, client, "short", failed_run()))
+    assert(not pcall(client.retry, client, "short", sim:failed_run()))
     assert(not pcall(core.retry, PROJECT, PIPELINE, ("a"):rep(31), TOKEN))
     assert(not pcall(core.client, { timout = 1 }))
     assert(not pcall(client._transport.request, client._transport, "GET", sim.url, { ["X"] = "a\r\n" }))

@@ -1,9 +1,10 @@
 --- Starts and drives the API simulator (tests/simulator/codearts_sim.py) for
 -- the specs: a separate process on 127.0.0.1, an ephemeral port, stopped by
--- the spec that started it.
+-- the spec that started it.  sim.fixture gives a describe block one.
 local core = require("pipeline.core")
 local cjson = require("cjson")
 local pipeline_errors = require("pipeline.errors")
+local support = require("support")
 
 local sim = {}
 sim.__index = sim
@@ -13,47 +14,48 @@ sim.TOKEN = "sim-token"
 sim.PROJECT = "0123456789abcdef0123456789abcdef"
 sim.PIPELINE = "fedcba9876543210fedcba9876543210"
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+-- Starts the simulator self.extra (a list of command-line arguments) asks
+-- for, and fills in self's fields.
+local function launch(self)
+  local dir = support.temp_dir()
+  local port_file = dir .. "/port.json"
+  local args = {}
+  for _, arg in ipairs(self.extra or {}) do args[#args + 1] = support.quote(arg) end
+  local python = os.getenv("PYTHON") or "python3"
+  support.shell(("%s %s --port 0 --port-file %s %s >/dev/null 2>%s &"):format(
+    python, SCRIPT, support.quote(port_file), table.concat(args, " "), support.quote(dir .. "/stderr.log")))
+  local deadline = core.monotonic() + 15
+  local text = support.read_file(port_file)
+  while not text and core.monotonic() <= deadline do
+    core.sleep(0.02)
+    text = support.read_file(port_file)
+  end
+  assert(text, "the simulator did not start within 15 s (see " .. dir .. "/stderr.log)")
+  local info = pipeline_errors.decode(text)
+  self.dir = dir
+  self.port = info.port
+  self.redirect_port = info.redirect_port
+  self.pid = info.pid
+  self.seed = info.seed
+  self.url = "http://127.0.0.1:" .. info.port
+  self.control_client = core.client({ timeout = 10 })
+  return self
 end
-
--- os.execute's success: true on 5.2+, 0 on 5.1 and LuaJIT.
-local function succeeded(result) return result == true or result == 0 end
 
 --- Starts a simulator; extra is a list of command-line arguments.
 function sim.start(extra)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. shell_quote(dir)))
-  local port_file = dir .. "/port.json"
-  local args = {}
-  for _, arg in ipairs(extra or {}) do args[#args + 1] = shell_quote(arg) end
-  local python = os.getenv("PYTHON") or "python3"
-  local command = ("%s %s --port 0 --port-file %s %s >/dev/null 2>%s &"):format(
-    python, SCRIPT, shell_quote(port_file), table.concat(args, " "), shell_quote(dir .. "/stderr.log"))
-  assert(os.execute(command))
-  local deadline = core.monotonic() + 15
-  local text
-  repeat
-    local file = io.open(port_file, "r")
-    if file then
-      text = file:read("*a")
-      file:close()
-    else
-      core.sleep(0.02)
-    end
-  until text or core.monotonic() > deadline
-  assert(text, "the simulator did not start within 15 s (see " .. dir .. "/stderr.log)")
-  local info = pipeline_errors.decode(text)
-  local self = setmetatable({
-    dir = dir,
-    port = info.port,
-    redirect_port = info.redirect_port,
-    pid = info.pid,
-    seed = info.seed,
-    url = "http://127.0.0.1:" .. info.port,
-    control_client = core.client({ timeout = 10 }),
-  }, sim)
+  return launch(setmetatable({ extra = extra }, sim))
+end
+
+--- In a describe block: a simulator (extra as for sim.start) started in its
+-- setup, stopped in its teardown and reset before each of its tests.
+-- Returns it at once; its fields (url, ...) are there from setup on.
+function sim.fixture(extra)
+  local busted = require("busted")
+  local self = setmetatable({ extra = extra }, sim)
+  busted.setup(function() launch(self) end)
+  busted.teardown(function() self:stop() end)
+  busted.before_each(function() self:reset() end)
   return self
 end
 
@@ -68,11 +70,37 @@ end
 
 function sim:reset() return self:control("POST", "reset") end
 
---- Creates a run: fields as the control API's POST /_sim/runs.
-function sim:add_run(run)
-  run.project_id = run.project_id or sim.PROJECT
-  run.pipeline_id = run.pipeline_id or sim.PIPELINE
-  return self:control("POST", "runs", run)
+-- fields (a new table when nil), in sim.PROJECT and sim.PIPELINE unless they
+-- name others.
+local function in_pipeline(fields)
+  fields = fields or {}
+  fields.project_id = fields.project_id or sim.PROJECT
+  fields.pipeline_id = fields.pipeline_id or sim.PIPELINE
+  return fields
+end
+
+--- Creates a run: fields as the control API's POST /_sim/runs, in sim.PROJECT
+-- and sim.PIPELINE with a fresh run_id unless they say otherwise.  Returns
+-- the run's id.
+function sim:add_run(fields)
+  fields = in_pipeline(fields)
+  fields.run_id = fields.run_id or sim.new_id()
+  self:control("POST", "runs", fields)
+  return fields.run_id
+end
+
+--- Creates a FAILED run of sim.PIPELINE, ready to be retried; returns its id.
+function sim:failed_run()
+  return self:add_run({ status = "FAILED" })
+end
+
+--- Creates (or updates) a pipeline and its plan for runs started through the
+-- API: fields as POST /_sim/pipelines, sim.PROJECT and sim.PIPELINE unless
+-- they say otherwise.  Returns the pipeline's id.
+function sim:add_pipeline(fields)
+  fields = in_pipeline(fields)
+  self:control("POST", "pipelines", fields)
+  return fields.pipeline_id
 end
 
 function sim:run_state(run_id) return self:control("GET", "runs/" .. run_id) end
@@ -82,18 +110,39 @@ function sim:fault(fault) return self:control("POST", "faults", fault) end
 --- Every request the listeners received since the last clear, in order.
 function sim:requests() return self:control("GET", "requests").requests end
 
+--- The requests of the list with that method (nil: any) whose path holds
+-- part (plain text; nil: any), in order.
+function sim.matching(requests, method, part)
+  local found = {}
+  for _, request in ipairs(requests) do
+    if (method == nil or request.method == method) and (part == nil or request.path:find(part, 1, true)) then
+      found[#found + 1] = request
+    end
+  end
+  return found
+end
+
+--- The recorded requests with that method whose path holds part (as
+-- sim.matching).
+function sim:recorded(method, part) return sim.matching(self:requests(), method, part) end
+
 function sim:clear_requests() return self:control("DELETE", "requests") end
 
 function sim:stop()
-  if self.control_client:is_closed() then return end
+  if not self.control_client or self.control_client:is_closed() then return end
   self.control_client:close()
   os.execute(("kill %d 2>/dev/null"):format(self.pid))
   -- wait for the process to go so no test leaves it behind
   local deadline = core.monotonic() + 5
-  while core.monotonic() < deadline and succeeded(os.execute(("kill -0 %d 2>/dev/null"):format(self.pid))) do
+  while core.monotonic() < deadline and support.execute(("kill -0 %d 2>/dev/null"):format(self.pid)) == 0 do
     core.sleep(0.02)
   end
-  os.execute("rm -rf " .. shell_quote(self.dir))
+  support.remove(self.dir)
+end
+
+--- The path of the API call retrying run_id, a run of sim.PIPELINE.
+function sim.retry_path(run_id)
+  return ("/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(sim.PROJECT, sim.PIPELINE, run_id)
 end
 
 --- A fresh 32-hex id, different each call.
