@@ -299,5 +299,7 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
   lua_pushboolean(L, 0);
 #endif
   lua_setfield(L, -2, "curl_threadsafe"); /* may the first require happen on any thread */
+  lua_pushnumber(L, (lua_Number)PIPELINE_DEFAULT_TIMEOUT_MS / 1000);
+  lua_setfield(L, -2, "DEFAULT_TIMEOUT"); /* seconds, per request */
   return 1;
 }

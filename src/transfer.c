@@ -18,8 +18,6 @@
 
 #include "compat.h"
 
-#define DEFAULT_TIMEOUT_MS 30000L
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_MAX_RESPONSE (8L * 1024 * 1024)
 /* Response headers have a bound of their own: they are not part of the body
  * limit the caller sets, but a server must not be able to grow them freely. */
@@ -272,9 +270,9 @@ static long number_option(lua_State *L, int opts, const char *name,
 void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_option other,
                                      pipeline_transport_options *o) {
   if (opts) check_option_names(L, opts, other);
-  o->timeout_ms = number_option(L, opts, "timeout", 1000, DEFAULT_TIMEOUT_MS);
+  o->timeout_ms = number_option(L, opts, "timeout", 1000, PIPELINE_DEFAULT_TIMEOUT_MS);
   o->connect_timeout_ms = number_option(L, opts, "connect_timeout", 1000,
-                                        DEFAULT_CONNECT_TIMEOUT_MS);
+                                        PIPELINE_DEFAULT_CONNECT_TIMEOUT_MS);
   o->max_response = number_option(L, opts, "max_response_size", 1,
                                    DEFAULT_MAX_RESPONSE);
   o->ca_file = string_option(L, opts, "ca_file");

@@ -12,6 +12,10 @@
 #include <curl/curl.h>
 #include <lua.h>
 
+/* Per request, unless a client says otherwise. */
+#define PIPELINE_DEFAULT_TIMEOUT_MS 30000L
+#define PIPELINE_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+
 /* CMake defines it from the project's version. */
 #ifndef PIPELINE_VERSION
 #define PIPELINE_VERSION "0.0.0"

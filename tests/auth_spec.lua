@@ -363,6 +363,18 @@ describe("authentication", function()
   --------------------------------------------------------------- IAM
 
   describe("IAM", function()
+    it("gets its token inside concurrent calls too, once, through the multi handle", function()
+      local client = new_client({ iam = iam_options() })
+      local list = {}
+      for i = 1, 6 do list[i] = { PIPELINE, sim:failed_run() } end
+      local results = client:retry_many(list, { concurrency = 3 })
+      client:close()
+      for i = 1, 6 do assert.is_true(results[i].ok, results[i].message) end
+      -- the first job fetches it while the others wait for that fetch
+      assert.equal(1, #iam_requests(sim:requests()))
+      assert.equal(6, #simulator.matching(sim:requests(), "PUT", "/retry"))
+    end)
+
     it("gets a token by password, scoped to the project, and sends it", function()
       local client, events = new_client({ iam = iam_options() })
       local run = sim:failed_run()
@@ -386,8 +398,8 @@ describe("authentication", function()
       -- events: the IAM request, the token (without its value), the call
       local types = {}
       for _, event in ipairs(events) do types[#types + 1] = event.type .. ":" .. event.op end
-      assert.same({ "request:iam token", "response:iam token", "token:retry", "request:retry", "response:retry" },
-        types)
+      assert.same({ "request:retry: IAM token", "response:retry: IAM token", "token:retry", "request:retry",
+        "response:retry" }, types)
       assert.equal("iam", events[3].kind)
       assert.is_true(math.abs(events[3].expires_at - (os.time() + 86400)) < 5)
       assert.equal("***", events[4].headers["X-Auth-Token"])
@@ -433,7 +445,7 @@ describe("authentication", function()
       local first_expiry
       for _, event in ipairs(events) do
         if event.type == "token" then first_expiry = first_expiry or event.expires_at end
-        if event.type == "response" then assert.equal(event.op == "iam token" and 201 or 200, event.status) end
+        if event.type == "response" then assert.equal(event.op:find("IAM token", 1, true) and 201 or 200, event.status) end
       end
       -- fetched again before the first expired, and not long before
       assert.is_true(iam[2].time < first_expiry, "the token was replaced after it expired")

@@ -382,8 +382,9 @@ describe("codearts-pipeline", function()
       { fault = { kind = "not_json" }, exit = 3, code = "protocol", http_status = 200 },
       { fault = { kind = "wrong_shape" }, exit = 3, code = "protocol", http_status = 200 },
       { fault = { kind = "throttled", retry_after = 0, times = 0 }, exit = 5, code = "throttled", http_status = 429 },
-      { fault = { kind = "unavailable", retry_after = 0, times = 0 }, exit = 5, code = "server", http_status = 503 },
-      { fault = { kind = "server_html" }, exit = 5, code = "server", http_status = 500 },
+      -- a server error is an API error (3): the contract keeps 5 for network, timeout, throttling
+      { fault = { kind = "unavailable", retry_after = 0, times = 0 }, exit = 3, code = "server", http_status = 503 },
+      { fault = { kind = "server_html" }, exit = 3, code = "server", http_status = 500 },
     }
     for _, case in ipairs(cases) do
       it(("%s: exit %d (%s)"):format(case.fault.kind, case.exit, case.code), function()

@@ -219,13 +219,22 @@ describe("config.resolve", function()
       assert.is_nil(r.token)
     end)
 
-    it("takes the profile's ak/sk over the credentials file, without the file's security_token", function()
+    -- the contract lists the credentials file in the environment layer,
+    -- which comes before the config file profile
+    it("takes the credentials file's ak/sk over the profile's, with the file's security_token", function()
       local path = write(home .. "/c.lua", config_text(nil, { default = "ak = 'pak', sk = 'psk'" }))
       local cred = write(home .. "/cred", "[basic]\nak = fak\nsk = fsk\nsecurity_token = fst\n")
       local r = resolved(resolve({ config_file = path }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }))
+      assert.are.equal("fak", r.ak)
+      assert.are.equal("fsk", r.sk)
+      assert.are.equal("fst", r.security_token)
+    end)
+
+    it("takes the profile's ak/sk when there is no credentials file", function()
+      local path = write(home .. "/c.lua", config_text(nil, { default = "ak = 'pak', sk = 'psk'" }))
+      local r = resolved(resolve({ config_file = path }, {}))
       assert.are.equal("pak", r.ak)
       assert.are.equal("psk", r.sk)
-      assert.is_nil(r.security_token)
     end)
 
     it("does not read a losing profile's token_file, even a missing one", function()
@@ -281,16 +290,21 @@ describe("config.resolve", function()
   end)
 
   describe("two kinds of credentials", function()
-    it("refuses CODEARTS_PIPELINE_TOKEN with HUAWEICLOUD_SDK_AK/SK, naming both kinds", function()
-      local msg = config_error({ "environment", "two kinds", "token", "ak/sk" },
-        resolve({}, { CODEARTS_PIPELINE_TOKEN = CANARY, HUAWEICLOUD_SDK_AK = "envak",
-          HUAWEICLOUD_SDK_SK = CANARY .. "-sk" }))
-      lacks(msg, "envak")
+    -- In the environment, the contract's order decides: CODEARTS_PIPELINE_TOKEN,
+    -- then the SDKs' HUAWEICLOUD_SDK_* (often set for other tools).
+    it("takes CODEARTS_PIPELINE_TOKEN over HUAWEICLOUD_SDK_AK/SK", function()
+      local r = resolved(resolve({}, { CODEARTS_PIPELINE_TOKEN = CANARY, HUAWEICLOUD_SDK_AK = "envak",
+        HUAWEICLOUD_SDK_SK = CANARY .. "-sk" }))
+      assert.are.equal(CANARY, r.token)
+      assert.is_nil(r.ak)
+      assert.is_nil(r.sk)
     end)
 
-    it("refuses CODEARTS_PIPELINE_TOKEN with HUAWEICLOUD_SDK_SECURITY_TOKEN", function()
-      config_error({ "two kinds", "token", "ak/sk" },
-        resolve({}, { CODEARTS_PIPELINE_TOKEN = CANARY, HUAWEICLOUD_SDK_SECURITY_TOKEN = CANARY .. "st" }))
+    it("takes CODEARTS_PIPELINE_TOKEN over a lone HUAWEICLOUD_SDK_SECURITY_TOKEN", function()
+      local r = resolved(resolve({}, { CODEARTS_PIPELINE_TOKEN = CANARY,
+        HUAWEICLOUD_SDK_SECURITY_TOKEN = CANARY .. "st" }))
+      assert.are.equal(CANARY, r.token)
+      assert.is_nil(r.security_token)
     end)
 
     it("refuses a profile with a token and ak/sk, naming the profile, the file and both kinds", function()
@@ -365,6 +379,7 @@ describe("config.resolve", function()
       for _, what in ipairs(drop) do
         if what == "options" then options.project_id = nil
         elseif what == "profile" then write(path, config_text(nil, { default = "" }), "644")
+        elseif what == "credentials file" then vars.HUAWEICLOUD_SDK_CREDENTIALS_FILE = nil
         else vars[what] = nil end
       end
       return resolved(resolve(options, vars)).project_id
@@ -382,13 +397,13 @@ describe("config.resolve", function()
       assert.are.equal(P_SDK, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID" }))
     end)
 
-    it("then the profile", function()
-      assert.are.equal(P_PROFILE, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID", "HUAWEICLOUD_SDK_PROJECT_ID" }))
+    it("then the credentials file", function()
+      assert.are.equal(P_CRED, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID", "HUAWEICLOUD_SDK_PROJECT_ID" }))
     end)
 
-    it("then the credentials file", function()
-      assert.are.equal(P_CRED, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID", "HUAWEICLOUD_SDK_PROJECT_ID",
-        "profile" }))
+    it("then the profile", function()
+      assert.are.equal(P_PROFILE, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID", "HUAWEICLOUD_SDK_PROJECT_ID",
+        "credentials file" }))
     end)
 
     it("else none", function()
@@ -909,8 +924,14 @@ describe("pipeline.load (child processes)", function()
     contains(message, "credentials")
   end)
 
-  it("fails with config when there is no project_id", function()
-    local kind, code, message = child(with({ CODEARTS_PIPELINE_PROJECT_ID = false, CODEARTS_PIPELINE_TOKEN = CANARY }))
+  -- the contract makes project_id optional for a client: the calls that need
+  -- it (all of the API's) fail with config, before anything is sent
+  it("makes a client without project_id, whose calls fail with config", function()
+    local vars = with({ CODEARTS_PIPELINE_PROJECT_ID = false, CODEARTS_PIPELINE_TOKEN = CANARY })
+    local kind = child(vars)
+    assert.are.equal("OK", kind)
+    local code, message
+    kind, code, message = child(vars, "(pipeline.load()):retry(('a'):rep(32), ('b'):rep(32))")
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
     contains(message, "project_id")
@@ -956,9 +977,16 @@ describe("pipeline.load (child processes)", function()
     assert.are.equal("http://127.0.0.1:9", endpoint)
   end)
 
-  it("fails with config on two kinds of credentials in the environment, without the secrets", function()
-    local kind, code, message = child(with({ CODEARTS_PIPELINE_TOKEN = CANARY, HUAWEICLOUD_SDK_AK = "envak",
+  it("takes CODEARTS_PIPELINE_TOKEN over HUAWEICLOUD_SDK_AK/SK set beside it", function()
+    local kind, _, _, auth_kind = child(with({ CODEARTS_PIPELINE_TOKEN = CANARY, HUAWEICLOUD_SDK_AK = "envak",
       HUAWEICLOUD_SDK_SK = CANARY .. "-sk" }))
+    assert.are.equal("OK", kind)
+    assert.are.equal("token", auth_kind)
+  end)
+
+  it("fails with config on two kinds of credentials in one layer, without the secrets", function()
+    local kind, code, message = child(with({}),
+      ("pipeline.load({ token = %q, ak = 'oak', sk = %q })"):format(CANARY, CANARY .. "-sk"))
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
     contains(message, "token")

@@ -52,6 +52,19 @@ describe("pipeline.core", function()
       assert.equal(0, #sim:requests())
     end)
 
+    it("takes a region instead of an endpoint, and any client option", function()
+      -- an unknown region is a configuration error, and nothing is sent
+      local ok, message, code = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
+        { region = "xx-nowhere-1", retries = false })
+      assert.is_nil(ok)
+      assert.equal("config", code)
+      assert.matches("unknown region", message)
+      -- client options the single attempt does not use are accepted, not unknown
+      assert.is_true(core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
+        { endpoint = sim.url, retries = false, sleep = function() end, on_event = function() end }))
+      assert.equal(1, #sim:requests())
+    end)
+
     local bad_ids = {
       ["31 characters"] = ("a"):rep(31),
       ["33 characters"] = ("a"):rep(33),
@@ -128,6 +141,8 @@ describe("pipeline.core", function()
       assert.is_true(core.check_url("https://pipeline.example.com"))
       assert.is_nil(core.check_url("ftp://127.0.0.1/"))
       assert.is_nil(core.check_url("http://127.evil.example.com/"))
+      -- user info would go out as Basic auth and show in every trace
+      assert.is_nil(core.check_url("https://user:secret@pipeline.example.com/"))
     end)
 
     it("does not follow a redirect, and the target receives nothing", function()
@@ -199,6 +214,19 @@ describe("pipeline.core", function()
       assert.matches("^[%x-]+$", headers["x-request-id"])
       assert.matches("application/json", headers["content-type"])
       client:close()
+    end)
+
+    it("reads headers whose lines end in a bare LF", function()
+      sim:fault({ kind = "bare_lf" })
+      local client = core.client()
+      local status, body, headers = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+        { ["X-Auth-Token"] = TOKEN })
+      client:close()
+      assert.equal(200, status)
+      assert.same({ success = true }, require("cjson").decode(body))
+      assert.matches("^[%x-]+$", headers["x-request-id"])
+      assert.matches("application/json", headers["content-type"])
+      for name in pairs(headers) do assert.is_nil(name:find("[\r\n ]")) end
     end)
 
     it("keeps one connection alive across calls", function()

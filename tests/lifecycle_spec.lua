@@ -42,6 +42,14 @@ describe("run lifecycle", function()
   describe("client:run", function()
     before_each(function() sim:add_pipeline({ name = "build" }) end)
 
+    it("raises on an unknown body field, and sends nothing", function()
+      local client = new_client()
+      assert.error_matches(function() client:run(PIPELINE, { variable = { { name = "A", value = "1" } } }) end,
+        "bad argument #2 to 'run' %(unknown body field 'variable'%)")
+      client:close()
+      assert.equal(0, #sim:requests())
+    end)
+
     it("returns the new run's id and passes the body through", function()
       local client = new_client()
       local body = { description = "from the spec", variables = { { name = "VERSION", value = "1.2.3" } },
@@ -524,6 +532,17 @@ describe("run lifecycle", function()
   ------------------------------------------------------------ wait
 
   describe("client:wait", function()
+    it("counts a sleep that returns at once as the wait it was asked for", function()
+      -- a test's fake sleep, or a host's that only yields: the deadline still
+      -- comes after timeout / interval polls, not after a flood of them
+      local run = sim:add_run({ status = "RUNNING", polls = 1000 })
+      local client = new_client({ sleep = function() end })
+      local status, _, code = client:wait(PIPELINE, run, { timeout = 2, interval = 1 })
+      client:close()
+      assert.is_nil(status)
+      assert.equal("timeout", code)
+      assert.is_true(#sim:recorded("GET", "/pipeline-runs/detail") <= 3)
+    end)
     it("polls until the run ends, sleeping through the client's sleep", function()
       local run = sim:add_run({ status = "RUNNING", polls = 2 })
       local client, slept = new_client()
@@ -812,6 +831,24 @@ describe("run lifecycle", function()
   ------------------------------------------------------------ retry policy
 
   describe("the retry policy", function()
+    it("takes a 2xx with an empty error_code as a success", function()
+      local run = sim:add_run({ status = "RUNNING" })
+      local client = new_client()
+      sim:fault({ kind = "wrong_shape", body = { success = true, error_code = "", error_msg = "" } })
+      assert.is_true(client:stop(PIPELINE, run))
+      client:close()
+    end)
+
+    it("marks a read that timed out as retryable", function()
+      local run = sim:add_run({ status = "RUNNING" })
+      local client = new_client({ timeout = 0.3 })
+      sim:fault({ kind = "slow", delay = 1, path = "/detail" })
+      local detail, _, code, info = client:detail(PIPELINE, run)
+      client:close()
+      assert.is_nil(detail)
+      assert.equal("timeout", code)
+      assert.is_true(info.retryable)
+    end)
     it("repeats a 429 after Retry-After in seconds", function()
       local run = sim:add_run({ status = "FAILED" })
       local events = {}
@@ -1076,6 +1113,18 @@ describe("run lifecycle", function()
   ------------------------------------------------------------ many at once
 
   describe("many at once", function()
+    it("raises on options a call does not take, and on a concurrency out of range", function()
+      local client = new_client()
+      assert.error_matches(function() client:map({}, print, { timeout = 1 }) end, "unknown option 'timeout'")
+      assert.error_matches(function() client:retry_many({}, { interval = 1 }) end, "unknown option 'interval'")
+      for _, bad in ipairs({ 0, 1.5, 257 }) do
+        assert.error_matches(function() client:retry_many({}, { concurrency = bad }) end,
+          "'concurrency' must be a whole number from 1 to 256")
+      end
+      assert.error_matches(function() client:retry_many({ { "short", "ids" } }) end,
+        "list%[1%]%.pipeline_id must be 32 ASCII letters or digits")
+      client:close()
+    end)
     it("retry_many: 200 runs, 16 at a time, results aligned, failures isolated, connections reused", function()
       local list, ids = {}, {}
       for i = 1, 200 do

@@ -2,6 +2,7 @@
 -- failure class of the error rule, and what the simulator received.
 local pipeline = require("pipeline")
 local simulator = require("sim")
+local support = require("support")
 
 local PROJECT, PIPELINE, TOKEN = simulator.PROJECT, simulator.PIPELINE, simulator.TOKEN
 local CANARY = "CANARY-token-5d1e0b7a93"
@@ -24,6 +25,31 @@ describe("retry", function()
       assert.equal(1, #requests)
       assert.equal("PUT", requests[1].method)
       assert.equal(TOKEN, requests[1].headers["x-auth-token"])
+    end)
+
+    it("with an endpoint in the options, reads no configuration layer", function()
+      -- a broken credentials file and an unreadable config file would fail pipeline.load()
+      local home = support.temp_dir()
+      support.write_file(home .. "/cred", "[basic]\nthis line is not key = value\nak\n")
+      local printed, status = support.run_lua(([[
+        local pipeline = require "pipeline"
+        print(pipeline.retry(%q, %q, %q, %q, { endpoint = %q }))
+      ]]):format(PROJECT, PIPELINE, sim:failed_run(), TOKEN, sim.url),
+        { HOME = home, HUAWEICLOUD_SDK_CREDENTIALS_FILE = home .. "/cred",
+          CODEARTS_PIPELINE_CONFIG = home .. "/missing.lua" })
+      support.remove(home)
+      support.remove_test_dirs()
+      assert.equal(0, status, printed)
+      assert.matches("^true", printed)
+    end)
+
+    it("names itself in a configuration error, and never shows a password in a URL", function()
+      local ok, message, code = pipeline.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
+        { endpoint = "https://user:" .. CANARY .. "@pipeline.example.com" })
+      assert.is_nil(ok)
+      assert.equal("config", code)
+      assert.matches("^retry: endpoint https://%*%*%*@pipeline.example.com must not hold a user name", message)
+      assert.is_nil(message:find(CANARY, 1, true))
     end)
 
     it("raises for a bad id and sends nothing", function()

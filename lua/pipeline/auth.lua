@@ -7,9 +7,12 @@
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
 local clock = require("pipeline.clock")
-local cjson = require("cjson.safe").new()
+local scheduler = require("pipeline.scheduler")
 
 local auth = {}
+
+-- How often a job waiting for another's token fetch looks again (seconds).
+local FETCH_WAIT = 0.005
 
 --- Names of the headers whose values are secrets, lower-cased.
 auth.SECRET_HEADERS = { ["x-auth-token"] = true, ["authorization"] = true, ["x-security-token"] = true,
@@ -29,11 +32,18 @@ end
 -- long) and the wall clock may be changed meanwhile.
 local function cached_token(kind, secrets, fetch)
   local self = { kind = kind, secrets = secrets }
-  local token, refresh_at
+  local token, refresh_at, fetching
   function self.apply(client, op, _, _, headers)
+    -- Concurrent jobs of one client share one fetch: the others wait for the
+    -- job fetching it (unless that job died of an error meanwhile).
+    while fetching and coroutine.status(fetching) ~= "dead" and scheduler.current() do
+      scheduler.sleep(FETCH_WAIT)
+    end
     if token == nil or (refresh_at and core.monotonic() >= refresh_at) then
       local started = core.monotonic()
+      fetching = scheduler.current() and coroutine.running() or nil
       local value, expiry, lifetime, info = fetch(client, op)
+      fetching = nil
       if value == nil then return nil, expiry, lifetime, info end
       local expires_at = tonumber(expiry)
       lifetime = tonumber(lifetime)
@@ -119,29 +129,29 @@ local function iam_auth(iam, region, allow_http)
   local ok, refusal = core.check_url(endpoint, allow_http)
   if not ok then return nil, ("iam endpoint %s %s"):format(endpoint, refusal) end
   local url = endpoint:gsub("/+$", "") .. "/v3/auth/tokens"
-  local body = assert(cjson.encode({ auth = {
+  local body = { auth = {
     identity = { methods = { "password" },
       password = { user = { name = iam.user, password = iam.password, domain = { name = iam.domain } } } },
     scope = { project = { name = project } },
-  } }))
+  } }
   local secrets = errors.keeper(iam.password)
   return cached_token("iam", secrets, function(client, op)
     local what = op .. ": IAM token"
-    client:_emit({ type = "request", op = "iam token", method = "POST", url = url, attempt = 1 })
-    local status, response, headers, sent = client._transport:request("POST", url,
-      { ["Content-Type"] = "application/json;charset=utf8", Accept = "application/json" }, body, true)
-    client:_emit({ type = "response", op = "iam token", method = "POST", url = url, status = status,
-      request_id = status and headers["x-request-id"] or nil, attempt = 1 })
-    local json, message, code, info = errors.settle(what, "json", secrets, status, response, headers, sent)
+    -- Through the client's own request path: events, repeats of what may be
+    -- repeated (asking for a token again is harmless), and the scheduler's
+    -- multi handle inside concurrent calls.
+    local json, info, code, failure_info = client:call({ op = what, method = "POST", url = url, body = body,
+      content_type = "application/json;charset=utf8", expect = "json", idempotent = true, anonymous = true })
     if json == nil then
       -- IAM's refusal of the user is an authentication failure, whatever its status.
+      local status = failure_info.status
       if status and status >= 400 and status < 500 then code = "auth" end
-      return nil, message, code, info
+      return nil, info, code, failure_info
     end
-    local token = headers["x-subject-token"]
+    local token = info.headers["x-subject-token"]
     if not token or token == "" or not core.is_header_value(token) then
       return errors.failure(what, "protocol", "IAM answered without an X-Subject-Token header",
-        { status = status, request_id = headers["x-request-id"] }, secrets)
+        { status = info.status, request_id = info.request_id }, secrets)
     end
     local expires_at = type(json.token) == "table" and clock.iso8601(json.token.expires_at)
     if not expires_at then return token, os.time() + 3600, 3600 end

@@ -11,6 +11,7 @@ local pipeline = require("pipeline")
 local config = require("pipeline.config")
 local core = require("pipeline.core")
 local compat = require("pipeline.compat")
+local lifecycle = require("pipeline.lifecycle")
 local cjson = require("cjson.safe")
 
 local cli = {}
@@ -20,29 +21,29 @@ local PROGRAM = "codearts-pipeline"
 --- Exit statuses, as the contract lists them.
 cli.EXIT = { ok = 0, run_failed = 1, usage = 2, api = 3, auth = 4, transient = 5, interrupted = 130 }
 
--- Error code (the library's, plus the program's own) -> exit status.  Server
--- errors (5xx) are transient, like throttling: 5.  A TLS failure is a failure
--- to reach the service: 5 too.
+-- Error code (the library's, plus the program's own) -> exit status, as the
+-- contract lists them: 5 is for network, timeout or throttling only, so a
+-- server error (5xx) is an API error, 3.  A TLS failure is a failure to
+-- reach the service: network, 5.
 local EXIT_FOR = {
   run_failed = 1,
   usage = 2, config = 2,
-  api = 3, not_found = 3, protocol = 3, cancelled = 3, internal = 3,
+  api = 3, not_found = 3, protocol = 3, cancelled = 3, server = 3, internal = 3,
   auth = 4,
-  network = 5, timeout = 5, tls = 5, throttled = 5, server = 5,
+  network = 5, timeout = 5, tls = 5, throttled = 5,
   interrupted = 130,
 }
 
-local TERMINAL = { COMPLETED = true, FAILED = true, CANCELED = true, IGNORED = true }
+local TERMINAL = lifecycle.TERMINAL
 local RUN_STATUSES = { "COMPLETED", "RUNNING", "FAILED", "CANCELED", "PAUSED", "SUSPEND", "IGNORED" }
 -- Stage and job statuses after which their clock stops.
 local STAGE_DONE = { COMPLETED = true, FAILED = true, CANCELED = true, IGNORED = true, SKIPPED = true,
   UNSELECTED = true, ASYNC_FAILED = true }
 local STAGE_WAITING = { INIT = true, QUEUED = true }
 
--- Request timeout the library uses when none is configured (contract: 30 s).
-local DEFAULT_REQUEST_TIMEOUT = 30
-local DEFAULT_WAIT_TIMEOUT = 3600
-local DEFAULT_INTERVAL = 5
+local DEFAULT_REQUEST_TIMEOUT = core.DEFAULT_TIMEOUT -- when none is configured
+local DEFAULT_WAIT_TIMEOUT = lifecycle.DEFAULT_WAIT_TIMEOUT
+local DEFAULT_INTERVAL = lifecycle.DEFAULT_INTERVAL
 local PAGE = 100 -- the largest page the list calls take
 
 ------------------------------------------------------------------ commands
@@ -257,9 +258,9 @@ local function overview()
     "  0  success (where the command waits: the run ended COMPLETED)",
     "  1  the run ended FAILED, CANCELED or IGNORED",
     "  2  usage or configuration error (nothing was sent)",
-    "  3  API error: refused, not found, or an unexpected answer",
+    "  3  API error: refused, not found, a server error (5xx), or an unexpected answer",
     "  4  authentication error (token or keys refused)",
-    "  5  network, TLS, timeout, throttling or server (5xx) error: try again later",
+    "  5  network, TLS, timeout or throttling: try again later",
     "",
     "Example, in a CI job:",
     "  codearts-pipeline retry $PIPELINE $RUN --wait && ./deploy.sh",
@@ -538,6 +539,8 @@ local function number_option(name, text, integer, minimum, command)
     looks = text:match("^%d+%.?%d*$") or text:match("^%.%d+$")
   end
   local value = looks and tonumber(text)
+  -- seconds go to libcurl as milliseconds: 2^31 - 1 of them at the most
+  if value and not integer and value > 2147483 then value = nil end
   if not value or value < minimum then
     usage(("%s needs %s, got %s"):format(name, integer and ("a whole number of at least " .. minimum)
       or ("a number of seconds" .. (minimum > 0 and " above 0" or "")), quoted(text)), command)
@@ -619,7 +622,7 @@ local function validate(name, positional, options, given)
     usage("--interval needs --wait", command)
   end
   if options.project then check_id("--project", options.project, command) end
-  if options.timeout then options.timeout = number_option("--timeout", options.timeout, false, 1e-9, command) end
+  if options.timeout then options.timeout = number_option("--timeout", options.timeout, false, 0.001, command) end
   if options.interval then options.interval = number_option("--interval", options.interval, false, 0, command) end
   if options.limit then options.limit = number_option("--limit", options.limit, true, 1, command) end
   if options.attempts then options.attempts = number_option("--attempts", options.attempts, true, 1, command) end

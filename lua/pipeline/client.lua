@@ -24,46 +24,50 @@ local TRANSPORT_OPTIONS = { "timeout", "connect_timeout", "max_response_size", "
 
 local DEFAULT_RETRIES = { max = 3, base_delay = 0.5, max_delay = 30 }
 
-local function fail(detail)
-  return errors.failure("pipeline.new", "config", detail)
+local function fail(op, detail)
+  return errors.failure(op, "config", detail)
 end
 
-local function check_id(value, arg, name, fname)
+-- Raises unless value is an id, naming argument arg of function fname; level
+-- (default 3: the caller of the function that checks) as for error().
+local function check_id(value, arg, name, fname, level)
   if not core.is_id(value) then
     error(("bad argument #%d to '%s' (%s must be 32 ASCII letters or digits, got %s)")
-      :format(arg, fname, name, type(value) == "string" and ("%q"):format(value) or type(value)), 3)
+      :format(arg, fname, name, type(value) == "string" and ("%q"):format(value) or type(value)), level or 3)
   end
 end
 client.check_id = check_id
 
+-- A URL as it may be shown: any user:password@ part hidden.
+local function shown(url)
+  return (url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1***@"))
+end
+
 --- Builds a client from complete options (see config.CLIENT_OPTIONS).
--- Misuse raises; a missing endpoint, project or credentials returns
--- nil, message, "config", info.
-function client.new(options, level)
+-- Misuse raises; a missing endpoint or credentials returns nil, message,
+-- "config", info.  op names the call in messages (default "pipeline.new").
+function client.new(options, level, op)
   level = (level or 1) + 1
-  config.check(options, config.CLIENT_OPTIONS, "pipeline.new", level)
+  op = op or "pipeline.new"
+  config.check(options, config.CLIENT_OPTIONS, op, level)
   options = options or {}
 
   local endpoint = options.endpoint
   if endpoint == nil and options.region ~= nil then
     local why
     endpoint, why = regions.endpoint(options.region)
-    if not endpoint then return fail(why) end
+    if not endpoint then return fail(op, why) end
   end
   if endpoint == nil then
-    return fail("no endpoint: set endpoint or region (in the options, CODEARTS_PIPELINE_ENDPOINT "
+    return fail(op, "no endpoint: set endpoint or region (in the options, CODEARTS_PIPELINE_ENDPOINT "
       .. "or CODEARTS_PIPELINE_REGION, or a config file profile)")
   end
   local ok, refusal = core.check_url(endpoint, options.allow_http)
-  if not ok then return fail(("endpoint %s %s"):format(endpoint, refusal)) end
-  if options.project_id == nil then
-    return fail("no project_id: set project_id (in the options, CODEARTS_PIPELINE_PROJECT_ID, "
-      .. "or a config file profile)")
-  end
+  if not ok then return fail(op, ("endpoint %s %s"):format(shown(endpoint), refusal)) end
   local _, two_kinds = config.credential_kind(options, "options")
-  if two_kinds then return fail(two_kinds) end
+  if two_kinds then return fail(op, two_kinds) end
   local credentials, why = auth.new(options)
-  if not credentials then return fail(why) end
+  if not credentials then return fail(op, why) end
 
   local transport_options = {}
   for _, name in ipairs(TRANSPORT_OPTIONS) do transport_options[name] = options[name] end
@@ -82,7 +86,9 @@ function client.new(options, level)
   -- The credentials' keeper, which learns each token a provider hands out,
   -- and a proxy password if the proxy URL holds one.
   local secrets = credentials.secrets
-  secrets.add(options.proxy and options.proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@"))
+  -- (with or without a scheme: libcurl takes "user:password@host:port" too)
+  secrets.add(options.proxy and (options.proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@")
+    or options.proxy:match("^[^:/@]*:([^@/]*)@")))
 
   return setmetatable({
     -- a batch (multi handle) with the same transport options, for the
@@ -100,6 +106,7 @@ function client.new(options, level)
     _retries = retries,
     _on_event = options.on_event,
     _sleep = options.sleep or core.sleep,
+    _skew = 0, -- seconds _now() runs ahead of core.monotonic (see _pause)
   }, Client)
 end
 
@@ -154,10 +161,24 @@ function Client:_send(method, url, headers, body, single_send, timeout)
   return self._transport:request(method, url, headers, body, single_send, timeout)
 end
 
+--- The client's clock, for deadlines: monotonic seconds, moved ahead by
+-- whatever its sleep function claimed to wait beyond what really passed.  A
+-- sleep that returns early (a test's fake, a host that only yields to its
+-- loop) then counts as the wait asked of it, so a loop against a deadline
+-- ends instead of polling as fast as it can.  Inside a scheduler, its clock.
+function Client:_now()
+  local running = scheduler.current()
+  if running then return running:now() end
+  return core.monotonic() + self._skew
+end
+
 --- Waits seconds: parks the job inside the scheduler, else the client's sleep.
 function Client:_pause(seconds)
   if scheduler.current() then return scheduler.sleep(seconds) end
-  return self._sleep(seconds)
+  local due = self:_now() + seconds
+  self._sleep(seconds)
+  local short = due - self:_now()
+  if short > 0 then self._skew = self._skew + short end
 end
 
 -- A failure after which nobody knows whether the server acted on the request:
@@ -170,7 +191,9 @@ end
 --- One operation's request: builds the URL under /v5/{project_id}/api/,
 -- authenticates each attempt anew, repeats what may be repeated, and settles
 -- the answer by the error rule.  spec: op, method, path, query, body,
--- expect ("success" or "json"), idempotent, deadline (monotonic seconds), and
+-- expect ("success" or "json"), idempotent, deadline (on the _now() clock);
+-- url instead of path for a request outside the API (IAM), anonymous for one
+-- that carries no credentials, content_type for a body that is not the API's;
 -- for a request that must not be sent twice blindly, verify(): after an
 -- unknown outcome it tells whether the request took effect (true), did not
 -- (false), or cannot tell (nil).
@@ -178,25 +201,31 @@ function Client:call(spec)
   if not self._transport or self._transport:is_closed() then
     error(("%s: attempt to use a closed client"):format(spec.op), 3)
   end
-  local url = ("%s/v5/%s/api/%s"):format(self.endpoint, self.project_id, spec.path)
+  if not spec.url and not self.project_id then
+    return errors.failure(spec.op, "config", "no project_id: set project_id (in the options, "
+      .. "CODEARTS_PIPELINE_PROJECT_ID, or a config file profile)")
+  end
+  local url = spec.url or ("%s/v5/%s/api/%s"):format(self.endpoint, self.project_id, spec.path)
   if spec.query and spec.query ~= "" then url = url .. "?" .. spec.query end
   local body = spec.body ~= nil and assert(cjson.encode(spec.body)) or nil
   local attempt, refreshed = 0, false
   while true do
     attempt = attempt + 1
     local headers = { Accept = "application/json" }
-    if body then headers["Content-Type"] = "application/json;charset=UTF-8" end
-    local ok, message, code, info = self._auth.apply(self, spec.op, spec.method, url, headers, body)
-    if not ok then
-      info.attempts = attempt
-      return nil, message, code, info
+    if body then headers["Content-Type"] = spec.content_type or "application/json;charset=UTF-8" end
+    if not spec.anonymous then
+      local ok, message, code, info = self._auth.apply(self, spec.op, spec.method, url, headers, body)
+      if not ok then
+        info.attempts = attempt
+        return nil, message, code, info
+      end
     end
     self:_emit({ type = "request", op = spec.op, method = spec.method, url = url,
       headers = redacted_headers(headers), attempt = attempt })
     local started = core.monotonic()
     -- A caller's deadline bounds the request itself, not only the waits; a
     -- second at least, so a deadline just reached still allows one answer.
-    local timeout = spec.deadline and math.max(1, spec.deadline - started)
+    local timeout = spec.deadline and math.max(1, spec.deadline - self:_now())
     local status, response, response_headers, sent =
       self:_send(spec.method, url, headers, body, not spec.idempotent, timeout)
     local result = pack(errors.settle(spec.op, spec.expect, self._secrets,
@@ -209,13 +238,20 @@ function Client:call(spec)
       elapsed = core.monotonic() - started, attempt = attempt })
     if not failed then
       -- A decoded answer comes with its info: count the attempts there too,
-      -- for a failure _fetch finds in its shape.
-      if type(result[2]) == "table" then result[2].attempts = attempt end
+      -- for a failure _fetch finds in its shape, and keep the headers, for
+      -- an answer whose news is in one (IAM's X-Subject-Token).
+      if type(result[2]) == "table" then
+        result[2].attempts, result[2].headers = attempt, response_headers
+      end
       return unpack(result, 1, result.n)
     end
     failure_info.attempts = attempt
+    if spec.idempotent and (result[3] == "network" or result[3] == "timeout"
+      or status == 502 or status == 504) then
+      failure_info.retryable = true -- a read may be repeated, sent or not
+    end
     local delay
-    if status == 401 and self._auth.invalidate and not refreshed then
+    if status == 401 and self._auth.invalidate and not refreshed and not spec.anonymous then
       -- The token was refused (expired or revoked early): fetch a new one and
       -- repeat the call once; a 401 means the call was not carried out.
       self._auth.invalidate()
@@ -233,7 +269,7 @@ function Client:call(spec)
       delay = self:_retry_delay(result[3], failure_info, status and response_headers,
         attempt, spec.idempotent, sent)
     end
-    if delay and spec.deadline and core.monotonic() + delay > spec.deadline then delay = nil end
+    if delay and spec.deadline and self:_now() + delay > spec.deadline then delay = nil end
     if not delay then return unpack(result, 1, result.n) end
     self:_emit({ type = "retry", op = spec.op, method = spec.method, url = url,
       reason = result[3], status = status, delay = delay, attempt = attempt })
@@ -265,12 +301,14 @@ local function check_table(value, arg, fname, what)
   end
 end
 
--- Raises unless every key of query is one the list call takes.
-local function check_query(query, fields, arg, fname)
-  check_table(query, arg, fname, "query")
+-- Raises unless every key of query (a list call's query, a run's body) is
+-- one the call takes.  what: "query" (the default) or "body".
+local function check_query(query, fields, arg, fname, what)
+  what = what or "query"
+  check_table(query, arg, fname, what)
   for name in pairs(query or {}) do
     if not fields[name] then
-      error(("bad argument #%d to '%s' (unknown query field '%s')"):format(arg, fname, tostring(name)), 3)
+      error(("bad argument #%d to '%s' (unknown %s field '%s')"):format(arg, fname, what, tostring(name)), 3)
     end
   end
 end
@@ -341,6 +379,9 @@ function Client:retry(pipeline_id, run_id)
   return self:_run_action("retry", pipeline_id, run_id)
 end
 
+local RUN_BODY = { sources = true, description = true, variables = true, choose_jobs = true,
+  choose_stages = true }
+
 -- The start body, with empty lists left out: lua-cjson would send them as
 -- empty objects, and an absent list means the same as an empty one.
 local function run_body(body)
@@ -355,7 +396,7 @@ end
 -- ({name, value} pairs), choose_jobs, choose_stages, as the API takes them.
 function Client:run(pipeline_id, body)
   check_id(pipeline_id, 1, "pipeline_id", "run")
-  check_table(body, 2, "run", "body")
+  check_query(body, RUN_BODY, 2, "run", "body")
   return self:_fetch({ op = "run", method = "POST", expect = "json",
     path = ("pipelines/%s/run"):format(pipeline_id), body = run_body(body) }, function(json)
     if type(json) == "table" and core.is_id(json.pipeline_run_id) then return json.pipeline_run_id end

@@ -1,6 +1,7 @@
 --- Configuration: the client option schema, and the layers a client is built
--- from.  First found wins: options > environment > config file profile >
--- ~/.huaweicloud/credentials > defaults.
+-- from.  First found wins: options > environment (CODEARTS_PIPELINE_*, then
+-- HUAWEICLOUD_SDK_*, then ~/.huaweicloud/credentials) > config file profile >
+-- defaults.
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
 local compat = require("pipeline.compat")
@@ -45,18 +46,37 @@ local function mismatch(value, kinds)
   return ("must be %s (got %s)"):format(kinds:gsub("|false", " or false"):gsub("|", " or "):gsub("^id$", "a string"), t)
 end
 
--- Credentials must also fit these rules, checked once their type is right, so
--- a bad one is refused before anything is sent (core.sign would otherwise
--- raise at the first call).  No message shows the value: it may be a secret.
+-- Values must also fit these rules, checked once their type is right, so a
+-- bad one is refused where it is given, before anything is sent (the C core
+-- or core.sign would otherwise raise later, from inside the library).  No
+-- message shows the value: it may be a secret.
 local function header_safe(value)
   return value ~= "" and core.is_header_value(value) and not value:find("\t", 1, true)
 end
+local function secret_string(value)
+  if type(value) == "string" and not header_safe(value) then
+    return "must be a non-empty string without control characters"
+  end
+end
+local function plain_string(value)
+  if not core.is_header_value(value) then return "must not hold control characters" end
+end
+-- seconds, as libcurl takes them: milliseconds from 1 to 2^31 - 1
+local function seconds(value)
+  if not (value >= 0.001 and value <= 2147483) then
+    return "must be a number of seconds from 0.001 to 2147483"
+  end
+end
 local VALUE_RULES = {
-  token = function(value)
-    if not header_safe(value) then return "must be a non-empty string without control characters" end
-  end,
-  security_token = function(value)
-    if not header_safe(value) then return "must be a non-empty string without control characters" end
+  token = secret_string,
+  security_token = secret_string,
+  endpoint = plain_string, ca_file = plain_string, ca_path = plain_string, proxy = plain_string,
+  user_agent = plain_string,
+  timeout = seconds, connect_timeout = seconds,
+  max_response_size = function(value)
+    if not (value >= 1 and value <= 2147483647 and value == math.floor(value)) then
+      return "must be a whole number of bytes from 1 to 2^31 - 1"
+    end
   end,
   ak = function(value)
     if value == "" or value:find("[^!-~]") or value:find(",", 1, true) then
@@ -83,7 +103,7 @@ function config.problem(t, schema, what)
       return ("%s: unknown option '%s'"):format(what, tostring(name))
     end
     local why = mismatch(t[name], kinds)
-    if not why and type(t[name]) == "string" and VALUE_RULES[name] then why = VALUE_RULES[name](t[name]) end
+    if not why and VALUE_RULES[name] then why = VALUE_RULES[name](t[name]) end
     if why then return ("%s: option '%s' %s"):format(what, name, why) end
   end
   local nested = { retries = RETRIES_FIELDS, iam = IAM_FIELDS }
@@ -113,10 +133,6 @@ function config.check(t, schema, what, level)
 end
 
 ------------------------------------------------------------------ files
-
-local function fail(detail)
-  return errors.failure("pipeline.load", "config", detail)
-end
 
 local function expand_home(path, getenv)
   if path:sub(1, 2) == "~/" then
@@ -221,11 +237,14 @@ function config.read_credentials(path)
       if name then
         section = name
       else
+        -- only [basic] is ours to judge: other tools' sections are theirs
         local key, value = line:match("^([^=]-)%s*=%s*(.*)$")
-        if not key then
-          return nil, ("credentials file %s: line %d is not 'key = value'"):format(path, number)
+        if section == "basic" then
+          if not key then
+            return nil, ("credentials file %s: line %d is not 'key = value'"):format(path, number)
+          end
+          basic[key:lower()] = value
         end
-        if section == "basic" then basic[key:lower()] = value end
       end
     end
   end
@@ -284,16 +303,47 @@ local function nonempty(value)
   if value ~= nil and value ~= "" then return value end
 end
 
-local function environment_layer(getenv)
+-- The environment, in the contract's order: this project's variables, then
+-- the official SDKs' (each a layer of its own: first found wins, so a
+-- CODEARTS_PIPELINE_TOKEN beats HUAWEICLOUD_SDK_AK/SK set for other tools).
+local function project_environment(getenv)
   return {
-    _name = "environment",
+    _name = "environment (CODEARTS_PIPELINE_*)",
     endpoint = nonempty(getenv("CODEARTS_PIPELINE_ENDPOINT")),
     region = nonempty(getenv("CODEARTS_PIPELINE_REGION")),
-    project_id = nonempty(getenv("CODEARTS_PIPELINE_PROJECT_ID")) or nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID")),
+    project_id = nonempty(getenv("CODEARTS_PIPELINE_PROJECT_ID")),
     token = nonempty(getenv("CODEARTS_PIPELINE_TOKEN")),
+  }
+end
+
+local function sdk_environment(getenv)
+  return {
+    _name = "environment (HUAWEICLOUD_SDK_*)",
+    project_id = nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID")),
     ak = nonempty(getenv("HUAWEICLOUD_SDK_AK")),
     sk = nonempty(getenv("HUAWEICLOUD_SDK_SK")),
     security_token = nonempty(getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")),
+  }
+end
+
+-- The SDKs' credentials file: its [basic] section as a layer, false when
+-- there is none, or nil and a message.
+local function credentials_file(getenv)
+  local named = nonempty(getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))
+  local path = named or (nonempty(getenv("HOME")) and getenv("HOME") .. "/.huaweicloud/credentials")
+  if not path then return false end
+  local basic, err = config.read_credentials(path)
+  if basic == nil then return nil, err end
+  if basic == false then
+    if named then
+      return nil, ("cannot read credentials file %s (named by HUAWEICLOUD_SDK_CREDENTIALS_FILE)"):format(named)
+    end
+    return false
+  end
+  return {
+    _name = "credentials file " .. path,
+    ak = nonempty(basic.ak), sk = nonempty(basic.sk),
+    security_token = nonempty(basic.security_token), project_id = nonempty(basic.project_id),
   }
 end
 
@@ -326,10 +376,12 @@ local function read_token_file(path, config_path, getenv)
 end
 
 --- Resolves the layers into one table of client options, or returns
--- nil, message, "config", info.  getenv defaults to os.getenv.
-function config.resolve(options, getenv)
+-- nil, message, "config", info.  getenv defaults to os.getenv; op names the
+-- call in messages (default "pipeline.load").
+function config.resolve(options, getenv, op)
   getenv = getenv or os.getenv
   options = options or {}
+  local function fail(detail) return errors.failure(op or "pipeline.load", "config", detail) end
 
   local path = options.config_file or nonempty(getenv("CODEARTS_PIPELINE_CONFIG"))
   local required = path ~= nil
@@ -354,36 +406,33 @@ function config.resolve(options, getenv)
 
   local top = { _name = "options" }
   for name, value in pairs(options) do top[name] = value end
-  local layers = { top, environment_layer(getenv) }
+  local copy = false
   if profile then
-    local copy = { _name = ("profile '%s' of %s"):format(profile_name, path) }
+    copy = { _name = ("profile '%s' of %s"):format(profile_name, path) }
     for name, value in pairs(profile) do copy[name] = value end
-    layers[#layers + 1] = copy
   end
-  local named_credentials = nonempty(getenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE"))
-  local credentials_path = named_credentials
-    or (nonempty(getenv("HOME")) and getenv("HOME") .. "/.huaweicloud/credentials")
-  if credentials_path then
-    local basic, cred_err = config.read_credentials(credentials_path)
-    if basic == nil then return fail(cred_err) end
-    if basic == false and named_credentials then
-      return fail(("cannot read credentials file %s (named by HUAWEICLOUD_SDK_CREDENTIALS_FILE)")
-        :format(named_credentials))
-    end
-    if basic then
-      layers[#layers + 1] = {
-        _name = "credentials file " .. credentials_path,
-        ak = nonempty(basic.ak), sk = nonempty(basic.sk),
-        security_token = nonempty(basic.security_token), project_id = nonempty(basic.project_id),
-      }
-    end
-  end
+  -- options > environment (this project's, the SDKs', their credentials
+  -- file) > config file profile.  The credentials file is read only when
+  -- what it could give is still missing.
+  local merged = {}
+  local layers = {
+    function() return top end,
+    function() return project_environment(getenv) end,
+    function() return sdk_environment(getenv) end,
+    function(credentials_done)
+      if credentials_done and merged.project_id ~= nil then return false end
+      return credentials_file(getenv)
+    end,
+    function() return copy end,
+  }
 
   -- Where and who are each taken whole from the first layer that has them,
   -- so a token in the options is never mixed with an SK from a file.
-  local merged = {}
   local location_done, credentials_done = false, false
-  for _, layer in ipairs(layers) do
+  for _, make_layer in ipairs(layers) do
+    local layer, layer_err = make_layer(credentials_done)
+    if layer == nil then return fail(layer_err) end
+    if not layer then layer = {} end
     local kind
     if not credentials_done then
       local why

@@ -86,19 +86,26 @@ local function code_for_status(status, error_code)
   return "api"
 end
 
+-- A field's text, or nil when it is absent, null or empty: some services
+-- send "error_code": "" or null on success.
+local function text_of(value)
+  if value == nil or value == cjson.null then return nil end
+  value = tostring(value)
+  if value == "" then return nil end
+  return value
+end
+
 -- What the body says of an error, in the shapes the gateway, the service and
 -- IAM use.
 local function service_error(body)
   if type(body) ~= "table" then return nil, nil end
-  local code, msg = body.error_code, body.error_msg
+  local code, msg = text_of(body.error_code), text_of(body.error_msg)
   if code == nil and type(body.error) == "table" then
     -- IAM's shape: {"error": {"code": 401, "message": ..., "title": ...}},
     -- whose code only repeats the HTTP status
-    code, msg = body.error.code, body.error.message or body.error.title
-    if type(code) == "number" then code = nil end
+    code, msg = body.error.code, text_of(body.error.message) or text_of(body.error.title)
+    code = type(code) ~= "number" and text_of(code) or nil
   end
-  if code ~= nil and code ~= cjson.null then code = tostring(code) else code = nil end
-  if msg ~= nil and msg ~= cjson.null then msg = tostring(msg) else msg = nil end
   return code, msg
 end
 

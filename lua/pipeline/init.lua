@@ -31,7 +31,7 @@ function pipeline.load(options)
   config.check(options, config.LOAD_OPTIONS, "pipeline.load", 2)
   local resolved, message, code, info = config.resolve(options)
   if not resolved then return nil, message, code, info end
-  return client.new(resolved, 2)
+  return client.new(resolved, 2, "pipeline.load")
 end
 
 --- The design-card call: retry one run with a token.  The endpoint comes from
@@ -45,14 +45,21 @@ function pipeline.retry(project_id, pipeline_id, run_id, token, options)
       :format(type(token) == "string" and (token == "" and "an empty string" or "a string with control characters")
         or type(token)), 2)
   end
-  config.check(options, config.LOAD_OPTIONS, "pipeline.retry", 2)
-  local layered = {}
-  for name, value in pairs(options or {}) do layered[name] = value end
-  layered.project_id, layered.token = project_id, token
-  local resolved, message, code, info = config.resolve(layered)
-  if not resolved then return nil, message, code, info end
-  local c
-  c, message, code, info = client.new(resolved, 2)
+  config.check(options, config.LOAD_OPTIONS, "retry", 2)
+  options = options or {}
+  local given = {}
+  for name, value in pairs(options) do given[name] = value end
+  given.project_id, given.token = project_id, token
+  -- An endpoint or region in the options is all this call needs: the
+  -- configuration layers are read only to find one (or when a profile or
+  -- config file is asked for).
+  local resolved = given
+  if not (options.endpoint or options.region) or options.profile or options.config_file then
+    local message, code, info
+    resolved, message, code, info = config.resolve(given, nil, "retry")
+    if not resolved then return nil, message, code, info end
+  end
+  local c, message, code, info = client.new(resolved, 2, "retry")
   if not c then return nil, message, code, info end
   local results = compat.pack(c:retry(pipeline_id, run_id))
   c:close()

@@ -16,28 +16,41 @@ lifecycle.TERMINAL = { COMPLETED = true, FAILED = true, CANCELED = true, IGNORED
 -- Failures worth polling through while the deadline allows.
 local TRANSIENT = { network = true, timeout = true, throttled = true, server = true }
 
-local DEFAULT_WAIT_TIMEOUT = 3600
-local DEFAULT_INTERVAL = 5
+--- How long a wait lasts, and how often it polls, unless told (seconds).
+lifecycle.DEFAULT_WAIT_TIMEOUT = 3600
+lifecycle.DEFAULT_INTERVAL = 5
+local DEFAULT_WAIT_TIMEOUT, DEFAULT_INTERVAL = lifecycle.DEFAULT_WAIT_TIMEOUT, lifecycle.DEFAULT_INTERVAL
 local DEFAULT_CONCURRENCY = 8
 
 local WAIT_OPTIONS = { timeout = "number", interval = "number", on_poll = "function" }
 local RETRY_FAILED_OPTIONS = { attempts = "number", timeout = "number", interval = "number", on_poll = "function" }
-local MANY_OPTIONS = { concurrency = "number", timeout = "number", interval = "number", on_poll = "function" }
+local CONCURRENCY_OPTIONS = { concurrency = "number" }
+local WAIT_MANY_OPTIONS = { concurrency = "number", timeout = "number", interval = "number", on_poll = "function" }
+local MAX_CONCURRENCY = 256
 
-local function check_options(options, allowed, arg, fname)
+-- Raises unless options (argument arg of fname) fit allowed; returns them,
+-- or an empty table.  level as for error() (default 3).
+local function check_options(options, allowed, arg, fname, level)
+  level = level or 3
   if options == nil then return {} end
   if type(options) ~= "table" then
-    error(("bad argument #%d to '%s' (options must be a table, got %s)"):format(arg, fname, type(options)), 3)
+    error(("bad argument #%d to '%s' (options must be a table, got %s)"):format(arg, fname, type(options)), level)
   end
   for name, value in pairs(options) do
     local kind = allowed[name]
     if not kind then
-      error(("bad argument #%d to '%s' (unknown option '%s')"):format(arg, fname, tostring(name)), 3)
+      error(("bad argument #%d to '%s' (unknown option '%s')"):format(arg, fname, tostring(name)), level)
     end
     if type(value) ~= kind or (kind == "number" and (value ~= value or value < 0)) then
       error(("bad argument #%d to '%s' (option '%s' must be a %s%s)"):format(arg, fname, name, kind,
-        kind == "number" and " not below 0" or ""), 3)
+        kind == "number" and " not below 0" or ""), level)
     end
+  end
+  local concurrency = options.concurrency
+  if concurrency and not (concurrency >= 1 and concurrency <= MAX_CONCURRENCY
+    and concurrency == math.floor(concurrency)) then
+    error(("bad argument #%d to '%s' (option 'concurrency' must be a whole number from 1 to %d)")
+      :format(arg, fname, MAX_CONCURRENCY), level)
   end
   return options
 end
@@ -59,7 +72,7 @@ function lifecycle.install(Client, check_id)
     options = check_options(options, WAIT_OPTIONS, 3, "wait")
     local timeout = options.timeout or DEFAULT_WAIT_TIMEOUT
     local interval = options.interval or DEFAULT_INTERVAL
-    local deadline = core.monotonic() + timeout
+    local deadline = self:_now() + timeout
     local polls, last = 0, nil
     while true do
       polls = polls + 1
@@ -76,7 +89,7 @@ function lifecycle.install(Client, check_id)
       elseif not TRANSIENT[code] then
         return nil, message, code, info
       end
-      local left = deadline - core.monotonic()
+      local left = deadline - self:_now()
       if left <= 0 then
         return errors.failure("wait", "timeout", ("run %s still %s after %gs"):format(run_id,
           last and last.status or "unknown", timeout), { attempts = polls, retryable = true })
@@ -144,8 +157,8 @@ function lifecycle.install(Client, check_id)
     if type(fn) ~= "function" then
       error(("bad argument #2 to 'map' (fn must be a function, got %s)"):format(type(fn)), 2)
     end
-    options = check_options(options, MANY_OPTIONS, 3, "map")
-    local concurrency = math.max(1, math.min(256, math.floor(options.concurrency or DEFAULT_CONCURRENCY)))
+    options = check_options(options, CONCURRENCY_OPTIONS, 3, "map")
+    local concurrency = options.concurrency or DEFAULT_CONCURRENCY
     local runner = scheduler.new(self, math.min(concurrency, math.max(#list, 1)))
     local jobs = {}
     for index, item in ipairs(list) do jobs[index] = runner:add(fn, item, index) end
@@ -171,16 +184,17 @@ function lifecycle.install(Client, check_id)
       error(("bad argument #1 to '%s' (list[%d] must be a {pipeline_id, run_id} pair)"):format(fname, index), 4)
     end
     local pipeline_id, run_id = item.pipeline_id or item[1], item.run_id or item[2]
-    check_id(pipeline_id, 1, ("list[%d].pipeline_id"):format(index), fname)
-    check_id(run_id, 1, ("list[%d].run_id"):format(index), fname)
+    check_id(pipeline_id, 1, ("list[%d].pipeline_id"):format(index), fname, 5)
+    check_id(run_id, 1, ("list[%d].run_id"):format(index), fname, 5)
     return pipeline_id, run_id
   end
 
-  local function many(self, fname, list, options, call)
+  -- allowed: the options fname takes.
+  local function many(self, fname, list, options, allowed, call)
     if type(list) ~= "table" then
       error(("bad argument #1 to '%s' (list must be a table, got %s)"):format(fname, type(list)), 3)
     end
-    options = check_options(options, MANY_OPTIONS, 2, fname)
+    options = check_options(options, allowed, 2, fname, 4)
     local pairs_of = {}
     for index, item in ipairs(list) do pairs_of[index] = { pair(item, index, fname) } end
     local results = self:map(pairs_of, function(ids) return call(ids[1], ids[2]) end,
@@ -199,7 +213,7 @@ function lifecycle.install(Client, check_id)
   --- Retries many runs at once: list of {pipeline_id, run_id}.  Returns an
   -- array aligned with list, each {ok = true} or {ok = false, message, code, info}.
   function Client:retry_many(list, options)
-    return many(self, "retry_many", list, options, function(pipeline_id, run_id)
+    return many(self, "retry_many", list, options, CONCURRENCY_OPTIONS, function(pipeline_id, run_id)
       return self:retry(pipeline_id, run_id)
     end)
   end
@@ -208,7 +222,7 @@ function lifecycle.install(Client, check_id)
   -- {ok = true, status, run} or {ok = false, message, code, info}.
   function Client:wait_many(list, options)
     local wait_options = wait_options_of(options)
-    return many(self, "wait_many", list, options, function(pipeline_id, run_id)
+    return many(self, "wait_many", list, options, WAIT_MANY_OPTIONS, function(pipeline_id, run_id)
       return self:wait(pipeline_id, run_id, wait_options)
     end)
   end
@@ -216,7 +230,7 @@ function lifecycle.install(Client, check_id)
   --- Retries many runs at once and follows each to its end: results as wait_many.
   function Client:retry_and_wait_many(list, options)
     local wait_options = wait_options_of(options)
-    return many(self, "retry_and_wait_many", list, options, function(pipeline_id, run_id)
+    return many(self, "retry_and_wait_many", list, options, WAIT_MANY_OPTIONS, function(pipeline_id, run_id)
       return self:retry_and_wait(pipeline_id, run_id, wait_options)
     end)
   end

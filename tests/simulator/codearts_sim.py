@@ -606,7 +606,7 @@ JSON_ERROR_FAULTS = {
 HTML_FAULTS = {"server_html": (500, "Internal Server Error"), "bad_gateway": (502, "Bad Gateway"),
                "gateway_timeout": (504, "Gateway Timeout")}
 RETRY_AFTER_FAULTS = frozenset({"throttled", "unavailable"})
-CONNECTION_FAULTS = frozenset({"slow", "close", "drop_after_processing"})
+CONNECTION_FAULTS = frozenset({"slow", "close", "drop_after_processing", "bare_lf"})
 HANG_UP_FAULTS = frozenset({"close", "drop_after_processing"})
 OTHER_FAULTS = frozenset({"success_false", "not_json", "wrong_shape", "oversize", "redirect"})
 FAULT_KINDS = frozenset(JSON_ERROR_FAULTS) | frozenset(HTML_FAULTS) | CONNECTION_FAULTS | OTHER_FAULTS
@@ -1391,6 +1391,16 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         super().send_response(code, message)
         self.send_header("X-Request-Id", self.request_id)
 
+    def end_headers(self) -> None:
+        # The bare_lf fault: the same answer with lines ending in LF alone, as
+        # some lax servers send them (and clients are expected to accept).
+        if getattr(self, "line_end", b"\r\n") != b"\r\n" and getattr(self, "_headers_buffer", None):
+            self._headers_buffer = [line.replace(b"\r\n", self.line_end) for line in self._headers_buffer]
+            self._headers_buffer.append(self.line_end)
+            self.flush_headers()
+            return
+        super().end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.sim.config.verbose:
             sys.stderr.write(f"[{self.server.listener} conn {self.connection_id}] {format % args}\n")
@@ -1432,6 +1442,8 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         elif fault.kind == "drop_after_processing":
             self.sim.answer(request)  # state changes happen; the client never hears of them
             self._hang_up("drop_after_processing fault")
+        elif fault.kind == "bare_lf":
+            self._send(self.sim.answer(request), line_end=b"\n")
         elif fault.kind == "slow":
             if self._wait_while_client_stays(fault.options.get("delay", DEFAULT_SLOW_DELAY)):
                 self._send(self.sim.answer(request))
@@ -1487,7 +1499,8 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline()
 
-    def _send(self, reply: Reply) -> None:
+    def _send(self, reply: Reply, line_end: bytes = b"\r\n") -> None:
+        self.line_end = line_end
         self.send_response(reply.status)
         if reply.content_type:
             self.send_header("Content-Type", reply.content_type)
@@ -1495,6 +1508,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(reply.stream_length if reply.stream else len(reply.body)))
         self.end_headers()
+        self.line_end = b"\r\n"
         if self.command != "HEAD":
             if reply.stream:
                 for chunk in reply.stream():
