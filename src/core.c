@@ -301,5 +301,15 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
   lua_setfield(L, -2, "curl_threadsafe"); /* may the first require happen on any thread */
   lua_pushnumber(L, (lua_Number)PIPELINE_DEFAULT_TIMEOUT_MS / 1000);
   lua_setfield(L, -2, "DEFAULT_TIMEOUT"); /* seconds, per request */
+  {
+    /* which client options are the transport's, for the Lua side to pass on */
+    int i;
+    lua_newtable(L);
+    for (i = 0; pipeline_transport_option_names[i]; i++) {
+      lua_pushstring(L, pipeline_transport_option_names[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "TRANSPORT_OPTIONS");
+  }
   return 1;
 }

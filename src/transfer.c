@@ -30,7 +30,7 @@
 typedef pipeline_buffer buffer;
 typedef pipeline_transfer transfer;
 
-static const char *const transport_options[] = {
+const char *const pipeline_transport_option_names[] = {
     "timeout", "connect_timeout", "max_response_size", "ca_file", "ca_path",
     "insecure", "proxy", "allow_http", "user_agent", NULL};
 
@@ -209,8 +209,8 @@ static void check_option_names(lua_State *L, int opts, pipeline_other_option oth
       luaL_error(L, "bad option key (a %s): option names are strings",
                  luaL_typename(L, -1));
     name = lua_tostring(L, -1);
-    for (i = 0; transport_options[i]; i++)
-      if (strcmp(name, transport_options[i]) == 0) known = 1;
+    for (i = 0; pipeline_transport_option_names[i]; i++)
+      if (strcmp(name, pipeline_transport_option_names[i]) == 0) known = 1;
     if (!known && other) known = other(L, name);
     if (!known) luaL_error(L, "unknown option '%s'", name);
   }

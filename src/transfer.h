@@ -47,6 +47,9 @@ typedef struct {
   const char *ca_file, *ca_path, *proxy, *user_agent;
 } pipeline_transport_options;
 
+/* The names of the transport options, NULL-terminated. */
+extern const char *const pipeline_transport_option_names[];
+
 /* Tells whether name is an option of the caller's own (not a transport
  * option, but not unknown either). */
 typedef int (*pipeline_other_option)(lua_State *L, const char *name);

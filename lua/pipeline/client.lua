@@ -19,9 +19,6 @@ local client = {}
 local Client = {}
 Client.__index = Client
 
-local TRANSPORT_OPTIONS = { "timeout", "connect_timeout", "max_response_size", "ca_file",
-  "ca_path", "insecure", "proxy", "allow_http", "user_agent" }
-
 local DEFAULT_RETRIES = { max = 3, base_delay = 0.5, max_delay = 30 }
 
 local function fail(op, detail)
@@ -70,7 +67,7 @@ function client.new(options, level, op)
   if not credentials then return fail(op, why) end
 
   local transport_options = {}
-  for _, name in ipairs(TRANSPORT_OPTIONS) do transport_options[name] = options[name] end
+  for _, name in ipairs(core.TRANSPORT_OPTIONS) do transport_options[name] = options[name] end
   local retries = options.retries
   if retries == false then
     retries = { max = 0, base_delay = 0, max_delay = 0 }
