@@ -363,6 +363,16 @@ describe("authentication", function()
   --------------------------------------------------------------- IAM
 
   describe("IAM", function()
+    it("never shows a password written into the IAM endpoint", function()
+      local options = iam_options()
+      options.endpoint = "https://user:" .. PASSWORD .. "@iam.example.com"
+      local client, message, code = pipeline.new({ endpoint = sim.url, project_id = PROJECT, iam = options })
+      assert.is_nil(client)
+      assert.equal("config", code)
+      assert.matches("iam endpoint https://%*%*%*@iam.example.com must not hold", message)
+      lacks(message, PASSWORD)
+    end)
+
     it("gets its token inside concurrent calls too, once, through the multi handle", function()
       local client = new_client({ iam = iam_options() })
       local list = {}

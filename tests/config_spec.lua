@@ -125,6 +125,11 @@ describe("config.resolve", function()
   each_test_in_its_home()
 
   describe("endpoint and region, taken as one unit", function()
+    it("fails with config, not an error, on a control character in an environment value", function()
+      config_error({ "environment", "endpoint", "control characters" },
+        resolve({}, { CODEARTS_PIPELINE_ENDPOINT = "http://127.0.0.1:9\r\nX: y", CODEARTS_PIPELINE_TOKEN = "tok1" }))
+    end)
+
     it("takes options.region over CODEARTS_PIPELINE_ENDPOINT, and drops the env endpoint", function()
       local r = resolved(resolve({ region = "cn-north-4" }, { CODEARTS_PIPELINE_ENDPOINT = EP_ENV }))
       assert.are.equal("cn-north-4", r.region)

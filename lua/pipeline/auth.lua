@@ -127,7 +127,7 @@ local function iam_auth(iam, region, allow_http)
   if not endpoint then return nil, "iam needs an endpoint (iam.endpoint, HUAWEICLOUD_SDK_IAM_ENDPOINT or region)" end
   if not project then return nil, "iam needs a project name to scope the token (iam.project or region)" end
   local ok, refusal = core.check_url(endpoint, allow_http)
-  if not ok then return nil, ("iam endpoint %s %s"):format(endpoint, refusal) end
+  if not ok then return nil, ("iam endpoint %s %s"):format(errors.shown_url(endpoint), refusal) end
   local url = endpoint:gsub("/+$", "") .. "/v3/auth/tokens"
   local body = { auth = {
     identity = { methods = { "password" },
@@ -145,7 +145,8 @@ local function iam_auth(iam, region, allow_http)
     if json == nil then
       -- IAM's refusal of the user is an authentication failure, whatever its status.
       local status = failure_info.status
-      if status and status >= 400 and status < 500 then code = "auth" end
+      -- (Throttling stays throttling.)
+      if status and status >= 400 and status < 500 and code ~= "throttled" then code = "auth" end
       return nil, info, code, failure_info
     end
     local token = info.headers["x-subject-token"]

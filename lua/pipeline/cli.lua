@@ -543,7 +543,8 @@ local function number_option(name, text, integer, minimum, command)
   if value and not integer and value > 2147483 then value = nil end
   if not value or value < minimum then
     usage(("%s needs %s, got %s"):format(name, integer and ("a whole number of at least " .. minimum)
-      or ("a number of seconds" .. (minimum > 0 and " above 0" or "")), quoted(text)), command)
+      or ("a number of seconds" .. (minimum > 0 and (" from " .. minimum .. " to 2147483") or "")), quoted(text)),
+      command)
   end
   return value
 end

@@ -35,11 +35,6 @@ local function check_id(value, arg, name, fname, level)
 end
 client.check_id = check_id
 
--- A URL as it may be shown: any user:password@ part hidden.
-local function shown(url)
-  return (url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1***@"))
-end
-
 --- Builds a client from complete options (see config.CLIENT_OPTIONS).
 -- Misuse raises; a missing endpoint or credentials returns nil, message,
 -- "config", info.  op names the call in messages (default "pipeline.new").
@@ -60,7 +55,7 @@ function client.new(options, level, op)
       .. "or CODEARTS_PIPELINE_REGION, or a config file profile)")
   end
   local ok, refusal = core.check_url(endpoint, options.allow_http)
-  if not ok then return fail(op, ("endpoint %s %s"):format(shown(endpoint), refusal)) end
+  if not ok then return fail(op, ("endpoint %s %s"):format(errors.shown_url(endpoint), refusal)) end
   local _, two_kinds = config.credential_kind(options, "options")
   if two_kinds then return fail(op, two_kinds) end
   local credentials, why = auth.new(options)

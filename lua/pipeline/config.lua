@@ -433,6 +433,16 @@ function config.resolve(options, getenv, op)
     local layer, layer_err = make_layer(credentials_done)
     if layer == nil then return fail(layer_err) end
     if not layer then layer = {} end
+    -- Values from the environment or a file are checked here, as the
+    -- options were when given: a bad one is a config failure naming its place.
+    if layer ~= top then
+      local values = {}
+      for name, value in pairs(layer) do
+        if name ~= "_name" then values[name] = value end
+      end
+      local why = config.problem(values, PROFILE_OPTIONS, layer._name)
+      if why then return fail(why) end
+    end
     local kind
     if not credentials_done then
       local why

@@ -40,6 +40,11 @@ function errors.redact(text, secrets)
   return text
 end
 
+--- A URL as it may be shown: any user:password@ part hidden.
+function errors.shown_url(url)
+  return (tostring(url):gsub("^(%a[%w+.-]*://)[^/@]*@", "%1***@"))
+end
+
 --- A keeper of secrets: keeper.add(secret) and keeper.redact(text).  The
 -- secrets live in a closure, so a dump of a client (a debugger, a test
 -- framework printing a table) shows none of them.

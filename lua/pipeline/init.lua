@@ -25,8 +25,9 @@ function pipeline.new(options)
   return client.new(options, 2)
 end
 
---- A client from the configuration layers: options > environment > config
--- file profile > ~/.huaweicloud/credentials > defaults.
+--- A client from the configuration layers: options > environment (this
+-- project's variables, the SDKs', ~/.huaweicloud/credentials) > config file
+-- profile > defaults.
 function pipeline.load(options)
   config.check(options, config.LOAD_OPTIONS, "pipeline.load", 2)
   local resolved, message, code, info = config.resolve(options)
