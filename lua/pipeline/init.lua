@@ -18,6 +18,8 @@ local pipeline = {
   core = core,
   regions = regions,
   null = errors.null,
+  -- SDK-HMAC-SHA256 signing, for requests of one's own: the headers to add
+  sign = core.sign,
 }
 
 --- A client from options alone (no environment, no config file).
