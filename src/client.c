@@ -62,8 +62,10 @@ int pipeline_client_new(lua_State *L) {
 
 /* client:request(method, url [, headers [, body [, single_send [, timeout]]]])
  *   -> status, body, headers          when an HTTP answer arrived
- *   -> nil, kind, message, sent       when none did (kind: network, timeout,
- *      tls, protocol; sent: the request may have reached the server) */
+ *   -> nil, kind, message, sent [, status, headers]
+ *                                     when none did, whole (kind: network,
+ *      timeout, tls, protocol; sent: the request may have reached the server;
+ *      status, headers: when they had arrived) */
 int pipeline_client_request(lua_State *L) {
   pipeline_transfer *t = check_client(L, 1);
   pipeline_transfer_prepare(L, t, 2);

@@ -198,6 +198,14 @@ static int core_retry(lua_State *L) {
   if (!lua_isnoneornil(L, 5)) {
     luaL_checktype(L, 5, LUA_TTABLE);
     opts = 5;
+    /* the same checks as pipeline.retry's, nested tables included */
+    push_lua_field(L, "pipeline.config", "problem");
+    lua_pushvalue(L, opts);
+    push_lua_field(L, "pipeline.config", "CLIENT_OPTIONS");
+    lua_pushliteral(L, "options");
+    lua_call(L, 3, 1);
+    if (!lua_isnil(L, -1)) return luaL_argerror(L, 5, lua_tostring(L, -1));
+    lua_pop(L, 1);
     lua_getfield(L, opts, "endpoint");
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
       luaL_argerror(L, 5, "options.endpoint must be a string");
@@ -233,7 +241,10 @@ static int core_retry(lua_State *L) {
                   lua_tostring(L, 1), lua_tostring(L, 2), lua_tostring(L, 3));
   lua_concat(L, 2);
   url = lua_gettop(L);
-  refusal = pipeline_url_refusal(lua_tostring(L, url), allow_http(L, opts));
+  /* a query or fragment in the base would swallow the path appended to it */
+  refusal = memchr(endpoint, '?', elen) || memchr(endpoint, '#', elen)
+                ? "must not hold a query or fragment"
+                : pipeline_url_refusal(lua_tostring(L, url), allow_http(L, opts));
   if (refusal) {
     lua_pushfstring(L, "endpoint %s", refusal);
     return config_failure(L);

@@ -423,8 +423,13 @@ static const char *transport_kind(transfer *t, CURLcode rc) {
   }
 }
 
-/* Pushes nil, kind, message, sent for a transfer that got no complete answer. */
+static void push_response_headers(lua_State *L, transfer *t);
+
+/* Pushes nil, kind, message, sent [, status, headers] for a transfer that got
+ * no complete answer; status and headers when they had arrived (a body over
+ * the limit, say). */
 static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
+  long status = 0;
 #ifdef HAVE_PREREQ
   int sent = t->sends > 0;
 #else
@@ -448,7 +453,11 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
   else
     lua_pushstring(L, curl_easy_strerror(rc));
   lua_pushboolean(L, sent);
-  return 4;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status <= 0) return 4;
+  lua_pushinteger(L, (lua_Integer)status);
+  push_response_headers(L, t);
+  return 6;
 }
 
 /* Pushes the response headers as a table of lower-cased names; a repeated

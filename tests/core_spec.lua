@@ -45,10 +45,33 @@ describe("pipeline.core", function()
     end)
 
     it("reports a missing endpoint as a config error and sends nothing", function()
-      local ok, message, code = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, {})
+      local ok, message, code, info = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, {})
       assert.is_nil(ok)
       assert.equal("config", code)
       assert.matches("endpoint", message)
+      assert.equal(0, info.attempts)
+      assert.equal(0, #sim:requests())
+    end)
+
+    it("refuses an endpoint with a query or fragment, which would swallow the path", function()
+      for _, endpoint in ipairs({ sim.url .. "/#x", sim.url .. "?a=b" }) do
+        local ok, message, code = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = endpoint })
+        assert.is_nil(ok)
+        assert.equal("config", code)
+        assert.matches("query or fragment", message)
+        ok, message, code = require("pipeline").retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
+          { endpoint = endpoint })
+        assert.is_nil(ok)
+        assert.equal("config", code)
+        assert.matches("query or fragment", message)
+      end
+      assert.equal(0, #sim:requests())
+    end)
+
+    it("raises on a typo inside a nested option, as pipeline.retry does", function()
+      assert.error_matches(function()
+        core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url, retries = { maxx = 1 } })
+      end, "unknown option 'maxx'")
       assert.equal(0, #sim:requests())
     end)
 
@@ -113,7 +136,7 @@ describe("pipeline.core", function()
     it("raises on an option of the wrong type", function()
       assert.error_matches(function()
         core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url, timeout = "5" })
-      end, "'timeout' must be a number")
+      end, "option 'timeout' must be")
     end)
 
     it("never puts the token in a message", function()

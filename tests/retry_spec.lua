@@ -91,7 +91,8 @@ describe("retry", function()
     { fault = "unavailable", code = "server", status = 503, error_code = "APIGW.0201", retryable = true },
     { fault = "not_json", code = "protocol", status = 200 },
     { fault = "wrong_shape", code = "protocol", status = 200 },
-    { fault = "oversize", code = "protocol" },
+    -- the status line and headers arrived before the body went over the limit
+    { fault = "oversize", code = "protocol", status = 200 },
     -- the retry may have reached the server: its run's status is read, and
     -- shows it did not take effect
     { fault = "close", code = "network", requests = 2 },

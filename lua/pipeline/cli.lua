@@ -311,7 +311,7 @@ cli.encode = encode
 
 -- Text from the service, made safe for a terminal: no control characters.
 local function clean(value)
-  if value == nil or value == cjson.null then return "" end
+  if value == nil or value == cjson.null or type(value) == "table" then return "" end
   return (tostring(value):gsub("%c", " "))
 end
 
@@ -329,8 +329,9 @@ end
 
 local function when(ms)
   ms = epoch_ms(ms)
-  if not ms then return "-" end
-  return os.date("%Y-%m-%d %H:%M:%S", math.floor(ms / 1000))
+  -- a time os.date cannot show (past the year 9999, say) is no time at all
+  local ok, text = pcall(os.date, "%Y-%m-%d %H:%M:%S", ms and math.floor(ms / 1000))
+  return (ms and ok and text) or "-"
 end
 
 local function took(run)
@@ -361,10 +362,11 @@ local function run_id_of(run)
   return run.id or run.pipeline_run_id
 end
 
--- A run for people: header lines, then each stage and its jobs.
-local function render_run(run)
+-- A run for people: header lines, then each stage and its jobs.  run_id: the
+-- id asked for, shown when the answer does not carry one.
+local function render_run(run, run_id)
   local lines = {
-    ("Run %s%s of %s: %s"):format(clean(run_id_of(run)),
+    ("Run %s%s of %s: %s"):format(clean(run_id_of(run) or run_id),
       run.run_number and (" (#" .. clean(run.run_number) .. ")") or "",
       run.name and clean(run.name) or ("pipeline " .. clean(run.pipeline_id)), clean(run.status)),
     ("  started %s, ended %s, took %s"):format(when(run.start_time), when(run.end_time), took(run)),
@@ -764,11 +766,17 @@ local function open_client(ctx, options)
   return pipeline.new(resolved)
 end
 
-local function wait_options(ctx)
+-- run_id, when known: the id the display shows if an answer lacks one.
+local function wait_options(ctx, run_id)
   return {
     timeout = ctx.options.timeout or DEFAULT_WAIT_TIMEOUT,
     interval = ctx.options.interval or DEFAULT_INTERVAL,
     on_poll = function(_, run)
+      if run_id and run_id_of(run) == nil then
+        local copy = { id = run_id }
+        for name, value in pairs(run) do copy[name] = value end
+        run = copy
+      end
       ctx.last_run = run
       ctx.display:update(run)
     end,
@@ -789,7 +797,7 @@ end
 -- reports besides the outcome.
 local function follow(ctx, client, pipeline_id, run_id, document)
   ctx.display = new_display(ctx)
-  local status, run, code, info = client:wait(pipeline_id, run_id, wait_options(ctx))
+  local status, run, code, info = client:wait(pipeline_id, run_id, wait_options(ctx, run_id))
   ctx.display:finish()
   if not status then
     document.last_status = ctx.last_run and ctx.last_run.status or nil
@@ -841,7 +849,7 @@ RUN.status = function(ctx, client, pipeline_id, run_id)
   local run, message, code, info = client:detail(pipeline_id, run_id)
   if not run then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
   ctx:result({ ok = true, exit = 0, command = "status", pipeline_id = pipeline_id, run_id = run_id,
-    status = run.status, run = run }, render_run(run))
+    status = run.status, run = run }, render_run(run, run_id))
   return 0
 end
 

@@ -51,10 +51,12 @@ function client.new(options, level, op)
     if not endpoint then return fail(op, why) end
   end
   if endpoint == nil then
-    return fail(op, "no endpoint: set endpoint or region (in the options, CODEARTS_PIPELINE_ENDPOINT "
-      .. "or CODEARTS_PIPELINE_REGION, or a config file profile)")
+    return fail(op, "no endpoint: set endpoint or region" .. (op == "pipeline.new" and "" or
+      " (in the options, CODEARTS_PIPELINE_ENDPOINT or CODEARTS_PIPELINE_REGION, or a config file profile)"))
   end
   local ok, refusal = core.check_url(endpoint, options.allow_http)
+  -- a query or fragment in the base would swallow the path appended to it
+  if ok and endpoint:find("[?#]") then ok, refusal = nil, "must not hold a query or fragment" end
   if not ok then return fail(op, ("endpoint %s %s"):format(errors.shown_url(endpoint), refusal)) end
   local _, two_kinds = config.credential_kind(options, "options")
   if two_kinds then return fail(op, two_kinds) end
@@ -218,10 +220,10 @@ function Client:call(spec)
     -- A caller's deadline bounds the request itself, not only the waits; a
     -- second at least, so a deadline just reached still allows one answer.
     local timeout = spec.deadline and math.max(1, spec.deadline - self:_now())
-    local status, response, response_headers, sent =
+    local status, response, response_headers, sent, partial_status, partial_headers =
       self:_send(spec.method, url, headers, body, not spec.idempotent, timeout)
     local result = pack(errors.settle(spec.op, spec.expect, self._secrets,
-      status, response, response_headers, sent))
+      status, response, response_headers, sent, partial_status, partial_headers))
     local failed = result[1] == nil
     local failure_info = failed and result[4] or nil
     self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
@@ -278,7 +280,9 @@ function Client:_fetch(spec, shape)
   if json == nil then return nil, info, code, failure_info end
   local value, extra = shape(json)
   if value == nil then
-    return errors.failure(spec.op, "protocol", "unexpected response: " .. extra, info, self._secrets)
+    -- the answer's info, less its headers (internal, and not redacted)
+    return errors.failure(spec.op, "protocol", "unexpected response: " .. extra,
+      { status = info.status, request_id = info.request_id, attempts = info.attempts }, self._secrets)
   end
   return value, extra
 end
@@ -287,9 +291,11 @@ local function url_encode(s)
   return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
 
-local function check_table(value, arg, fname, what)
+-- level as for error() (default 3: the caller of the function that checks).
+local function check_table(value, arg, fname, what, level)
   if value ~= nil and type(value) ~= "table" then
-    error(("bad argument #%d to '%s' (%s must be a table, got %s)"):format(arg, fname, what, type(value)), 3)
+    error(("bad argument #%d to '%s' (%s must be a table, got %s)"):format(arg, fname, what, type(value)),
+      level or 3)
   end
 end
 
@@ -297,7 +303,7 @@ end
 -- one the call takes.  what: "query" (the default) or "body".
 local function check_query(query, fields, arg, fname, what)
   what = what or "query"
-  check_table(query, arg, fname, what)
+  check_table(query, arg, fname, what, 4)
   for name in pairs(query or {}) do
     if not fields[name] then
       error(("bad argument #%d to '%s' (unknown %s field '%s')"):format(arg, fname, what, tostring(name)), 3)

@@ -68,7 +68,8 @@ end
 function errors.failure(op, code, detail, info, secrets)
   info = info or {}
   if info.retryable == nil then info.retryable = false end
-  info.attempts = info.attempts or 1
+  -- a configuration failure happens before anything is sent
+  info.attempts = info.attempts or (code == "config" and 0 or 1)
   info.error_msg = errors.redact(info.error_msg, secrets)
   local parts = { op .. ": " .. (detail or WHAT[code] or code) }
   if info.status then parts[#parts + 1] = "HTTP " .. info.status end
@@ -137,12 +138,14 @@ end
 -- op: the operation's name, for messages; expect: "success" when a good answer
 -- is `{"success": true}`, else "json" (the decoded body is returned);
 -- secrets: strings to keep out of messages; then what client:request returned:
--- `status, body, headers` or `nil, kind, message, sent`.
-function errors.settle(op, expect, secrets, status, body, headers, sent)
+-- `status, body, headers` or `nil, kind, message, sent [, status, headers]`.
+function errors.settle(op, expect, secrets, status, body, headers, sent, partial_status, partial_headers)
   if status == nil then
     local kind, message = body, headers
     return errors.failure(op, kind, WHAT[kind] .. ": " .. tostring(message),
-      { retryable = kind ~= "config" and kind ~= "protocol" and kind ~= "tls" and not sent }, secrets)
+      { retryable = kind ~= "config" and kind ~= "protocol" and kind ~= "tls" and not sent,
+        status = partial_status, request_id = partial_headers and partial_headers["x-request-id"],
+        attempts = kind ~= "config" and 1 or 0 }, secrets)
   end
   headers = headers or {}
   local json = nil

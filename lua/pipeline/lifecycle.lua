@@ -85,7 +85,8 @@ function lifecycle.install(Client, check_id)
           return errors.failure("wait", "cancelled", ("cancelled by on_poll (run %s was %s)")
             :format(run_id, run.status), { attempts = polls })
         end
-        if lifecycle.TERMINAL[run.status] then return run.status, run end
+        -- (compared in capitals: a server writing "completed" still ends the wait)
+        if lifecycle.TERMINAL[run.status:upper()] then return run.status, run end
       elseif not TRANSIENT[code] then
         return nil, message, code, info
       end
@@ -130,12 +131,12 @@ function lifecycle.install(Client, check_id)
       return errors.failure("retry_failed", "protocol", "unexpected response: the latest run has no id")
     end
     local status = run.status
-    if not lifecycle.TERMINAL[status] then
+    if not lifecycle.TERMINAL[status:upper()] then
       status, message, code, info = self:wait(pipeline_id, run_id, wait_options)
       if not status then return nil, message, code, info end
     end
     local history = {}
-    while (status == "FAILED" or status == "CANCELED") and #history < attempts do
+    while (status:upper() == "FAILED" or status:upper() == "CANCELED") and #history < attempts do
       status, message, code, info = self:retry_and_wait(pipeline_id, run_id, wait_options)
       if not status then
         info.history = history
