@@ -22,7 +22,9 @@ local function launch(self)
   local args = {}
   for _, arg in ipairs(self.extra or {}) do args[#args + 1] = support.quote(arg) end
   local python = os.getenv("PYTHON") or "python3"
-  support.shell(("%s %s --port 0 --port-file %s %s >/dev/null 2>%s &"):format(
+  -- $PPID, in the shell that starts it, is this process: the simulator ends
+  -- with it, even if a test runner is killed before its teardown
+  support.shell(("%s %s --port 0 --parent-pid $PPID --port-file %s %s >/dev/null 2>%s &"):format(
     python, SCRIPT, support.quote(port_file), table.concat(args, " "), support.quote(dir .. "/stderr.log")))
   local deadline = core.monotonic() + 15
   local text = support.read_file(port_file)

@@ -1688,6 +1688,8 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
     parser.add_argument("--iam-user", action="append", default=[], metavar="NAME:PASSWORD:DOMAIN",
                         help="an IAM user for POST /v3/auth/tokens (repeatable)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--parent-pid", type=int, default=None,
+                        help="exit when this process is gone (a test runner killed before its teardown)")
     parser.add_argument("--self-test", action="store_true", help="check the signature verifier and exit")
     args = parser.parse_args(argv)
     if len(args.ak) != len(args.sk):
@@ -1712,6 +1714,16 @@ def write_port_file(path: str, line: str) -> None:
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(line + "\n")
     os.replace(tmp, path)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -1742,7 +1754,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         write_port_file(config.port_file, line)
 
     while not sim.stop_event.wait(0.5):
-        pass
+        if args.parent_pid and not process_alive(args.parent_pid):
+            break
     for server in (main_server, target_server):
         server.shutdown()
         server.server_close()
