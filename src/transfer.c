@@ -313,6 +313,20 @@ void pipeline_transfer_open(lua_State *L, transfer *t,
   if (o->ca_file) SETOPT(t, CURLOPT_CAINFO, o->ca_file);
   if (o->ca_path) SETOPT(t, CURLOPT_CAPATH, o->ca_path);
   if (o->proxy) SETOPT(t, CURLOPT_PROXY, o->proxy);
+  {
+    /* Loopback never goes through a proxy (a local service, the simulator):
+     * the environment's no_proxy list, plus the loopback names.  Setting
+     * CURLOPT_NOPROXY replaces libcurl's reading of no_proxy, hence both. */
+    const char *env = getenv("no_proxy");
+    if (env == NULL || *env == '\0') env = getenv("NO_PROXY");
+    if (env != NULL && strcmp(env, "*") == 0) {
+      SETOPT(t, CURLOPT_NOPROXY, "*");
+    } else {
+      lua_pushfstring(L, "%s%slocalhost,127.0.0.1,::1", env ? env : "", env && *env ? "," : "");
+      SETOPT(t, CURLOPT_NOPROXY, lua_tostring(L, -1)); /* libcurl copies it */
+      lua_pop(L, 1);
+    }
+  }
   SETOPT(t, CURLOPT_ACCEPT_ENCODING, "");
   SETOPT(t, CURLOPT_WRITEFUNCTION, on_body);
   SETOPT(t, CURLOPT_WRITEDATA, (void *)t);

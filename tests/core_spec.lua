@@ -2,6 +2,7 @@
 -- simulator, asserting both what is returned and what the simulator received.
 local core = require("pipeline.core")
 local simulator = require("sim")
+local support = require("support")
 
 local PROJECT, PIPELINE, TOKEN = simulator.PROJECT, simulator.PIPELINE, simulator.TOKEN
 
@@ -166,6 +167,17 @@ describe("pipeline.core", function()
       assert.is_nil(core.check_url("http://127.evil.example.com/"))
       -- user info would go out as Basic auth and show in every trace
       assert.is_nil(core.check_url("https://user:secret@pipeline.example.com/"))
+    end)
+
+    it("never sends a loopback request through a proxy from the environment", function()
+      local printed, status = support.run_lua(([[
+        print(require("pipeline.core").retry(%q, %q, %q, %q, { endpoint = %q }))
+      ]]):format(PROJECT, PIPELINE, sim:failed_run(), TOKEN, sim.url),
+        { http_proxy = "http://127.0.0.1:9", HTTP_PROXY = "http://127.0.0.1:9", no_proxy = "example.com" })
+      support.remove_test_dirs()
+      assert.equal(0, status, printed)
+      assert.matches("^true", printed)
+      assert.equal(1, #sim:requests())
     end)
 
     it("does not follow a redirect, and the target receives nothing", function()
