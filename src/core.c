@@ -61,11 +61,12 @@ static int core_is_header_value(lua_State *L) {
   return 1;
 }
 
-/* core.check_url(url [, allow_http]) -> true | nil, reason */
+/* core.check_url(url [, allow_http [, base]]) -> true | nil, reason
+ * base: url is an endpoint, to which paths are appended */
 static int core_check_url(lua_State *L) {
   size_t len;
   const char *url = luaL_checklstring(L, 1, &len);
-  const char *refusal = pipeline_url_refusal(url, lua_toboolean(L, 2));
+  const char *refusal = pipeline_url_refusal(url, lua_toboolean(L, 2), lua_toboolean(L, 3));
   if (refusal == NULL && (strlen(url) != len || !pipeline_is_header_value(url, len)))
     refusal = "holds a control character";
   if (refusal == NULL) {
@@ -241,10 +242,8 @@ static int core_retry(lua_State *L) {
                   lua_tostring(L, 1), lua_tostring(L, 2), lua_tostring(L, 3));
   lua_concat(L, 2);
   url = lua_gettop(L);
-  /* a query or fragment in the base would swallow the path appended to it */
-  refusal = memchr(endpoint, '?', elen) || memchr(endpoint, '#', elen)
-                ? "must not hold a query or fragment"
-                : pipeline_url_refusal(lua_tostring(L, url), allow_http(L, opts));
+  /* the path appended has no query or fragment: any comes from the endpoint */
+  refusal = pipeline_url_refusal(lua_tostring(L, url), allow_http(L, opts), 1);
   if (refusal) {
     lua_pushfstring(L, "endpoint %s", refusal);
     return config_failure(L);

@@ -99,7 +99,7 @@ static int is_loopback(const char *host) {
   return 0;
 }
 
-const char *pipeline_url_refusal(const char *url, int allow_http) {
+const char *pipeline_url_refusal(const char *url, int allow_http, int base) {
   CURLU *u = curl_url();
   char *scheme = NULL, *host = NULL, *user = NULL;
   const char *refusal = NULL;
@@ -119,6 +119,8 @@ const char *pipeline_url_refusal(const char *url, int allow_http) {
     refusal = "uses plain http to a host that is not loopback "
               "(set allow_http to permit it)";
   }
+  if (refusal == NULL && base && strpbrk(url, "?#") != NULL)
+    refusal = "must not hold a query or fragment";
   curl_free(scheme);
   curl_free(host);
   curl_free(user);
@@ -529,7 +531,7 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   body = luaL_optlstring(L, first + 3, NULL, &body_len);
   if (strlen(url) != url_len || !pipeline_is_header_value(url, url_len))
     luaL_argerror(L, first + 1, "URL holds a control character");
-  refusal = pipeline_url_refusal(url, t->allow_http);
+  refusal = pipeline_url_refusal(url, t->allow_http, 0);
   if (refusal)
     luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
   has_body = body != NULL || strcmp(method, "POST") == 0 ||

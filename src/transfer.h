@@ -83,7 +83,9 @@ int pipeline_is_id(const char *s, size_t len);
 int pipeline_is_header_value(const char *s, size_t len);
 
 /* NULL when url is an absolute http(s) URL a client may use (plain http only
- * to a loopback host unless allow_http), else the reason it may not. */
-const char *pipeline_url_refusal(const char *url, int allow_http);
+ * to a loopback host unless allow_http), else the reason it may not.  A base
+ * URL (an endpoint, to which paths are appended) may hold no query or
+ * fragment either: they would swallow the path. */
+const char *pipeline_url_refusal(const char *url, int allow_http, int base);
 
 #endif

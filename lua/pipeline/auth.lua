@@ -126,8 +126,7 @@ local function iam_auth(iam, region, allow_http)
   end
   if not endpoint then return nil, "iam needs an endpoint (iam.endpoint, HUAWEICLOUD_SDK_IAM_ENDPOINT or region)" end
   if not project then return nil, "iam needs a project name to scope the token (iam.project or region)" end
-  local ok, refusal = core.check_url(endpoint, allow_http)
-  if ok and endpoint:find("[?#]") then ok, refusal = nil, "must not hold a query or fragment" end
+  local ok, refusal = core.check_url(endpoint, allow_http, true)
   if not ok then return nil, ("iam endpoint %s %s"):format(errors.shown_url(endpoint), refusal) end
   local url = endpoint:gsub("/+$", "") .. "/v3/auth/tokens"
   local body = { auth = {

@@ -54,9 +54,7 @@ function client.new(options, level, op)
     return fail(op, "no endpoint: set endpoint or region" .. (op == "pipeline.new" and "" or
       " (in the options, CODEARTS_PIPELINE_ENDPOINT or CODEARTS_PIPELINE_REGION, or a config file profile)"))
   end
-  local ok, refusal = core.check_url(endpoint, options.allow_http)
-  -- a query or fragment in the base would swallow the path appended to it
-  if ok and endpoint:find("[?#]") then ok, refusal = nil, "must not hold a query or fragment" end
+  local ok, refusal = core.check_url(endpoint, options.allow_http, true)
   if not ok then return fail(op, ("endpoint %s %s"):format(errors.shown_url(endpoint), refusal)) end
   local _, two_kinds = config.credential_kind(options, "options")
   if two_kinds then return fail(op, two_kinds) end
