@@ -260,8 +260,12 @@ local CREDENTIAL_KINDS = {
 }
 
 local LOCATION_FIELDS = { "endpoint", "region" }
-local LOCATION = { endpoint = true, region = true }
-local CREDENTIAL = { token = true, token_file = true, ak = true, sk = true, security_token = true, iam = true }
+-- as sets, for the merge
+local LOCATION, CREDENTIAL = {}, {}
+for _, field in ipairs(LOCATION_FIELDS) do LOCATION[field] = true end
+for _, kind in ipairs(CREDENTIAL_KINDS) do
+  for _, field in ipairs(kind.fields) do CREDENTIAL[field] = true end
+end
 
 local function has_any(layer, fields)
   for _, field in ipairs(fields) do
@@ -288,15 +292,6 @@ function config.credential_kind(layer, where)
     return nil, ("%s: %s missing (ak and sk go together)"):format(where, missing)
   end
   return found
-end
-
--- Why a layer's credentials break the rules above, naming the layer, or nil.
-local function credential_problem(layer)
-  for _, name in ipairs({ "token", "ak", "sk", "security_token" }) do
-    local value = layer[name]
-    local why = type(value) == "string" and VALUE_RULES[name](value)
-    if why then return ("%s: %s %s"):format(layer._name, name, why) end
-  end
 end
 
 local function nonempty(value)
@@ -447,7 +442,6 @@ function config.resolve(options, getenv, op)
     if not credentials_done then
       local why
       kind, why = config.credential_kind(layer, layer._name)
-      if kind then why = credential_problem(layer) end
       if why then return fail(why) end
     end
     for name, value in pairs(layer) do
