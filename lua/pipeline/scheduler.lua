@@ -37,20 +37,16 @@ function scheduler.new(client, concurrency)
     sending = {},    -- batch request id -> job
     sleeping = {},   -- jobs parked until job.wake_at
     unfinished = 0,
-    skew = 0,        -- seconds the clock runs ahead of core.monotonic (see now)
     parent = scheduler.current(), -- when made inside a job: whose clock to keep
   }, Scheduler)
 end
 
---- The scheduler's clock: monotonic seconds, moved ahead by whatever the
--- client's sleep function claimed to wait beyond what really passed.  A
--- sleep that returns early (a test's fake, a host that only yields to its
--- loop) then counts as the wait it was asked for, as it does for calls made
--- outside a scheduler, instead of run() calling it again and again, as fast
--- as it can, until the wall clock catches up.
+--- The scheduler's clock: the client's own (see Client:_now, which counts a
+-- sleep that returns early as the wait it was asked for), or, for one made
+-- inside a job, its parent's.
 function Scheduler:now()
   if self.parent then return self.parent:now() end
-  return core.monotonic() + self.skew
+  return core.monotonic() + self.client._skew
 end
 
 --- Adds a job: fn(...) runs as client code.  Returns the job, whose fields
@@ -170,10 +166,7 @@ function Scheduler:run()
       elseif self.batch:pending() > 0 then
         self:step(math.min(wake or 1, 1))
       elseif wake and wake > 0 then
-        local due = self:now() + wake
-        self.client._sleep(wake)
-        local short = due - self:now()
-        if short > 0 then self.skew = self.skew + short end
+        self.client:_pause(wake) -- not in a job here: the client's sleep, on its clock
       end
     end
   end
