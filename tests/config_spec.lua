@@ -9,6 +9,7 @@
 -- nothing is sent: building a client does not connect.
 
 local config = require "pipeline.config"
+local pipeline = require "pipeline"
 local support = require "support"
 
 local CANARY = "CANARY-secret-value-1234"
@@ -264,7 +265,8 @@ describe("config.resolve", function()
       local r = resolved(resolve({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }))
       assert.are.equal("fak", r.ak)
       assert.are.equal("fsk", r.sk)
-      assert.are.equal(P_CRED, r.project_id)
+      assert.are.equal(P_CRED, r.iam_project_id)
+      assert.is_nil(r.project_id)
       assert.is_nil(r.token)
     end)
 
@@ -374,21 +376,26 @@ describe("config.resolve", function()
     end)
   end)
 
-  describe("project_id", function()
-    local function layers(drop)
-      local path = write(home .. "/c.lua", config_text(nil, { default = ("project_id = %q"):format(P_PROFILE) }), "644")
-      local cred = write(home .. "/cred", ("[basic]\nproject_id = %s\n"):format(P_CRED))
-      local options = { config_file = path, project_id = P_OPT }
-      local vars = { CODEARTS_PIPELINE_PROJECT_ID = P_ENV, HUAWEICLOUD_SDK_PROJECT_ID = P_SDK,
-        HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }
-      for _, what in ipairs(drop) do
-        if what == "options" then options.project_id = nil
-        elseif what == "profile" then write(path, config_text(nil, { default = "" }), "644")
-        elseif what == "credentials file" then vars.HUAWEICLOUD_SDK_CREDENTIALS_FILE = nil
-        else vars[what] = nil end
-      end
-      return resolved(resolve(options, vars)).project_id
+  -- Two project ids, never mixed: the CodeArts project of the paths, and the
+  -- IAM project of the region that AK/SK requests carry as X-Project-Id.
+  local function project_layers(field, drop)
+    local path = write(home .. "/c.lua", config_text(nil, {
+      default = ("project_id = %q, iam_project_id = %q"):format(P_PROFILE, P_PROFILE) }), "644")
+    local cred = write(home .. "/cred", ("[basic]\nproject_id = %s\n"):format(P_CRED))
+    local options = { config_file = path, project_id = P_OPT, iam_project_id = P_OPT }
+    local vars = { CODEARTS_PIPELINE_PROJECT_ID = P_ENV, HUAWEICLOUD_SDK_PROJECT_ID = P_SDK,
+      HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }
+    for _, what in ipairs(drop) do
+      if what == "options" then options[field] = nil
+      elseif what == "profile" then write(path, config_text(nil, { default = "" }), "644")
+      elseif what == "credentials file" then vars.HUAWEICLOUD_SDK_CREDENTIALS_FILE = nil
+      else vars[what] = nil end
     end
+    return resolved(resolve(options, vars))[field]
+  end
+
+  describe("project_id (the CodeArts project, in paths)", function()
+    local function layers(drop) return project_layers("project_id", drop) end
 
     it("takes options.project_id first", function()
       assert.are.equal(P_OPT, layers({}))
@@ -398,40 +405,69 @@ describe("config.resolve", function()
       assert.are.equal(P_ENV, layers({ "options" }))
     end)
 
-    it("then HUAWEICLOUD_SDK_PROJECT_ID", function()
-      assert.are.equal(P_SDK, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID" }))
+    it("then the profile, never the IAM project of HUAWEICLOUD_SDK_PROJECT_ID or the credentials file", function()
+      assert.are.equal(P_PROFILE, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID" }))
     end)
 
-    it("then the credentials file", function()
-      assert.are.equal(P_CRED, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID", "HUAWEICLOUD_SDK_PROJECT_ID" }))
-    end)
-
-    it("then the profile", function()
-      assert.are.equal(P_PROFILE, layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID", "HUAWEICLOUD_SDK_PROJECT_ID",
-        "credentials file" }))
-    end)
-
-    it("else none", function()
-      assert.is_nil(layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID", "HUAWEICLOUD_SDK_PROJECT_ID",
-        "profile", "HUAWEICLOUD_SDK_CREDENTIALS_FILE" }))
+    it("else none, even with HUAWEICLOUD_SDK_PROJECT_ID and the credentials file's project_id set", function()
+      assert.is_nil(layers({ "options", "CODEARTS_PIPELINE_PROJECT_ID", "profile" }))
     end)
 
     it("refuses a malformed CODEARTS_PIPELINE_PROJECT_ID", function()
       config_error({ "project_id", "32" }, resolve({ token = "t" }, { CODEARTS_PIPELINE_PROJECT_ID = "abc-123" }))
     end)
 
+    it("refuses a malformed project_id in a profile, naming the file", function()
+      local path = write(home .. "/c.lua", config_text(nil, { default = "project_id = 'short'" }), "644")
+      config_error({ path, "project_id", "32 ASCII letters or digits" }, resolve({ config_file = path }, {}))
+    end)
+  end)
+
+  describe("iam_project_id (the IAM project of the region, X-Project-Id)", function()
+    local function layers(drop) return project_layers("iam_project_id", drop) end
+
+    it("takes options.iam_project_id first", function()
+      assert.are.equal(P_OPT, layers({}))
+    end)
+
+    it("then HUAWEICLOUD_SDK_PROJECT_ID", function()
+      assert.are.equal(P_SDK, layers({ "options" }))
+    end)
+
+    it("then the credentials file's project_id", function()
+      assert.are.equal(P_CRED, layers({ "options", "HUAWEICLOUD_SDK_PROJECT_ID" }))
+    end)
+
+    it("then the profile", function()
+      assert.are.equal(P_PROFILE, layers({ "options", "HUAWEICLOUD_SDK_PROJECT_ID", "credentials file" }))
+    end)
+
+    it("never CODEARTS_PIPELINE_PROJECT_ID", function()
+      assert.is_nil(layers({ "options", "HUAWEICLOUD_SDK_PROJECT_ID", "credentials file", "profile" }))
+    end)
+
+    it("reads the credentials file for the IAM project of AK/SK given in the environment", function()
+      local cred = write(home .. "/cred", ("[basic]\nak = fak\nsk = fsk\nproject_id = %s\n"):format(P_CRED))
+      local r = resolved(resolve({}, { HUAWEICLOUD_SDK_AK = "eak", HUAWEICLOUD_SDK_SK = "esk",
+        HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }))
+      assert.are.equal("eak", r.ak)
+      assert.are.equal(P_CRED, r.iam_project_id)
+      assert.is_nil(r.project_id)
+    end)
+
     it("refuses a malformed HUAWEICLOUD_SDK_PROJECT_ID", function()
-      config_error({ "project_id" }, resolve({ token = "t" }, { HUAWEICLOUD_SDK_PROJECT_ID = P_SDK .. "x" }))
+      config_error({ "iam_project_id", "letters and digits" },
+        resolve({ token = "t" }, { HUAWEICLOUD_SDK_PROJECT_ID = "../" .. P_SDK }))
     end)
 
     it("refuses a malformed project_id in the credentials file", function()
       local cred = write(home .. "/cred", "[basic]\nak = a\nsk = s\nproject_id = ../../etc\n")
-      config_error({ "project_id" }, resolve({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }))
+      config_error({ "iam_project_id" }, resolve({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = cred }))
     end)
 
-    it("refuses a malformed project_id in a profile, naming the file", function()
-      local path = write(home .. "/c.lua", config_text(nil, { default = "project_id = 'short'" }), "644")
-      config_error({ path, "project_id", "32 ASCII letters or digits" }, resolve({ config_file = path }, {}))
+    it("refuses a malformed iam_project_id option as misuse", function()
+      assert.error_matches(function() pipeline.new({ endpoint = EP_OPT, token = "t", iam_project_id = "a b" }) end,
+        "iam_project_id")
     end)
   end)
 
@@ -1018,7 +1054,8 @@ describe("pipeline.load (child processes)", function()
     local kind, endpoint, project, auth = child({})
     assert.are.equal("OK", kind)
     assert.are.equal(EP_PROFILE, endpoint)
-    assert.are.equal(P_CRED, project)
+    -- the file's project_id is the IAM project: never the CodeArts project
+    assert.are.equal("nil", project)
     assert.are.equal("ak/sk", auth)
   end)
 

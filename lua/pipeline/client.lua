@@ -44,18 +44,20 @@ function client.new(options, level, op)
   config.check(options, config.CLIENT_OPTIONS, op, level)
   options = options or {}
 
-  local endpoint = options.endpoint
-  if endpoint == nil and options.region ~= nil then
+  local endpoints = options.endpoint and { options.endpoint }
+  if endpoints == nil and options.region ~= nil then
     local why
-    endpoint, why = regions.endpoint(options.region)
-    if not endpoint then return fail(op, why) end
+    endpoints, why = regions.endpoints_of(options.region)
+    if not endpoints then return fail(op, why) end
   end
-  if endpoint == nil then
+  if endpoints == nil then
     return fail(op, "no endpoint: set endpoint or region" .. (op == "pipeline.new" and "" or
       " (in the options, CODEARTS_PIPELINE_ENDPOINT or CODEARTS_PIPELINE_REGION, or a config file profile)"))
   end
-  local ok, refusal = core.check_url(endpoint, options.allow_http, true)
-  if not ok then return fail(op, ("endpoint %s %s"):format(errors.shown_url(endpoint), refusal)) end
+  for _, endpoint in ipairs(endpoints) do
+    local ok, refusal = core.check_url(endpoint, options.allow_http, true)
+    if not ok then return fail(op, ("endpoint %s %s"):format(errors.shown_url(endpoint), refusal)) end
+  end
   local _, two_kinds = config.credential_kind(options, "options")
   if two_kinds then return fail(op, two_kinds) end
   local credentials, why = auth.new(options)
@@ -90,7 +92,10 @@ function client.new(options, level, op)
       for name, value in pairs(transport_options) do batch_options[name] = value end
       return core.batch(batch_options)
     end,
-    endpoint = endpoint:gsub("/+$", ""),
+    -- the endpoint in use, and the set it comes from (a region's may hold
+    -- several, tried in order when a connection cannot be made)
+    endpoint = endpoints[1]:gsub("/+$", ""),
+    _endpoints = auth.endpoint_set(endpoints),
     project_id = options.project_id,
     _transport = core.client(transport_options),
     _auth = credentials,
@@ -184,29 +189,33 @@ end
 -- authenticates each attempt anew, repeats what may be repeated, and settles
 -- the answer by the error rule.  spec: op, method, path, query, body,
 -- expect ("success" or "json"), idempotent, deadline (on the _now() clock);
--- url instead of path for a request outside the API (IAM), anonymous for one
--- that carries no credentials, content_type for a body that is not the API's;
--- for a request that must not be sent twice blindly, verify(): after an
--- unknown outcome it tells whether the request took effect (true), did not
--- (false), or cannot tell (nil).
+-- endpoints (an auth.endpoint_set) for a request outside the API (IAM), with
+-- path under it, and iam for one signed without the service's X-Project-Id;
+-- anonymous for one that carries no credentials, content_type for a body that
+-- is not the API's; for a request that must not be sent twice blindly,
+-- verify(): after an unknown outcome it tells whether the request took effect
+-- (true), did not (false), or cannot tell (nil).
 function Client:call(spec)
   if not self._transport or self._transport:is_closed() then
     error(("%s: attempt to use a closed client"):format(spec.op), 3)
   end
-  if not spec.url and not self.project_id then
-    return errors.failure(spec.op, "config", "no project_id: set project_id (in the options, "
-      .. "CODEARTS_PIPELINE_PROJECT_ID, or a config file profile)")
+  if not spec.endpoints and not self.project_id then
+    return errors.failure(spec.op, "config", "no project_id (the CodeArts project id, 32 letters or digits, "
+      .. "in the project's page address): set project_id (in the options, CODEARTS_PIPELINE_PROJECT_ID, "
+      .. "--project, or a config file profile)")
   end
-  local url = spec.url or ("%s/v5/%s/api/%s"):format(self.endpoint, self.project_id, spec.path)
-  if spec.query and spec.query ~= "" then url = url .. "?" .. spec.query end
+  local endpoints = spec.endpoints or self._endpoints
+  local path = spec.endpoints and spec.path or ("v5/%s/api/%s"):format(self.project_id, spec.path)
+  if spec.query and spec.query ~= "" then path = path .. "?" .. spec.query end
   local body = spec.body ~= nil and assert(cjson.encode(spec.body)) or nil
-  local attempt, refreshed = 0, false
+  local attempt, failovers, refreshed = 0, 0, false
   while true do
     attempt = attempt + 1
-    local headers = { Accept = "application/json" }
-    if body then headers["Content-Type"] = spec.content_type or "application/json;charset=UTF-8" end
+    local url = endpoints.urls[endpoints.index] .. "/" .. path
+    -- as the official SDKs send it: on every call, with a body or not
+    local headers = { Accept = "application/json", ["Content-Type"] = spec.content_type or "application/json" }
     if not spec.anonymous then
-      local ok, message, code, info = self._auth.apply(self, spec.op, spec.method, url, headers, body)
+      local ok, message, code, info = self._auth.apply(self, spec.op, spec.method, url, headers, body, spec.iam)
       if not ok then
         info.attempts = attempt
         return nil, message, code, info
@@ -242,8 +251,16 @@ function Client:call(spec)
       or status == 502 or status == 504) then
       failure_info.retryable = true -- a read may be repeated, sent or not
     end
-    local delay
-    if status == 401 and self._auth.invalidate and not refreshed and not spec.anonymous then
+    local delay, moved
+    if result[3] == "network" and not sent and endpoints.index < #endpoints.urls then
+      -- No connection, nothing sent: the next endpoint of the set, at once,
+      -- and kept for the calls after this one.
+      endpoints.index = endpoints.index + 1
+      if endpoints == self._endpoints then self.endpoint = endpoints.urls[endpoints.index] end
+      failovers, delay, moved = failovers + 1, 0, true
+      self:_emit({ type = "failover", op = spec.op, from = url, to = endpoints.urls[endpoints.index],
+        reason = result[2], attempt = attempt })
+    elseif status == 401 and self._auth.invalidate and not refreshed and not spec.anonymous then
       -- The token was refused (expired or revoked early): fetch a new one and
       -- repeat the call once; a 401 means the call was not carried out.
       self._auth.invalidate()
@@ -259,12 +276,14 @@ function Client:call(spec)
       failure_info.retryable = false
     else
       delay = self:_retry_delay(result[3], failure_info, status and response_headers,
-        attempt, spec.idempotent, sent)
+        attempt - failovers, spec.idempotent, sent)
     end
     if delay and spec.deadline and self:_now() + delay > spec.deadline then delay = nil end
     if not delay then return unpack(result, 1, result.n) end
-    self:_emit({ type = "retry", op = spec.op, method = spec.method, url = url,
-      reason = result[3], status = status, delay = delay, attempt = attempt })
+    if not moved then
+      self:_emit({ type = "retry", op = spec.op, method = spec.method, url = url,
+        reason = result[3], status = status, delay = delay, attempt = attempt })
+    end
     if delay > 0 then self:_pause(delay) end
   end
 end
@@ -272,22 +291,23 @@ end
 --------------------------------------------------------------- operations
 
 -- Calls spec, then checks the decoded answer: shape(json) returns the
--- operation's results, or nil and what is wrong (a protocol failure).
+-- operation's results, or nil and what is wrong (a protocol failure), or
+-- nil, what is wrong, "api" and the service's error_msg (a refusal the
+-- service explains in a 2xx answer).
 function Client:_fetch(spec, shape)
   local json, info, code, failure_info = self:call(spec)
   if json == nil then return nil, info, code, failure_info end
-  local value, extra = shape(json)
+  local value, extra, refusal, error_msg = shape(json)
   if value == nil then
     -- the answer's info, less its headers (internal, and not redacted)
-    return errors.failure(spec.op, "protocol", "unexpected response: " .. extra,
-      { status = info.status, request_id = info.request_id, attempts = info.attempts }, self._secrets)
+    return errors.failure(spec.op, refusal or "protocol", refusal and extra or ("unexpected response: " .. extra),
+      { status = info.status, request_id = info.request_id, attempts = info.attempts, error_msg = error_msg },
+      self._secrets)
   end
   return value, extra
 end
 
-local function url_encode(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
+local url_encode = auth.url_encode
 
 -- level as for error() (default 3: the caller of the function that checks).
 local function check_table(value, arg, fname, what, level)
@@ -299,22 +319,24 @@ end
 
 -- Raises unless every key of query (a list call's query, a run's body) is
 -- one the call takes.  what: "query" (the default) or "body".
-local function check_query(query, fields, arg, fname, what)
-  what = what or "query"
-  check_table(query, arg, fname, what, 4)
+-- level as for error() (default 3).
+local function check_query(query, fields, arg, fname, what, level)
+  what, level = what or "query", level or 3
+  check_table(query, arg, fname, what, level + 1)
   for name in pairs(query or {}) do
     if not fields[name] then
-      error(("bad argument #%d to '%s' (unknown %s field '%s')"):format(arg, fname, what, tostring(name)), 3)
+      error(("bad argument #%d to '%s' (unknown %s field '%s')"):format(arg, fname, what, tostring(name)), level)
     end
   end
 end
 
+-- The fields of the official SDKs' ListPipelineRunsQuery and ListPipelineQuery.
 local RUNS_QUERY = { status = true, start_time = true, end_time = true, offset = true, limit = true,
   sort_key = true, sort_dir = true }
-local PIPELINES_QUERY = { name = true, status = true, offset = true, limit = true, sort_key = true,
-  sort_dir = true, start_time = true, end_time = true, project_ids = true, creator_ids = true,
-  executor_ids = true, is_publish = true, component_id = true, by_group = true, query_new = true,
-  is_banned = true }
+local PIPELINES_QUERY = { project_id = true, project_ids = true, component_id = true, name = true,
+  status = true, is_publish = true, creator_id = true, creator_ids = true, executor_ids = true,
+  start_time = true, end_time = true, offset = true, limit = true, sort_key = true, sort_dir = true,
+  group_path_id = true, by_group = true, is_banned = true, query_new = true, security_level_list = true }
 
 -- The list body for query: a status given as one string becomes a list.  An
 -- empty status list means no filter and is left out: lua-cjson would send it
@@ -396,6 +418,10 @@ function Client:run(pipeline_id, body)
   return self:_fetch({ op = "run", method = "POST", expect = "json",
     path = ("pipelines/%s/run"):format(pipeline_id), body = run_body(body) }, function(json)
     if type(json) == "table" and core.is_id(json.pipeline_run_id) then return json.pipeline_run_id end
+    -- a start the service refused, saying why
+    if type(json) == "table" and type(json.error_msg) == "string" and json.error_msg ~= "" then
+      return nil, "the run was not started", "api", json.error_msg
+    end
     return nil, "no pipeline_run_id"
   end)
 end
@@ -457,17 +483,181 @@ function Client:latest(pipeline_ids)
   end)
 end
 
---- Lets a failed job pass so the run goes on: true, or nil, message, code, info.
-function Client:release(pipeline_id, run_id, job_run_id, message)
-  check_id(pipeline_id, 1, "pipeline_id", "release")
-  check_id(run_id, 2, "run_id", "release")
-  check_id(job_run_id, 3, "job_run_id", "release")
-  if message ~= nil and type(message) ~= "string" then
-    error(("bad argument #4 to 'release' (message must be a string, got %s)"):format(type(message)), 2)
+--- The pipeline's detail, as the API returns it.
+function Client:pipeline(pipeline_id)
+  check_id(pipeline_id, 1, "pipeline_id", "pipeline")
+  return self:_fetch({ op = "pipeline", method = "GET", expect = "json", idempotent = true,
+    path = "pipelines/" .. pipeline_id }, function(json)
+    if type(json) == "table" and not (next(json) ~= nil and json[1] ~= nil) then return json end
+    return nil, "not a pipeline object"
+  end)
+end
+
+-- Raises unless value is a job or step id of a run: ids of the run detail's
+-- stages[].jobs[].id and jobs[].steps[].id, usually 32 characters but of no
+-- fixed length, so any non-empty run of ASCII letters and digits.
+local function check_part_id(value, arg, name, fname)
+  if type(value) ~= "string" or not value:find("^%w+$") then
+    error(("bad argument #%d to '%s' (%s must be a non-empty string of ASCII letters and digits, got %s)")
+      :format(arg, fname, name, type(value) == "string" and ("%q"):format(value) or type(value)), 4)
   end
-  return self:call({ op = "release", method = "POST", expect = "success",
-    path = run_path(pipeline_id, run_id, ("jobs/%s/manual-release"):format(job_run_id)),
-    body = { message = message or "released by codearts-pipeline" } })
+end
+
+-- The path of a step's action, its ids checked (level 4: the caller of the
+-- method that asks).
+local function step_path(fname, pipeline_id, run_id, job_run_id, step_run_id, action)
+  check_id(pipeline_id, 1, "pipeline_id", fname, 4)
+  check_id(run_id, 2, "run_id", fname, 4)
+  check_part_id(job_run_id, 3, "job_run_id", fname)
+  check_part_id(step_run_id, 4, "step_run_id", fname)
+  return run_path(pipeline_id, run_id, ("jobs/%s/steps/%s/%s"):format(job_run_id, step_run_id, action))
+end
+
+--- Passes a manual review step waiting in a run: true, or nil, message, code,
+-- info.  The job and step ids are the run detail's jobs[].id and steps[].id.
+function Client:approve(pipeline_id, run_id, job_run_id, step_run_id)
+  return self:call({ op = "approve", method = "POST", expect = "success",
+    path = step_path("approve", pipeline_id, run_id, job_run_id, step_run_id, "pass") })
+end
+
+--- Refuses a manual review step waiting in a run (as approve).
+function Client:reject(pipeline_id, run_id, job_run_id, step_run_id)
+  return self:call({ op = "reject", method = "POST", expect = "success",
+    path = step_path("reject", pipeline_id, run_id, job_run_id, step_run_id, "refuse") })
+end
+
+local LOG_QUERY = { start_offset = true, end_offset = true, limit = true, sort = true }
+local LOG_PAGE_LINES = 500
+
+-- The body of a log request: query's fields checked, the API's defaults
+-- filled in (from the start, 500 lines a page, oldest first).
+local function log_body(query, arg, fname)
+  check_query(query, LOG_QUERY, arg, fname, "query", 4)
+  query = query or {}
+  local body = { start_offset = query.start_offset or 0, end_offset = query.end_offset or 0,
+    limit = query.limit or LOG_PAGE_LINES, sort = query.sort or "asc" }
+  for _, name in ipairs({ "start_offset", "end_offset", "limit" }) do
+    local n = body[name]
+    if type(n) ~= "number" or n < 0 or n ~= math.floor(n) or (name == "limit" and n < 1) then
+      error(("bad argument #%d to '%s' (%s must be a whole number%s, got %s)"):format(arg, fname, name,
+        name == "limit" and " of lines from 1" or " from 0", tostring(n)), 3)
+    end
+    body[name] = compat.tointeger(n) or n
+  end
+  if body.sort ~= "asc" and body.sort ~= "desc" then
+    error(("bad argument #%d to '%s' (sort must be \"asc\" or \"desc\")"):format(arg, fname), 3)
+  end
+  return body
+end
+
+-- One page of a step's log: the answer, or nil and what is wrong.
+local function log_page(json)
+  if type(json) ~= "table" then return nil, "not a log page" end
+  if json.log ~= nil and json.log ~= errors.null and type(json.log) ~= "string" then
+    return nil, "log is not a string"
+  end
+  if json.has_more ~= nil and type(json.has_more) ~= "boolean" then return nil, "has_more is not a boolean" end
+  for _, name in ipairs({ "start_offset", "end_offset" }) do
+    local offset = json[name]
+    if offset ~= nil and not (type(offset) == "string" or type(offset) == "number") then
+      return nil, name .. " is not an offset"
+    end
+  end
+  if type(json.log) ~= "string" then json.log = "" end
+  json.has_more = json.has_more == true
+  return json
+end
+
+function Client:_log_page(path, body)
+  return self:_fetch({ op = "logs", method = "POST", expect = "json", idempotent = true, path = path,
+    body = body, content_type = "application/json;charset=UTF-8" }, log_page)
+end
+
+--- One page of a step's log: {log, has_more, start_offset, end_offset,
+-- step_run_id} as the API returns it.  query: start_offset, end_offset (both
+-- 0, the default, mean the whole log), limit (lines, default 500), sort
+-- ("asc", the default, or "desc").  To read the next page, pass the answer's
+-- start_offset and end_offset back (each_log does).
+function Client:logs(pipeline_id, run_id, job_run_id, step_run_id, query)
+  local path = step_path("logs", pipeline_id, run_id, job_run_id, step_run_id, "logs")
+  return self:_log_page(path, log_body(query, 5, "logs"))
+end
+
+--- Iterates over the pages of a step's log (query as for logs):
+--   for page, err, code in client:each_log(pipeline_id, run_id, job_id, step_id) do
+--     io.write(page.log)
+--   end
+-- On failure the loop sees page == false once, with message, code, info.
+function Client:each_log(pipeline_id, run_id, job_run_id, step_run_id, query)
+  local path = step_path("each_log", pipeline_id, run_id, job_run_id, step_run_id, "logs")
+  return self:_log_pages(path, log_body(query, 5, "each_log"))
+end
+
+-- The iterator of each_log, from the first request's path and body.
+function Client:_log_pages(path, body)
+  local done = false
+  return function()
+    if done then return nil end
+    local page, message, code, info = self:_log_page(path, body)
+    if page == nil then
+      done = true
+      return false, message, code, info
+    end
+    local next_start, next_end = tonumber(page.start_offset), tonumber(page.end_offset)
+    -- the end, or offsets that would give the same page forever
+    if not page.has_more or not (next_start and next_end)
+      or (next_start == body.start_offset and next_end == body.end_offset) then
+      done = true
+      return page
+    end
+    -- as the API says: the answer's offsets go into the next request
+    body = { start_offset = compat.tointeger(next_start) or next_start,
+      end_offset = compat.tointeger(next_end) or next_end, limit = body.limit, sort = body.sort }
+    return page
+  end
+end
+
+local DEFAULT_LOG_BYTES = 8 * 1024 * 1024
+
+--- A step's whole log as one string, read page by page up to max_bytes
+-- (default 8 MiB): text, and whether it was cut there; or nil, message,
+-- code, info.  options: max_bytes, and the query fields of logs.
+function Client:full_log(pipeline_id, run_id, job_run_id, step_run_id, options)
+  check_table(options, 5, "full_log", "options")
+  local query, max_bytes = {}, DEFAULT_LOG_BYTES
+  for name, value in pairs(options or {}) do
+    if name == "max_bytes" then max_bytes = value else query[name] = value end
+  end
+  if type(max_bytes) ~= "number" or max_bytes ~= max_bytes or max_bytes < 1 or max_bytes == math.huge then
+    error("bad argument #5 to 'full_log' (max_bytes must be a positive number of bytes)", 2)
+  end
+  local path = step_path("full_log", pipeline_id, run_id, job_run_id, step_run_id, "logs")
+  local body = log_body(query, 5, "full_log")
+  local parts, size = {}, 0
+  for page, message, code, info in self:_log_pages(path, body) do
+    if page == false then return nil, message, code, info end
+    if size + #page.log >= max_bytes then
+      parts[#parts + 1] = page.log:sub(1, max_bytes - size)
+      return table.concat(parts), size + #page.log > max_bytes or page.has_more
+    end
+    parts[#parts + 1] = page.log
+    size = size + #page.log
+  end
+  return table.concat(parts), false
+end
+
+--- The artifacts a run produced: an array of {name, artifact_version,
+-- artifact_type, artifact_download_url_with_id, file_size, build_no, ...}.
+function Client:artifacts(pipeline_id, run_id)
+  check_id(pipeline_id, 1, "pipeline_id", "artifacts")
+  check_id(run_id, 2, "run_id", "artifacts")
+  return self:_fetch({ op = "artifacts", method = "GET", expect = "json", idempotent = true,
+    path = run_path(pipeline_id, run_id, "artifacts") }, function(json)
+    if type(json) ~= "table" then return nil, "no artifacts list" end
+    if json.artifacts == nil or json.artifacts == errors.null then return {} end
+    if not is_list(json.artifacts) then return nil, "no artifacts list" end
+    return json.artifacts
+  end)
 end
 
 -- An iterator over every item of a paged list; a failure is yielded once as

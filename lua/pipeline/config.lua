@@ -10,9 +10,9 @@ local config = {}
 
 -- name -> the Lua types it may have ("id": a 32 letters-or-digits string).
 config.CLIENT_OPTIONS = {
-  endpoint = "string", region = "string", project_id = "id",
+  endpoint = "string", region = "string", project_id = "id", iam_project_id = "string",
   token = "string|function", ak = "string", sk = "string", security_token = "string",
-  iam = "table",
+  iam = "table", iam_endpoint = "string",
   timeout = "number", connect_timeout = "number", max_response_size = "number",
   retries = "table|false",
   ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string",
@@ -31,7 +31,8 @@ end
 PROFILE_OPTIONS.token = "string"
 
 local RETRIES_FIELDS = { max = "number", base_delay = "number", max_delay = "number" }
-local IAM_FIELDS = { user = "string", password = "string", domain = "string", project = "string", endpoint = "string" }
+local IAM_FIELDS = { user = "string", password = "string", domain = "string", project = "string",
+  project_id = "string", scope = "string", endpoint = "string" }
 
 -- Why value does not fit kinds, or nil when it does.
 local function mismatch(value, kinds)
@@ -61,6 +62,10 @@ end
 local function plain_string(value)
   if not core.is_header_value(value) then return "must not hold control characters" end
 end
+-- an IAM project id, as IAM gives them (32 hex digits; any length is taken)
+local function iam_id(value)
+  if not value:find("^%w+$") then return "must be a non-empty string of ASCII letters and digits" end
+end
 -- seconds, as libcurl takes them: milliseconds from 1 to 2^31 - 1
 local function seconds(value)
   if not (value >= 0.001 and value <= 2147483) then
@@ -71,7 +76,7 @@ local VALUE_RULES = {
   token = secret_string,
   security_token = secret_string,
   endpoint = plain_string, ca_file = plain_string, ca_path = plain_string, proxy = plain_string,
-  user_agent = plain_string,
+  user_agent = plain_string, iam_endpoint = plain_string, iam_project_id = iam_id,
   timeout = seconds, connect_timeout = seconds,
   max_response_size = function(value)
     if not (value >= 1 and value <= 2147483647 and value == math.floor(value)) then
@@ -112,6 +117,9 @@ function config.problem(t, schema, what)
       local why = config.problem(t[name], fields, what .. " " .. name)
       if why then return why end
     end
+  end
+  if type(t.iam) == "table" and t.iam.scope ~= nil and t.iam.scope ~= "project" and t.iam.scope ~= "domain" then
+    return ("%s: iam.scope must be \"project\" or \"domain\""):format(what)
   end
   if type(t.retries) == "table" then
     for _, field in ipairs({ "max", "base_delay", "max_delay" }) do
@@ -314,7 +322,8 @@ end
 local function sdk_environment(getenv)
   return {
     _name = "environment (HUAWEICLOUD_SDK_*)",
-    project_id = nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID")),
+    -- the IAM project of the region (X-Project-Id), never the CodeArts project
+    iam_project_id = nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID")),
     ak = nonempty(getenv("HUAWEICLOUD_SDK_AK")),
     sk = nonempty(getenv("HUAWEICLOUD_SDK_SK")),
     security_token = nonempty(getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")),
@@ -338,7 +347,7 @@ local function credentials_file(getenv)
   return {
     _name = "credentials file " .. path,
     ak = nonempty(basic.ak), sk = nonempty(basic.sk),
-    security_token = nonempty(basic.security_token), project_id = nonempty(basic.project_id),
+    security_token = nonempty(basic.security_token), iam_project_id = nonempty(basic.project_id),
   }
 end
 
@@ -408,14 +417,15 @@ function config.resolve(options, getenv, op)
   end
   -- options > environment (this project's, the SDKs', their credentials
   -- file) > config file profile.  The credentials file is read only when
-  -- what it could give is still missing.
+  -- what it could give is still missing: credentials, or the IAM project of
+  -- AK/SK credentials found before it.
   local merged = {}
   local layers = {
     function() return top end,
     function() return project_environment(getenv) end,
     function() return sdk_environment(getenv) end,
     function(credentials_done)
-      if credentials_done and merged.project_id ~= nil then return false end
+      if credentials_done and (merged.ak == nil or merged.iam_project_id ~= nil) then return false end
       return credentials_file(getenv)
     end,
     function() return copy end,
