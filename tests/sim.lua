@@ -13,6 +13,11 @@ local SCRIPT = "tests/simulator/codearts_sim.py"
 sim.TOKEN = "sim-token"
 sim.PROJECT = "0123456789abcdef0123456789abcdef"
 sim.PIPELINE = "fedcba9876543210fedcba9876543210"
+-- The simulated region and its IAM project (the simulator's defaults; a
+-- started simulator's own are its region and iam_project_id fields).  AK/SK
+-- requests must send that IAM project, signed, as X-Project-Id.
+sim.REGION = "cn-north-4"
+sim.IAM_PROJECT = "5f2a3b4c6d7e8f901a2b3c4d5e6f7a8b"
 
 -- Starts the simulator self.extra (a list of command-line arguments) asks
 -- for, and fills in self's fields.
@@ -39,6 +44,8 @@ local function launch(self)
   self.redirect_port = info.redirect_port
   self.pid = info.pid
   self.seed = info.seed
+  self.region = info.region
+  self.iam_project_id = info.iam_project_id
   self.url = "http://127.0.0.1:" .. info.port
   self.control_client = core.client({ timeout = 10 })
   return self
@@ -109,6 +116,25 @@ function sim:run_state(run_id) return self:control("GET", "runs/" .. run_id) end
 
 function sim:fault(fault) return self:control("POST", "faults", fault) end
 
+--- Replaces the IAM projects GET /v3/projects answers from: a list of
+-- { id = ..., name = ..., domain_id = ... } (reset restores the default).
+function sim:set_iam_projects(projects)
+  return self:control("POST", "iam/projects", { projects = projects })
+end
+
+--- The job run id, step run id and step object of the step named step_name
+-- (e.g. "run-tests", "manual-review") in run_id's current detail, read
+-- without advancing its plan; nil when the run has no such step.
+function sim:step(run_id, step_name)
+  for _, stage in ipairs(self:run_state(run_id).run.stages) do
+    for _, job in ipairs(stage.jobs) do
+      for _, step in ipairs(job.steps) do
+        if step.name == step_name then return job.id, step.id, step end
+      end
+    end
+  end
+end
+
 --- Every request the listeners received since the last clear, in order.
 function sim:requests() return self:control("GET", "requests").requests end
 
@@ -145,6 +171,13 @@ end
 --- The path of the API call retrying run_id, a run of sim.PIPELINE.
 function sim.retry_path(run_id)
   return ("/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(sim.PROJECT, sim.PIPELINE, run_id)
+end
+
+--- The path of a step operation (action "pass", "refuse" or "logs") on a
+-- step of run_id, a run of sim.PIPELINE.
+function sim.step_path(run_id, job_run_id, step_run_id, action)
+  return ("/v5/%s/api/pipelines/%s/pipeline-runs/%s/jobs/%s/steps/%s/%s"):format(sim.PROJECT, sim.PIPELINE,
+    run_id, job_run_id, step_run_id, action)
 end
 
 --- A fresh 32-hex id, different each call.

@@ -12,6 +12,7 @@ README.md beside this file documents the command line and the control API.
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import hmac
 import json
@@ -52,6 +53,14 @@ RETRYABLE_STATUSES = frozenset({"FAILED", "CANCELED"})
 
 # "32 characters, including digits and letters" - ASCII only ([A-Za-z0-9] is ASCII; \w would not be).
 ID_PATTERN = re.compile(r"[A-Za-z0-9]{32}")
+# Job and step run ids: "generally 32 characters", no fixed length (Huawei's AcceptManualReview page).
+LOOSE_ID_PATTERN = re.compile(r"[A-Za-z0-9]+")
+
+# The simulated region and its IAM project (what X-Project-Id must carry on AK/SK requests).
+DEFAULT_REGION = "cn-north-4"
+DEFAULT_IAM_PROJECT_ID = "5f2a3b4c6d7e8f901a2b3c4d5e6f7a8b"
+SIM_DOMAIN_ID = "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"
+OTHER_IAM_PROJECT_ID = "6e7f8091a2b3c4d5e6f708192a3b4c5d"
 
 # Ids printed by --seed, chosen to be easy to type and recognise.
 SEED_PROJECT = "0123456789abcdef0123456789abcdef"
@@ -302,6 +311,23 @@ class IamUser:
     domain: str
 
 
+TOKEN, AKSK = "token", "aksk"  # how a request was authenticated
+
+
+def project_header_problem(headers: dict[str, str], iam_project_id: str, region: str) -> Optional[str]:
+    """Why an AK/SK-signed request's X-Project-Id is not right for the simulated region, or None. The SDKs send
+    the region's IAM project there (core/auth/basic_credentials.go), signed like the other headers."""
+    value = headers.get("x-project-id")
+    if value is None:
+        return "x-project-id header missing"
+    fields = parse_authorization(headers.get("authorization", "")) or {}
+    if "x-project-id" not in [name.lower() for name in fields.get("SignedHeaders", "").split(";")]:
+        return "x-project-id is not a signed header"
+    if value.strip() != iam_project_id:
+        return f"x-project-id is not the IAM project of region {region}"
+    return None
+
+
 class AuthRegistry:
     def __init__(self, tokens: list[str], credentials: list[Credential], iam_users: list[IamUser]):
         self.static_tokens = set(tokens)
@@ -310,22 +336,23 @@ class AuthRegistry:
         self.iam_users = {(u.domain, u.name): u for u in iam_users}
         self.token_ttl = DEFAULT_TOKEN_TTL
 
-    def authenticate(self, request: SimRequest, now: float) -> Optional[str]:
-        """None when the request is authenticated, else the reason it is not."""
+    def authenticate(self, request: SimRequest, now: float) -> tuple[Optional[str], str]:
+        """(None, how) when the request is authenticated, how being TOKEN or AKSK; else (the reason, "")."""
         reason = "x-auth-token not found"
         token = request.header("x-auth-token")
         if token is not None:
             if token in self.static_tokens:
-                return None
+                return None, TOKEN
             expiry = self.iam_tokens.get(token)
             if expiry is not None and now < expiry:
-                return None
+                return None, TOKEN
             reason = "token expired" if expiry is not None else "decrypt token fail"
         authorization = request.header("authorization")
         if authorization and authorization.strip().startswith(SIGNING_ALGORITHM):
-            return verify_signature(request.method, request.path, request.query, request.headers,
-                                    request.body, self.credentials, now)
-        return reason
+            reason = verify_signature(request.method, request.path, request.query, request.headers,
+                                      request.body, self.credentials, now)
+            return reason, AKSK if reason is None else ""
+        return reason, ""
 
     def check_password(self, name: str, password: str, domain: str) -> Optional[IamUser]:
         user = self.iam_users.get((domain, name))
@@ -390,22 +417,62 @@ class Pipeline:
     update_time: int
     plan: Plan = field(default_factory=Plan)  # for runs started through the API
     next_run_number: int = 1
+    start_error: Optional[dict] = None  # {"status", "error_code", "error_msg"}: every start fails so
+
+    @property
+    def creator_id(self) -> str:
+        return derived_id("user", "sim-user")
 
 
-# Every run has the same two stages; the second one's job is the one that fails, pauses or gets released.
+# Every run has the same two stages; the second one's job is the one that fails or pauses for a review.
 BUILD_STAGE, BUILD_JOB = "Build", "compile"
 TEST_STAGE, TEST_JOB = "Test", "unit-tests"
+# (step name, task) of each job. Task names are the simulator's guesses in the service's official_* style.
+BUILD_STEPS = (("checkout", "official_devcloud_codeCheckout"), ("build", "official_devcloud_cloudBuild"))
+TEST_STEP = ("run-tests", "official_devcloud_cloudBuild")
+REVIEW_STEP = ("manual-review", "official_devcloud_manualReview")
 JOB_MESSAGES = {
     "FAILED": "unit-tests failed: 3 of 120 tests failed",
     "PAUSED": "waiting for manual review",
     "SUSPEND": "waiting for a delay to pass",
     "CANCELED": "canceled by user",
 }
+REFUSED_MESSAGE = "manual review refused"
+PASSED_MESSAGE = "manual review passed"
+# The status a step waiting for its review shows (the SDK documents RUNNING, CANCELED, COMPLETED, FAILED for
+# steps; a review waits on a person, as a PAUSED run does).
+REVIEW_PENDING_STATUS = "PAUSED"
+LONG_LOG_LINES = 2500  # the failed run-tests step's log, to page through
+SHORT_TEST_LOG_LINES = 120
+LOG_START_LINES = 3  # lines of a running step's log before any poll
+LOG_GROWTH_PER_POLL = 50  # lines a running step's log gains per detail read
 
 
 def derived_id(*parts: str) -> str:
     """A 32-hex id derived from its parts: stable across re-creation, so seeded job ids are predictable."""
     return hashlib.md5("/".join(parts).encode()).hexdigest()
+
+
+@dataclass
+class Review:
+    """The manual review of a run that reached PAUSED: None until someone passes or refuses it."""
+
+    decision: Optional[str] = None  # "pass" or "refuse"
+    decided_at: int = 0
+
+    def to_json(self) -> dict:
+        return {"decision": self.decision, "decided_at": self.decided_at}
+
+
+def test_log(run_id: str, failed: bool) -> list[str]:
+    """The run-tests step's whole log: long and failing, or short and passing. Deterministic per run."""
+    count = LONG_LOG_LINES if failed else SHORT_TEST_LOG_LINES
+    lines = [f"[{n:04d}/{count}] run-tests: tests/unit/module_{n % 17:02d}_spec test_case_{n:04d} of run {run_id}"
+             f" ... {'FAILED' if failed and n > count - 3 else 'ok'} ({(n * 37) % 1000} ms)"
+             for n in range(1, count)]
+    lines.append(f"[{count:04d}/{count}] run-tests: "
+                 + (JOB_MESSAGES["FAILED"] if failed else "all 120 tests passed"))
+    return lines
 
 
 @dataclass
@@ -425,7 +492,9 @@ class Run:
     retries: int = 0
     stops: int = 0
     detail_reads: int = 0
-    releases: dict[str, str] = field(default_factory=dict)  # job id -> release message
+    review: Optional[Review] = None  # set when the run reaches PAUSED
+    target_outcome: str = "COMPLETED"  # where the current start/retry was headed (its running log follows it)
+    polls_in_flight: int = 0  # detail reads since the current start/retry, while in flight (log growth)
 
     @property
     def test_job_id(self) -> str:
@@ -435,14 +504,30 @@ class Run:
     def build_job_id(self) -> str:
         return derived_id(self.run_id, BUILD_JOB)
 
+    def step_id(self, job: str, step: str) -> str:
+        return derived_id(self.run_id, job, step)
+
+    @property
+    def review_step_id(self) -> str:
+        return self.step_id(TEST_JOB, REVIEW_STEP[0])
+
+    @property
+    def executor_id(self) -> str:
+        return derived_id("user", self.executor_name)
+
     def settle(self, status: str, at: int) -> None:
         self.status = status
         self.update_time = at
         self.end_time = at if status in TERMINAL_STATUSES else 0
+        if status == "PAUSED" and self.review is None:
+            self.review = Review()
 
     def begin(self, at: int) -> None:
         """Start or retry: RUNNING under the plan, taking the next outcome."""
         self.progress = Progress(self.plan.polls, self.plan.paused_polls, self.plan.next_outcome())
+        self.target_outcome = self.progress.outcome
+        self.review = None
+        self.polls_in_flight = 0
         self.start_time = at
         self.settle("RUNNING", at)
 
@@ -452,6 +537,7 @@ class Run:
         progress = self.progress
         if progress is None:
             return
+        self.polls_in_flight += 1
         if progress.running_left > 0:
             progress.running_left -= 1
             if self.status != "RUNNING":
@@ -464,11 +550,129 @@ class Run:
             self.progress = None
             self.settle(progress.outcome, at)
 
+    @property
+    def review_pending(self) -> bool:
+        return self.status == "PAUSED" and self.review is not None and self.review.decision is None
+
+    def decide_review(self, decision: str, at: int) -> None:
+        """Pass: the run carries on to its planned outcome (RUNNING now, the outcome at the next detail read).
+        Refuse: the run ends FAILED at once."""
+        self.review = Review(decision, at)
+        if decision == "refuse":
+            self.progress = None
+            self.settle("FAILED", at)
+            return
+        if self.progress is None:  # created PAUSED through the control API: head for the plan's outcome
+            self.progress = Progress(0, 0, self.plan.outcome)
+            self.target_outcome = self.plan.outcome
+        self.progress.running_left = self.progress.paused_left = 0
+        self.settle("RUNNING", at)
+
+    # ---- jobs, steps and their logs, as the run detail shows them
+
+    def _test_step_status(self) -> str:
+        if self.review is not None:
+            return "COMPLETED"  # the tests ran before the review
+        return {"SUSPEND": "RUNNING", "IGNORED": "COMPLETED", "PAUSED": "COMPLETED"}.get(self.status, self.status)
+
+    def _review_step_status(self) -> tuple[str, str]:
+        review = self.review
+        if review is None:
+            return "INIT", ""
+        if review.decision == "refuse":
+            return "FAILED", REFUSED_MESSAGE
+        if review.decision == "pass":
+            return "COMPLETED", PASSED_MESSAGE
+        if self.status == "PAUSED":
+            return REVIEW_PENDING_STATUS, JOB_MESSAGES["PAUSED"]
+        if self.status == "CANCELED":
+            return "CANCELED", JOB_MESSAGES["CANCELED"]
+        return "COMPLETED", ""  # the plan moved on past the pause
+
+    def steps_of(self, job: str) -> list[dict]:
+        """The steps of a job: {id, name, task, status, message, start_time, end_time}."""
+        minute = 60_000
+        if job == BUILD_JOB:
+            return [{"id": self.step_id(job, name), "name": name, "task": task, "status": "COMPLETED",
+                     "message": "", "start_time": self.start_time + i * minute,
+                     "end_time": self.start_time + (i + 1) * minute}
+                    for i, (name, task) in enumerate(BUILD_STEPS)]
+        status = self._test_step_status()
+        steps = [{"id": self.step_id(job, TEST_STEP[0]), "name": TEST_STEP[0], "task": TEST_STEP[1],
+                  "status": status, "message": JOB_MESSAGES.get(status, ""),
+                  "start_time": self.start_time + 2 * minute,
+                  "end_time": self.update_time if status in TERMINAL_STATUSES else 0}]
+        if self.review is not None:
+            review_status, message = self._review_step_status()
+            steps.append({"id": self.review_step_id, "name": REVIEW_STEP[0], "task": REVIEW_STEP[1],
+                          "status": review_status, "message": message,
+                          "start_time": self.start_time + 3 * minute,
+                          "end_time": self.update_time if review_status in TERMINAL_STATUSES else 0})
+        return steps
+
+    def find_step(self, job_id: str, step_id: str) -> Optional[tuple[str, dict]]:
+        """(job name, step) for ids of this run, or None."""
+        for job in (BUILD_JOB, TEST_JOB):
+            if derived_id(self.run_id, job) == job_id:
+                for step in self.steps_of(job):
+                    if step["id"] == step_id:
+                        return job, step
+        return None
+
+    def step_log(self, job: str, step: dict) -> list[str]:
+        """A step's log lines as of now. A running step's log is a growing prefix of its final log, so an
+        offset into it stays valid while it grows."""
+        name, status = step["name"], step["status"]
+        if job == BUILD_JOB:
+            count = 6 if name == "checkout" else 40
+            return [f"[{n:02d}/{count}] {name}: step {n} of run {self.run_id}" for n in range(1, count + 1)]
+        if name == REVIEW_STEP[0]:
+            lines = ["manual review requested: approvers sim-user", "waiting for manual review"]
+            if status != REVIEW_PENDING_STATUS and status != "INIT":
+                lines.append(f"manual review ended: {step['message'] or status.lower()}")
+            return lines
+        if status == "FAILED":
+            return test_log(self.run_id, True)
+        if status == "COMPLETED":
+            return test_log(self.run_id, False)
+        whole = test_log(self.run_id, self.target_outcome == "FAILED")
+        shown = min(LOG_START_LINES + LOG_GROWTH_PER_POLL * self.polls_in_flight, len(whole) - 1)
+        lines = whole[:shown]
+        if status == "CANCELED":
+            lines.append("run-tests: canceled by user")
+        return lines
+
+    def artifacts(self) -> list[dict]:
+        """What the run produced: a COMPLETED run has two artifacts, every other run none."""
+        if self.status != "COMPLETED":
+            return []
+        found = []
+        for name, kind, size in (("demo-app.jar", "jar", 1_048_576), ("demo-app.tar.gz", "tar.gz", 3_145_728)):
+            artifact_id = derived_id(self.run_id, "artifact", name)
+            found.append({
+                "project_id": self.project_id, "name": name, "artifact_version": f"1.0.{self.run_number}",
+                "upload_target": "releasemanager", "artifact_package_type": kind,
+                "artifact_uri": f"/{self.project_id}/{self.pipeline_id}/{self.run_number}/{name}",
+                "artifact_download_url_with_id": f"https://devrepo.sim.invalid/download/{artifact_id}",
+                "artifact_type": "package",
+                "hash_code": [{"hash_type": "sha256", "hash_value": hashlib.sha256(artifact_id.encode()).hexdigest()}],
+                "job_id": self.build_job_id, "build_no": str(self.run_number),
+                "daily_build_number": f"{datetime.fromtimestamp(self.start_time / 1000, timezone.utc):%Y%m%d}.{self.run_number}",
+                "file_size": str(size),
+            })
+        return found
+
+    def _job(self, job: str, job_id: str, status: str, message: str) -> dict:
+        steps = self.steps_of(job)
+        return {"id": job_id, "category": "Build", "name": job, "status": status, "message": message,
+                "start_time": steps[0]["start_time"],
+                "end_time": steps[-1]["end_time"] if status in TERMINAL_STATUSES else 0, "steps": steps}
+
     def render(self, pipeline: Pipeline) -> dict:
         """The run object as the API shows it."""
         test_status, test_message = self.status, JOB_MESSAGES.get(self.status, "")
-        if self.test_job_id in self.releases:
-            test_status, test_message = "COMPLETED", f"manually released: {self.releases[self.test_job_id]}"
+        if self.review is not None and self.review.decision == "refuse":
+            test_message = REFUSED_MESSAGE
         return {
             "id": self.run_id,
             "pipeline_id": self.pipeline_id,
@@ -480,10 +684,10 @@ class Run:
             "start_time": self.start_time,
             "end_time": self.end_time,
             "stages": [
-                {"name": BUILD_STAGE, "status": "COMPLETED", "jobs": [
-                    {"id": self.build_job_id, "name": BUILD_JOB, "status": "COMPLETED", "message": ""}]},
-                {"name": TEST_STAGE, "status": self.status, "jobs": [
-                    {"id": self.test_job_id, "name": TEST_JOB, "status": test_status, "message": test_message}]},
+                {"name": BUILD_STAGE, "status": "COMPLETED",
+                 "jobs": [self._job(BUILD_JOB, self.build_job_id, "COMPLETED", "")]},
+                {"name": TEST_STAGE, "status": self.status,
+                 "jobs": [self._job(TEST_JOB, self.test_job_id, test_status, test_message)]},
             ],
             "detail_url": (f"https://devcloud.sim.invalid/cicd/project/{self.project_id}/pipeline/detail/"
                            f"{self.pipeline_id}/{self.run_id}?v={self.run_number}"),
@@ -494,7 +698,8 @@ class Run:
         return {
             "run_id": self.run_id, "project_id": self.project_id, "pipeline_id": self.pipeline_id,
             "run_number": self.run_number, "status": self.status, "retries": self.retries,
-            "stops": self.stops, "detail_reads": self.detail_reads, "releases": dict(self.releases),
+            "stops": self.stops, "detail_reads": self.detail_reads,
+            "review": self.review.to_json() if self.review else None,
             "plan": self.plan.to_json(),
             "progress": self.progress.to_json() if self.progress else None,
             "run": self.render(pipeline),
@@ -575,8 +780,12 @@ class World:
             started = base + offset * hour // 2
             run = self.put_run(pipeline, run_id, status, Plan(), started)
             run.start_time, run.end_time, run.update_time = started, started + 600_000, started + 600_000
+        failed = self.runs[SEED_RUN]
         return {
             "project_id": SEED_PROJECT, "pipeline_id": SEED_PIPELINE, "run_id": SEED_RUN,
+            # the failed run-tests step of run_id: its log is the long one to page through
+            "long_log": {"run_id": SEED_RUN, "job_run_id": failed.test_job_id,
+                         "step_run_id": failed.step_id(TEST_JOB, TEST_STEP[0]), "lines": LONG_LOG_LINES},
             "pipelines": [
                 {"pipeline_id": pipeline.pipeline_id, "name": pipeline.name,
                  "runs": [{"run_id": run.run_id, "run_number": run.run_number, "status": run.status}
@@ -809,6 +1018,103 @@ def parse_json_body(request: SimRequest, expected: type, default: Any) -> Any:
     return value
 
 
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# Request bodies accept exactly the fields of the SDKs' models (the Python SDK's ListPipelineRunsQuery has more
+# than the Go SDK's: update_time, trigger_type, executor_ids, show_job_details, stage_id, job_id), each of the
+# model's type. Kinds: str, int, bool, str_list, int_list, time (epoch-ms integer, digit string or
+# "yyyy-MM-dd HH:mm:ss", as the SDKs document the times).
+LIST_RUNS_FIELDS = {
+    "status": "str_list", "start_time": "time", "end_time": "time", "update_time": "time",
+    "trigger_type": "str_list", "executor_ids": "str_list", "offset": "int", "limit": "int", "sort_key": "str",
+    "sort_dir": "str", "show_job_details": "bool", "stage_id": "str", "job_id": "str",
+}
+LIST_PIPELINES_FIELDS = {
+    "project_id": "str", "project_ids": "str_list", "component_id": "str", "name": "str", "status": "str_list",
+    "is_publish": "bool", "creator_id": "str", "creator_ids": "str_list", "executor_ids": "str_list",
+    "start_time": "time", "end_time": "time", "offset": "int", "limit": "int", "sort_key": "str",
+    "sort_dir": "str", "group_path_id": "str", "by_group": "bool", "is_banned": "bool", "query_new": "bool",
+    "security_level_list": "int_list",
+}
+LOG_QUERY_FIELDS = {"start_offset": "int", "end_offset": "int", "limit": "int", "sort": "str"}
+# Pass/refuse of a step that is not a manual review waiting for a decision (the simulator's choice of code).
+REVIEW_REFUSAL_CODE = "DEVPIPE.00011206"
+
+
+def parse_time(value: Any) -> Optional[int]:
+    """Epoch ms from an integer, a digit string or "yyyy-MM-dd HH:mm:ss" (taken as UTC); None if none fits."""
+    if is_integer(value):
+        return value
+    if isinstance(value, str):
+        if value.isdigit():
+            return int(value)
+        try:
+            return int(datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp() * 1000)
+        except ValueError:
+            return None
+    return None
+
+
+def field_fits(kind: str, value: Any) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return is_integer(value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str_list":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == "int_list":
+        return isinstance(value, list) and all(is_integer(item) for item in value)
+    if kind == "time":
+        return parse_time(value) is not None
+    raise AssertionError(kind)
+
+
+def check_fields(request: SimRequest, body: dict, fields: dict[str, str]) -> None:
+    """400 invalid parameter for a field the model does not have, or one of the wrong type (null = absent)."""
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise invalid_parameter(request, f"parameter(s): unknown field(s) {', '.join(unknown)}")
+    for name, kind in fields.items():
+        if body.get(name) is not None and not field_fits(kind, body[name]):
+            raise invalid_parameter(request, name)
+
+
+def log_page(lines: list[str], start: int, end: int, limit: int, descending: bool) -> dict:
+    """One page of a step's log. Offsets are byte offsets into the log (each line ends with "\\n"); a page is
+    whole lines, the window [start_offset, end_offset) of the log. Both offsets 0: from the beginning (asc) or
+    from the end (desc). Otherwise asc continues at end_offset (the lines after the previous page) and desc at
+    start_offset (the lines before it), so feeding an answer's offsets back pages through the log, each line
+    once. desc gives a window's lines last first."""
+    starts, position = [], 0
+    for line in lines:
+        starts.append(position)
+        position += len(line.encode("utf-8")) + 1
+    starts.append(position)  # end of the log
+    count = len(lines)
+    if descending:
+        cursor = position if start == 0 and end == 0 else start
+        last = bisect.bisect_left(starts, cursor, 0, count)  # first line not before the cursor
+        first = max(0, last - limit)
+        chosen = list(reversed(lines[first:last]))
+        has_more = first > 0
+    else:
+        cursor = end
+        first = bisect.bisect_left(starts, cursor, 0, count)  # first line starting at or after the cursor
+        last = min(count, first + limit)
+        chosen = lines[first:last]
+        has_more = last < count
+    if chosen:
+        window = (starts[first], starts[last])
+    else:  # nothing there (yet): the same place again, so a follower polls on from it
+        window = (start, end) if descending else (end, end)
+    text = "".join(line + "\n" for line in chosen)
+    return {"log": text, "has_more": has_more, "start_offset": str(window[0]), "end_offset": str(window[1])}
+
+
 def paging(request: SimRequest, body: dict) -> tuple[int, int]:
     offset, limit = body.get("offset", 0), body.get("limit", 10)
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
@@ -864,13 +1170,17 @@ class PipelineService:
         if run.status not in RETRYABLE_STATUSES:
             return error_in_200("DEVPIPE.00011203", "the pipeline run can not be retried in its current state")
         run.retries += 1
-        run.releases.clear()
         run.begin(now_ms())
         return json_reply(200, {"success": True})
 
     def start_run(self, request: SimRequest, ids: dict) -> Reply:
         pipeline = self._pipeline(request, ids)
         parse_json_body(request, dict, {})  # validated only; the recorded request keeps it for tests
+        if pipeline.start_error is not None:
+            failure = pipeline.start_error
+            if failure["status"] < 300:  # the RunPipelineResponse's error_msg, in a 2xx without a run id
+                return error_in_200(failure["error_code"], failure["error_msg"])
+            return error_reply(request, failure["status"], failure["error_code"], failure["error_msg"])
         at = now_ms()
         # The pipeline's plan decides this run's first outcome; its later retries default to COMPLETED.
         plan = Plan(pipeline.plan.polls, pipeline.plan.paused_polls, "COMPLETED", [pipeline.plan.next_outcome()])
@@ -894,17 +1204,25 @@ class PipelineService:
     def list_runs(self, request: SimRequest, ids: dict) -> Reply:
         pipeline = self._pipeline(request, ids)
         body = parse_json_body(request, dict, {})
+        check_fields(request, body, LIST_RUNS_FIELDS)
         offset, limit = paging(request, body)
         sort_key, descending = sort_order(request, body, ("start_time", "update_time"))
         statuses = status_filter(request, body)
         runs = self.world.runs_of(pipeline)
         if statuses:
             runs = [run for run in runs if run.status in statuses]
-        # start_time/end_time bounds: their format is undocumented, so only epoch-ms integers filter.
-        if is_number(body.get("start_time")):
-            runs = [run for run in runs if run.start_time >= body["start_time"]]
-        if is_number(body.get("end_time")):
-            runs = [run for run in runs if run.start_time <= body["end_time"]]
+        for name, keep in (("start_time", lambda run, t: run.start_time >= t),
+                           ("end_time", lambda run, t: run.start_time <= t),
+                           ("update_time", lambda run, t: run.update_time >= t)):
+            if body.get(name) is not None:
+                bound = parse_time(body[name])
+                runs = [run for run in runs if keep(run, bound)]
+        if body.get("trigger_type"):
+            runs = [run for run in runs if run.trigger_type in body["trigger_type"]]
+        if body.get("executor_ids"):
+            runs = [run for run in runs if run.executor_id in body["executor_ids"]]
+        if body.get("show_job_details") and body.get("job_id"):
+            runs = [run for run in runs if body["job_id"] in (run.build_job_id, run.test_job_id)]
         runs.sort(key=lambda run: (getattr(run, sort_key), run.run_number), reverse=descending)
         return json_reply(200, {"offset": offset, "limit": limit, "total": len(runs),
                                 "pipeline_runs": [run.render(pipeline) for run in runs[offset:offset + limit]]})
@@ -917,22 +1235,26 @@ class PipelineService:
 
     def list_pipelines(self, request: SimRequest, ids: dict) -> Reply:
         body = parse_json_body(request, dict, {})
+        check_fields(request, body, LIST_PIPELINES_FIELDS)
         offset, limit = paging(request, body)
         sort_key, descending = sort_order(request, body, ("create_time", "update_time", "name"))
         statuses = status_filter(request, body)
         name = body.get("name")
-        if name is not None and not isinstance(name, str):
-            raise invalid_parameter(request, "name")
         pipelines = self.world.pipelines_of(ids["project_id"])
         if name:
             pipelines = [p for p in pipelines if name.lower() in p.name.lower()]
+        creators = ([body["creator_id"]] if body.get("creator_id") else []) + (body.get("creator_ids") or [])
+        if creators:
+            pipelines = [p for p in pipelines if p.creator_id in creators]
+        if body.get("is_publish") is True:  # no simulated pipeline is published
+            pipelines = []
         if statuses:
             pipelines = [p for p in pipelines
                          if (latest := self.world.latest_run(p)) is not None and latest.status in statuses]
         pipelines.sort(key=lambda p: (getattr(p, sort_key), p.pipeline_id), reverse=descending)
         page = [{
             "pipeline_id": p.pipeline_id, "name": p.name, "project_id": p.project_id,
-            "creator_name": "sim-user", "create_time": p.create_time, "update_time": p.update_time,
+            "creator_id": p.creator_id, "creator_name": "sim-user", "create_time": p.create_time, "update_time": p.update_time,
             "is_collect": False, "latest_run": self._latest_run_json(p),
         } for p in pipelines[offset:offset + limit]]
         return json_reply(200, {"offset": offset, "limit": limit, "total": len(pipelines), "pipelines": page})
@@ -951,33 +1273,123 @@ class PipelineService:
                 latest.append(run_json)
         return json_reply(200, latest)
 
-    def manual_release(self, request: SimRequest, ids: dict) -> Reply:
-        _, run = self._run(request, ids)
-        job_id = ids["job_run_id"]
-        if job_id not in (run.build_job_id, run.test_job_id):
-            raise not_found(request, "job run")
-        body = parse_json_body(request, dict, {})
-        message = body.get("message", "")
-        if not isinstance(message, str):
-            raise invalid_parameter(request, "message")
-        if job_id != run.test_job_id or run.status != "FAILED" or job_id in run.releases:
-            return error_in_200("DEVPIPE.00011205", "the job can not be released in its current state")
-        # The failed job passes and the run carries on: RUNNING for its polls, then COMPLETED.
-        run.releases[job_id] = message
-        run.progress = Progress(run.plan.polls, 0, "COMPLETED")
-        run.settle("RUNNING", now_ms())
+    def _step(self, request: SimRequest, ids: dict) -> tuple[Pipeline, Run, str, dict]:
+        pipeline, run = self._run(request, ids)
+        found = run.find_step(ids["job_run_id"], ids["step_run_id"])
+        if found is None:
+            if ids["job_run_id"] not in (run.build_job_id, run.test_job_id):
+                raise not_found(request, "job run")
+            raise not_found(request, "step run")
+        job, step = found
+        return pipeline, run, job, step
+
+    def _review(self, request: SimRequest, ids: dict, decision: str) -> Reply:
+        _, run, _, step = self._step(request, ids)
+        if step["id"] != run.review_step_id or not run.review_pending:
+            raise ApiFailure(error_reply(request, 400, REVIEW_REFUSAL_CODE,
+                                         "the step is not a manual review waiting for a decision"))
+        run.decide_review(decision, now_ms())
         return json_reply(200, {"success": True})
 
+    def pass_review(self, request: SimRequest, ids: dict) -> Reply:
+        return self._review(request, ids, "pass")
+
+    def refuse_review(self, request: SimRequest, ids: dict) -> Reply:
+        return self._review(request, ids, "refuse")
+
+    def step_log(self, request: SimRequest, ids: dict) -> Reply:
+        body = parse_json_body(request, dict, None)
+        if body is None:
+            raise invalid_parameter(request, "request body: limit and sort are required")
+        check_fields(request, body, LOG_QUERY_FIELDS)
+        start, end = (body.get(name, 0) for name in ("start_offset", "end_offset"))
+        for name, value in (("start_offset", start), ("end_offset", end)):
+            if not is_integer(value) or value < 0:
+                raise invalid_parameter(request, name)
+        limit, sort = body.get("limit"), body.get("sort")
+        if not is_integer(limit) or limit < 1:
+            raise invalid_parameter(request, "limit")
+        if sort not in ("asc", "desc"):
+            raise invalid_parameter(request, "sort")
+        _, run, job, step = self._step(request, ids)
+        page = log_page(run.step_log(job, step), start, end, limit, sort == "desc")
+        return json_reply(200, {**page, "step_run_id": step["id"]})
+
+    def artifacts(self, request: SimRequest, ids: dict) -> Reply:
+        _, run = self._run(request, ids)
+        return json_reply(200, {"artifacts": run.artifacts()})
+
+    def pipeline_detail(self, request: SimRequest, ids: dict) -> Reply:
+        pipeline = self._pipeline(request, ids)
+        definition = {"stages": [{"name": BUILD_STAGE, "jobs": [{"name": BUILD_JOB}]},
+                                 {"name": TEST_STAGE, "jobs": [{"name": TEST_JOB}]}]}
+        return json_reply(200, {
+            "id": pipeline.pipeline_id, "name": pipeline.name, "description": f"simulated pipeline {pipeline.name}",
+            "manifest_version": "3.0", "region": self.sim.region, "domain_id": SIM_DOMAIN_ID,
+            "project_id": pipeline.project_id, "component_id": "", "is_publish": False,
+            "creator_id": pipeline.creator_id, "creator_name": "sim-user", "updater_id": pipeline.creator_id,
+            "create_time": pipeline.create_time, "update_time": pipeline.update_time, "is_collect": False,
+            "sources": [], "variables": [], "schedules": [], "triggers": [], "group_id": "",
+            "definition": json.dumps(definition), "security_level": 0,
+        })
 
 def iam_error(status: int, title: str, message: str) -> Reply:
     return json_reply(status, {"error": {"code": status, "message": message, "title": title}})
 
 
+@dataclass(frozen=True)
+class IamProject:
+    project_id: str
+    name: str
+    domain_id: str
+
+    def to_json(self, base_url: str) -> dict:
+        return {"id": self.project_id, "name": self.name, "domain_id": self.domain_id, "enabled": True,
+                "is_domain": False, "parent_id": self.domain_id, "description": "",
+                "links": {"self": f"{base_url}/v3/projects/{self.project_id}"}}
+
+
+def default_iam_projects(region: str, iam_project_id: str) -> list[IamProject]:
+    """The simulated region's IAM project plus another region's, so that a look-up by name has to filter."""
+    other = "cn-south-1" if region != "cn-south-1" else "cn-north-4"
+    other_id = OTHER_IAM_PROJECT_ID if iam_project_id != OTHER_IAM_PROJECT_ID else derived_id("project", other)
+    return [IamProject(iam_project_id, region, SIM_DOMAIN_ID), IamProject(other_id, other, SIM_DOMAIN_ID)]
+
+
+def iam_unauthorized(reason: str) -> Reply:
+    return iam_error(401, "Unauthorized", f"The request you have made requires authentication: {reason}")
+
+
 class IamService:
-    """POST /v3/auth/tokens with the password method."""
+    """POST /v3/auth/tokens with the password method, and GET /v3/projects (KeystoneListProjects)."""
 
     def __init__(self, sim: "Simulator"):
         self.sim = sim
+
+    def _scope(self, auth_body: dict, user_domain: str) -> tuple[Optional[Reply], dict]:
+        """The token's scope as its body shows it ({"project": ...} or {"domain": ...} or {}), or a refusal."""
+        scope = auth_body.get("scope")
+        if scope is None:
+            return None, {}
+        malformed = iam_error(400, "Bad Request", "The request body is malformed: scope wants exactly one of "
+                              "project {id and/or name} or domain {id or name}")
+        if not isinstance(scope, dict) or len(scope) != 1 or not set(scope) <= {"project", "domain"}:
+            return malformed, {}
+        kind, target = next(iter(scope.items()))
+        if not isinstance(target, dict) or not target.get("id") and not target.get("name") \
+                or not all(isinstance(target.get(k), (str, type(None))) for k in ("id", "name")):
+            return malformed, {}
+        domain = {"name": user_domain, "id": derived_id("domain", user_domain)}
+        if kind == "domain":
+            if target.get("name") not in (None, domain["name"]) or target.get("id") not in (None, domain["id"]):
+                return iam_error(401, "Unauthorized", "The user has no access to the scoped domain."), {}
+            return None, {"domain": domain}
+        for project in self.sim.iam_projects:
+            if target.get("id") in (None, project.project_id) and target.get("name") in (None, project.name):
+                return None, {"project": {"name": project.name, "id": project.project_id,
+                                          "domain": {"id": project.domain_id}}}
+        return iam_error(401, "Unauthorized", "The project in the scope does not exist or the user has no access "
+                         "to it."), {}
 
     def issue_token(self, request: SimRequest, ids: dict) -> Reply:
         try:
@@ -996,10 +1408,11 @@ class IamService:
         iam_user = auth.check_password(name, password, domain)
         if iam_user is None:
             return iam_error(401, "Unauthorized", "The username or password is wrong.")
+        refusal, scope = self._scope(body["auth"], domain)
+        if refusal is not None:
+            return refusal
         now = time.time()
         token, expiry = auth.issue_token(now)
-        project = ((body.get("auth") or {}).get("scope") or {}).get("project") or {}
-        project_name = project.get("name") if isinstance(project, dict) else None
         token_body: dict[str, Any] = {
             "expires_at": iso_utc(expiry),
             "issued_at": iso_utc(now),
@@ -1007,10 +1420,23 @@ class IamService:
             "user": {"name": name, "id": derived_id(domain, name),
                      "domain": {"name": domain, "id": derived_id("domain", domain)}},
             "catalog": [],
+            **scope,
         }
-        if project_name:
-            token_body["project"] = {"name": project_name, "id": derived_id("project", project_name)}
         return json_reply(201, {"token": token_body}, [("X-Subject-Token", token)])
+
+    def list_projects(self, request: SimRequest, ids: dict) -> Reply:
+        # The SDK's look-up sends no X-Project-Id: a valid token or AK/SK signature is enough here.
+        reason, _ = self.sim.auth.authenticate(request, time.time())
+        if reason is not None:
+            return iam_unauthorized(reason)
+        filters = {key: request.query_param(key) for key in ("name", "domain_id", "parent_id")}
+        base_url = f"http://{request.header('host') or 'iam.sim.invalid'}"
+        projects = [project.to_json(base_url) for project in self.sim.iam_projects
+                    if all(value is None or project_value == value for value, project_value in
+                           ((filters["name"], project.name), (filters["domain_id"], project.domain_id),
+                            (filters["parent_id"], project.domain_id)))]
+        self_link = f"{base_url}/v3/projects" + (f"?{request.query}" if request.query else "")
+        return json_reply(200, {"projects": projects, "links": {"self": self_link, "previous": None, "next": None}})
 
 
 def iso_utc(epoch_seconds: float) -> str:
@@ -1022,13 +1448,15 @@ class Route:
     method: str
     pattern: re.Pattern
     handler: Callable[[SimRequest, dict], Reply]
-    authenticated: bool = True
+    authenticated: bool = True  # by the gateway, with APIGW errors (IAM routes check for themselves)
     query_ids: tuple[str, ...] = ()  # ids taken from the query string rather than the path
 
 
 V5 = r"/v5/(?P<project_id>[^/]+)/api"
 RUNS = V5 + r"/pipelines/(?P<pipeline_id>[^/]+)/pipeline-runs"
-ID_NAMES = ("project_id", "pipeline_id", "pipeline_run_id", "job_run_id")
+ID_NAMES = ("project_id", "pipeline_id", "pipeline_run_id")  # exactly 32 letters or digits
+LOOSE_ID_NAMES = ("job_run_id", "step_run_id")  # any non-empty run of letters and digits
+STEP = RUNS + r"/(?P<pipeline_run_id>[^/]+)/jobs/(?P<job_run_id>[^/]+)/steps/(?P<step_run_id>[^/]+)"
 
 
 class Gateway:
@@ -1045,10 +1473,13 @@ class Gateway:
             Route("POST", re.compile(RUNS + r"/list"), pipelines.list_runs),
             Route("POST", re.compile(V5 + r"/pipelines/list"), pipelines.list_pipelines),
             Route("POST", re.compile(V5 + r"/pipelines/status"), pipelines.latest_runs),
-            # The official page has pipelines/{pipeline_id} in this path (the reference table's "..." hides it).
-            Route("POST", re.compile(RUNS + r"/(?P<pipeline_run_id>[^/]+)/jobs/(?P<job_run_id>[^/]+)"
-                                     r"/manual-release"), pipelines.manual_release),
+            Route("POST", re.compile(STEP + r"/pass"), pipelines.pass_review),
+            Route("POST", re.compile(STEP + r"/refuse"), pipelines.refuse_review),
+            Route("POST", re.compile(STEP + r"/logs"), pipelines.step_log),
+            Route("GET", re.compile(RUNS + r"/(?P<pipeline_run_id>[^/]+)/artifacts"), pipelines.artifacts),
+            Route("GET", re.compile(V5 + r"/pipelines/(?P<pipeline_id>[^/]+)"), pipelines.pipeline_detail),
             Route("POST", re.compile(r"/v3/auth/tokens"), iam.issue_token, authenticated=False),
+            Route("GET", re.compile(r"/v3/projects"), iam.list_projects, authenticated=False),
         ]
 
     def match(self, request: SimRequest) -> tuple[Optional[Route], dict]:
@@ -1065,12 +1496,15 @@ class Gateway:
         route, ids = self.match(request)
         if route is None:
             return api_not_found(request)
-        for name in ID_NAMES:
-            if name in ids and not ID_PATTERN.fullmatch(ids[name]):
+        for name in ID_NAMES + LOOSE_ID_NAMES:
+            pattern = ID_PATTERN if name in ID_NAMES else LOOSE_ID_PATTERN
+            if name in ids and not pattern.fullmatch(ids[name]):
                 return invalid_parameter(request, name).reply
         with self.sim.lock:
             if route.authenticated:
-                reason = self.sim.auth.authenticate(request, time.time())
+                reason, how = self.sim.auth.authenticate(request, time.time())
+                if reason is None and how == AKSK:
+                    reason = project_header_problem(request.headers, self.sim.iam_project_id, self.sim.region)
                 if reason is not None:
                     return auth_failure(request, reason)
             try:
@@ -1120,6 +1554,26 @@ def plan_from(obj: dict, base: Optional[Plan] = None) -> Plan:
 
 
 PLAN_KEYS = ("polls", "paused_polls", "outcome", "outcomes")
+DEFAULT_START_ERROR = {"status": 400, "error_code": "DEVPIPE.00011207",
+                       "error_msg": "the pipeline can not be started: its definition is invalid"}
+
+
+def start_error_from(value: Any) -> Optional[dict]:
+    """null (starts work), a string (the error_msg, with the default status and code) or an object
+    {"status"?, "error_code"?, "error_msg"?} (200..599; missing fields take the defaults)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"error_msg": value}
+    if not isinstance(value, dict):
+        raise ControlError("start_error must be null, a string or an object")
+    check_keys(value, ("status", "error_code", "error_msg"), "start_error")
+    failure = {**DEFAULT_START_ERROR, **value}
+    if not is_integer(failure["status"]) or not 200 <= failure["status"] <= 599:
+        raise ControlError("start_error status must be an integer from 200 to 599")
+    if not all(isinstance(failure[k], str) for k in ("error_code", "error_msg")):
+        raise ControlError("start_error error_code and error_msg must be strings")
+    return failure
 
 
 class ControlApi:
@@ -1140,6 +1594,8 @@ class ControlApi:
             ("POST", "/_sim/tokens/expire"): self.expire_tokens,
             ("POST", "/_sim/credentials"): self.set_credentials,
             ("POST", "/_sim/iam/users"): self.set_iam_users,
+            ("POST", "/_sim/iam/projects"): self.set_iam_projects,
+            ("GET", "/_sim/iam/projects"): self.list_iam_projects,
             ("POST", "/_sim/shutdown"): self.shutdown,
         }
 
@@ -1175,7 +1631,7 @@ class ControlApi:
 
     def reset(self, body: Any) -> dict:
         self.sim.reset()
-        return {"ok": True, "seed": self.sim.seed_info}
+        return {"ok": True, "seed": self.sim.seed_info, **self.sim.region_info()}
 
     def put_run(self, body: Any) -> dict:
         obj = self._object(body)
@@ -1201,15 +1657,44 @@ class ControlApi:
 
     def put_pipeline(self, body: Any) -> dict:
         obj = self._object(body)
-        check_keys(obj, ("project_id", "pipeline_id", "name", *PLAN_KEYS), "pipeline")
+        check_keys(obj, ("project_id", "pipeline_id", "name", "start_error", *PLAN_KEYS), "pipeline")
         project_id, pipeline_id = require_id(obj, "project_id"), require_id(obj, "pipeline_id")
         name = obj.get("name")
         if name is not None and not isinstance(name, str):
             raise ControlError("name must be a string")
+        plan = plan_from(obj, self.sim.world.pipeline(project_id, pipeline_id).plan
+                         if self.sim.world.pipeline(project_id, pipeline_id) else None)
+        start_error = start_error_from(obj["start_error"]) if "start_error" in obj else None
         pipeline = self.sim.world.ensure_pipeline(project_id, pipeline_id, name, now_ms())
-        pipeline.plan = plan_from(obj, pipeline.plan)
+        pipeline.plan = plan
+        if "start_error" in obj:
+            pipeline.start_error = start_error
         return {"project_id": project_id, "pipeline_id": pipeline_id, "name": pipeline.name,
-                "plan": pipeline.plan.to_json()}
+                "plan": pipeline.plan.to_json(), "start_error": pipeline.start_error}
+
+    def set_iam_projects(self, body: Any) -> dict:
+        obj = self._object(body)
+        check_keys(obj, ("projects",), "IAM projects")
+        entries = obj.get("projects")
+        if not isinstance(entries, list):
+            raise ControlError("projects must be a list")
+        projects = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise ControlError("each IAM project must be an object")
+            check_keys(entry, ("id", "name", "domain_id"), "IAM project")
+            if not all(isinstance(entry.get(k), str) and entry[k] for k in ("id", "name")):
+                raise ControlError("each IAM project needs non-empty id and name strings")
+            domain_id = entry.get("domain_id", SIM_DOMAIN_ID)
+            if not isinstance(domain_id, str):
+                raise ControlError("domain_id must be a string")
+            projects.append(IamProject(entry["id"], entry["name"], domain_id))
+        self.sim.iam_projects = projects
+        return self.list_iam_projects({})
+
+    def list_iam_projects(self, body: Any) -> dict:
+        return {"projects": [{"id": p.project_id, "name": p.name, "domain_id": p.domain_id}
+                             for p in self.sim.iam_projects]}
 
     def add_faults(self, body: Any) -> dict:
         objects = body["faults"] if isinstance(body, dict) and "faults" in body else [body]
@@ -1299,6 +1784,8 @@ class Config:
     tokens: list[str] = field(default_factory=lambda: [DEFAULT_TOKEN])
     credentials: list[Credential] = field(default_factory=list)
     iam_users: list[IamUser] = field(default_factory=list)
+    region: str = DEFAULT_REGION
+    iam_project_id: str = DEFAULT_IAM_PROJECT_ID
     seed: bool = False
     verbose: bool = False
 
@@ -1323,7 +1810,19 @@ class Simulator:
             self.faults = FaultQueue()
             self.log.clear()
             self.auth = AuthRegistry(self.config.tokens, self.config.credentials, self.config.iam_users)
-            self.seed_info = self.world.seed() if self.config.seed else None
+            self.iam_projects = default_iam_projects(self.region, self.iam_project_id)
+            self.seed_info = {**self.world.seed(), **self.region_info()} if self.config.seed else None
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    @property
+    def iam_project_id(self) -> str:
+        return self.config.iam_project_id
+
+    def region_info(self) -> dict:
+        return {"region": self.region, "iam_project_id": self.iam_project_id}
 
     def next_connection_id(self) -> int:
         with self._connection_lock:
@@ -1687,6 +2186,11 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
     parser.add_argument("--sk", action="append", default=[], help="secret key (repeatable, paired with --ak)")
     parser.add_argument("--iam-user", action="append", default=[], metavar="NAME:PASSWORD:DOMAIN",
                         help="an IAM user for POST /v3/auth/tokens (repeatable)")
+    parser.add_argument("--region", default=DEFAULT_REGION,
+                        help=f"the simulated region, name of its IAM project (default {DEFAULT_REGION})")
+    parser.add_argument("--iam-project-id", default=DEFAULT_IAM_PROJECT_ID,
+                        help="id of the region's IAM project, which AK/SK requests must send as X-Project-Id "
+                             f"(default {DEFAULT_IAM_PROJECT_ID})")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit when this process is gone (a test runner killed before its teardown)")
@@ -1694,6 +2198,8 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
     args = parser.parse_args(argv)
     if len(args.ak) != len(args.sk):
         parser.error("--ak and --sk must be given in pairs")
+    if not args.region or not LOOSE_ID_PATTERN.fullmatch(args.iam_project_id):
+        parser.error("--region must be non-empty and --iam-project-id ASCII letters and digits")
     users = []
     for spec in args.iam_user:
         name, sep, rest = spec.partition(":")
@@ -1704,7 +2210,8 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
     config = Config(host=args.host, port=args.port, port_file=args.port_file,
                     tokens=args.token or [DEFAULT_TOKEN],
                     credentials=[Credential(ak, sk) for ak, sk in zip(args.ak, args.sk)],
-                    iam_users=users, seed=args.seed, verbose=args.verbose)
+                    iam_users=users, region=args.region, iam_project_id=args.iam_project_id,
+                    seed=args.seed, verbose=args.verbose)
     return args, config
 
 
@@ -1742,7 +2249,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         signal.signal(signum, lambda *_: sim.stop_event.set())
 
     info: dict[str, Any] = {"port": main_server.server_port, "redirect_port": target_server.server_port,
-                            "pid": os.getpid()}
+                            "pid": os.getpid(), **sim.region_info()}
     if sim.seed_info is not None:
         info["seed"] = sim.seed_info
     line = json.dumps(info)
