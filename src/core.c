@@ -258,6 +258,9 @@ static int core_retry(lua_State *L) {
   lua_setfield(L, -2, "X-Auth-Token");
   lua_pushliteral(L, "application/json");
   lua_setfield(L, -2, "Accept");
+  /* as the official SDKs send it, body or not */
+  lua_pushliteral(L, "application/json");
+  lua_setfield(L, -2, "Content-Type");
   lua_pushnil(L);
   lua_pushboolean(L, 1); /* a retry starts work: never sent twice */
   lua_call(L, 6, LUA_MULTRET);

@@ -12,6 +12,7 @@ local simulator = require("sim")
 local support = require("support")
 
 local PROJECT, PIPELINE = simulator.PROJECT, simulator.PIPELINE
+local IAM_PROJECT, REGION = simulator.IAM_PROJECT, simulator.REGION
 local OTHER_PROJECT = "ffffffffffffffffffffffffffffffff"
 
 local AK = "SIMAK0000000000000001"
@@ -65,10 +66,13 @@ local function api_requests(requests) return simulator.matching(requests, nil, "
 
 local function iam_requests(requests) return simulator.matching(requests, nil, IAM_PATH) end
 
+local PROJECTS_PATH = "/v3/projects"
+
 local function paths(requests)
   local list = {}
   for _, request in ipairs(requests) do
-    list[#list + 1] = request.path == IAM_PATH and "iam" or request.method
+    list[#list + 1] = request.path == IAM_PATH and "iam" or request.path == PROJECTS_PATH and "projects"
+      or request.method
   end
   return list
 end
@@ -178,8 +182,8 @@ describe("authentication", function()
   --------------------------------------------------------------- AK/SK
 
   describe("AK/SK signing", function()
-    it("signs a retry the simulator accepts: host, x-sdk-date and x-project-id signed", function()
-      local client, events = new_client({ ak = AK, sk = SK })
+    it("signs a retry the simulator accepts: host, x-sdk-date and the IAM project's x-project-id signed", function()
+      local client, events = new_client({ ak = AK, sk = SK, iam_project_id = IAM_PROJECT })
       local run = sim:failed_run()
       assert.is_true(client:retry(PIPELINE, run))
       client:close()
@@ -193,12 +197,13 @@ describe("authentication", function()
       for _, name in ipairs({ "host", "x-sdk-date", "x-project-id" }) do
         assert.is_true(a.signed[name], name .. " is not signed: " .. a.list)
       end
-      -- no body: the client gives no Content-Type, so none is signed (libcurl
-      -- still adds an unsigned form-urlencoded one to a body-less PUT)
+      -- no body, but a signed Content-Type all the same, as the SDKs send it
       assert.equal("0", r.headers["content-length"])
-      assert.is_nil(a.signed["content-type"])
+      assert.is_true(a.signed["content-type"])
+      assert.equal("application/json", r.headers["content-type"])
       assert.is_nil(a.signed["x-security-token"])
-      assert.equal(PROJECT, r.headers["x-project-id"])
+      -- the IAM project of the region, never the CodeArts project of the path
+      assert.equal(IAM_PROJECT, r.headers["x-project-id"])
       assert.matches("^%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$", r.headers["x-sdk-date"])
       assert.is_nil(r.headers["x-auth-token"])
       -- the event shows the request with the Authorization header redacted
@@ -208,7 +213,7 @@ describe("authentication", function()
 
     it("signs a run's JSON body and its Content-Type", function()
       sim:add_run({ status = "COMPLETED" })
-      local client = new_client({ ak = AK, sk = SK })
+      local client = new_client({ ak = AK, sk = SK, iam_project_id = IAM_PROJECT })
       local id = assert(client:run(PIPELINE, { description = "signed start" }))
       client:close()
       assert.equal("RUNNING", sim:run_state(id).status)
@@ -224,7 +229,7 @@ describe("authentication", function()
     it("signs each attempt anew with a fresh X-Sdk-Date: throttled, then accepted", function()
       sim:failed_run()
       local slept = {}
-      local client, events = new_client({ ak = AK, sk = SK, retries = { max = 1 },
+      local client, events = new_client({ ak = AK, sk = SK, iam_project_id = IAM_PROJECT, retries = { max = 1 },
         sleep = function(s)
           slept[#slept + 1] = s
           core.sleep(s)
@@ -255,7 +260,8 @@ describe("authentication", function()
       sim:control("POST", "credentials", { credentials = { { ak = AK, sk = SK },
         { ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN } } })
       sim:add_run({ status = "COMPLETED" })
-      local client, events = new_client({ ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN })
+      local client, events = new_client({ ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN,
+        iam_project_id = IAM_PROJECT })
       local id = assert(client:run(PIPELINE))
       client:close()
       assert.equal("RUNNING", sim:run_state(id).status)
@@ -315,13 +321,185 @@ describe("authentication", function()
 
   --------------------------------------------------------------- core.sign
 
+  --------------------------------------------------------------- X-Project-Id
+
+  describe("X-Project-Id: the IAM project of the region", function()
+    local function projects_requests(requests) return simulator.matching(requests, "GET", PROJECTS_PATH) end
+
+    -- A client that must find the IAM project: a region, IAM on the simulator.
+    local function region_client(options)
+      local all = { ak = AK, sk = SK, region = REGION, iam_endpoint = sim.url }
+      for k, v in pairs(options or {}) do all[k] = v end
+      return new_client(all)
+    end
+
+    it("is looked up once by region through IAM, signed without one, then sent signed", function()
+      local client, events = region_client()
+      local first, second = sim:failed_run(), sim:failed_run()
+      assert.is_true(client:retry(PIPELINE, first))
+      assert.is_true(client:retry(PIPELINE, second))
+      client:close()
+      local requests = sim:requests()
+      assert.same({ "projects", "PUT", "PUT" }, paths(requests))
+      local lookup = requests[1]
+      assert.equal("name=" .. REGION, lookup.query)
+      local a = parse_authorization(lookup.headers.authorization)
+      assert.equal(AK, a.access)
+      assert.is_nil(lookup.headers["x-project-id"])
+      assert.is_nil(a.signed["x-project-id"])
+      for i = 2, 3 do
+        assert.equal(IAM_PROJECT, requests[i].headers["x-project-id"])
+        assert.is_true(parse_authorization(requests[i].headers.authorization).signed["x-project-id"])
+      end
+      local found
+      for _, event in ipairs(events) do
+        if event.type == "iam_project" then found = event end
+      end
+      assert.same({ type = "iam_project", op = "retry", region = REGION, iam_project_id = IAM_PROJECT }, found)
+      events_clean(events)
+    end)
+
+    it("is looked up once for many concurrent calls", function()
+      local client = region_client()
+      local list = {}
+      for i = 1, 6 do list[i] = { PIPELINE, sim:failed_run() } end
+      local results = client:retry_many(list, { concurrency = 4 })
+      client:close()
+      for i = 1, 6 do assert.is_true(results[i].ok, results[i].message) end
+      assert.equal(1, #projects_requests(sim:requests()))
+      for _, put in ipairs(simulator.matching(sim:requests(), "PUT", "/retry")) do
+        assert.equal(IAM_PROJECT, put.headers["x-project-id"])
+      end
+    end)
+
+    it("is not looked up when given", function()
+      local client = region_client({ iam_project_id = IAM_PROJECT })
+      assert.is_true(client:retry(PIPELINE, sim:failed_run()))
+      client:close()
+      assert.same({ "PUT" }, paths(sim:requests()))
+    end)
+
+    it("fails with config when IAM has no project of that name, saying to set it; nothing else is sent", function()
+      sim:set_iam_projects({ { id = "0000000000000000000000000000aaaa", name = "cn-south-1", domain_id = "d" } })
+      local client = region_client()
+      local run = sim:failed_run()
+      local message, info = failure("config", client:retry(PIPELINE, run))
+      client:close()
+      contains(message, REGION)
+      contains(message, "iam_project_id")
+      contains(message, "HUAWEICLOUD_SDK_PROJECT_ID")
+      assert.equal(1, info.attempts)
+      assert.same({ "projects" }, paths(sim:requests()))
+      assert.equal("FAILED", sim:run_state(run).status)
+    end)
+
+    it("fails with config when IAM has several projects of that name, naming them", function()
+      sim:set_iam_projects({ { id = "1111111111111111111111111111aaaa", name = REGION, domain_id = "d" },
+        { id = "2222222222222222222222222222bbbb", name = REGION, domain_id = "d" } })
+      local client = region_client()
+      local message = failure("config", client:retry(PIPELINE, sim:failed_run()))
+      client:close()
+      contains(message, "1111111111111111111111111111aaaa")
+      contains(message, "2222222222222222222222222222bbbb")
+      contains(message, "iam_project_id")
+      assert.same({ "projects" }, paths(sim:requests()))
+    end)
+
+    it("fails with auth when IAM refuses the signature, and looks again on the next call", function()
+      local client = region_client({ sk = WRONG_SK })
+      failure("auth", client:retry(PIPELINE, sim:failed_run()))
+      failure("auth", client:retry(PIPELINE, sim:failed_run()))
+      client:close()
+      assert.same({ "projects", "projects" }, paths(sim:requests()))
+    end)
+
+    it("is never the CodeArts project, and not sent without a region", function()
+      local client = new_client({ ak = AK, sk = SK })
+      local run = sim:failed_run()
+      local message = failure("auth", client:retry(PIPELINE, run))
+      client:close()
+      contains(message, "APIGW.0301")
+      local requests = sim:requests()
+      assert.same({ "PUT" }, paths(requests))
+      assert.is_nil(requests[1].headers["x-project-id"])
+      assert.equal("FAILED", sim:run_state(run).status)
+    end)
+
+    it("is not sent with a token, even when given", function()
+      local client = new_client({ token = TOKEN, iam_project_id = IAM_PROJECT, region = REGION })
+      assert.is_true(client:retry(PIPELINE, sim:failed_run()))
+      client:close()
+      local requests = sim:requests()
+      assert.same({ "PUT" }, paths(requests))
+      assert.is_nil(requests[1].headers["x-project-id"])
+    end)
+  end)
+
+  --------------------------------------------------------------- endpoints
+
+  describe("endpoints as the SDKs name them", function()
+    local regions = require("pipeline.regions")
+
+    it("reads a host without a scheme, and a comma-separated list", function()
+      assert.same({ "https://a.example.com" }, regions.endpoint_list("a.example.com"))
+      assert.same({ "https://a.example.com", "http://127.0.0.1:9" },
+        regions.endpoint_list(" a.example.com , http://127.0.0.1:9 ,"))
+      assert.is_nil(regions.endpoint_list(" , "))
+      assert.is_nil(regions.endpoint_list(nil))
+    end)
+
+    it("takes a region's IAM host only where the SDKs list one, else the global IAM endpoint", function()
+      local none = function() return nil end
+      assert.same({ "https://iam.cn-north-4.myhuaweicloud.com" }, regions.iam_endpoints_of("cn-north-4", none))
+      assert.same({ "https://iam.tr-west-1.myhuaweicloud.com" }, regions.iam_endpoints_of("tr-west-1", none))
+      assert.same({ "https://iam.myhuaweicloud.com" }, regions.iam_endpoints_of("af-north-1", none))
+      assert.same({ "https://iam.myhuaweicloud.com" }, regions.iam_endpoints_of(nil, none))
+      local env = function(name) return name == "HUAWEICLOUD_SDK_IAM_ENDPOINT" and "iam.lab.example.com" or nil end
+      assert.same({ "https://iam.lab.example.com" }, regions.iam_endpoints_of("cn-north-4", env))
+    end)
+
+    it("reads the region override as a list", function()
+      local env = function(name)
+        return name == "HUAWEICLOUD_SDK_REGION_CODEARTSPIPELINE_CN_NORTH_4" and "p1.example.com,p2.example.com" or nil
+      end
+      assert.same({ "https://p1.example.com", "https://p2.example.com" }, regions.endpoints_of("cn-north-4", env))
+      assert.equal("https://p1.example.com", regions.endpoint("cn-north-4", env))
+    end)
+
+    it("moves on to the next endpoint when a connection cannot be made, and keeps it", function()
+      local dead = "http://127.0.0.1:1" -- nothing listens there: the connection is refused
+      local run = sim:failed_run()
+      local out = run_child(([[
+local pipeline = require "pipeline"
+local events = {}
+local client = assert(pipeline.load({ on_event = function(e) events[#events + 1] = e end }))
+local ok, message = client:retry(%q, %q)
+local second = client:detail(%q, %q)
+print(ok, message, second and second.status, client.endpoint)
+for _, e in ipairs(events) do if e.type == "failover" then print("failover", e.from:match("^[^/]+//[^/]+"), e.to) end end
+client:close()
+]]):format(PIPELINE, run, PIPELINE, run), {
+        CODEARTS_PIPELINE_REGION = "xx-lab-1", CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
+        CODEARTS_PIPELINE_TOKEN = TOKEN,
+        HUAWEICLOUD_SDK_REGION_CODEARTSPIPELINE_XX_LAB_1 = dead .. "," .. sim.url })
+      observe(out)
+      lacks_all(out, CANARIES, "child output")
+      local lines = {}
+      for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      assert.equal(table.concat({ "true", "nil", "RUNNING", sim.url }, "\t"), lines[1], out)
+      assert.equal(table.concat({ "failover", dead, sim.url }, "\t"), lines[2], out)
+      assert.is_nil(lines[3], out)
+      assert.same({ "PUT", "GET" }, paths(sim:requests()))
+    end)
+  end)
+
   describe("core.sign with core.client():request", function()
     local function retry_url(run)
       return sim.url .. simulator.retry_path(run)
     end
 
     local function signed(method, url, date)
-      local headers = { ["X-Project-Id"] = PROJECT, Accept = "application/json" }
+      local headers = { ["X-Project-Id"] = IAM_PROJECT, Accept = "application/json" }
       for name, value in pairs(core.sign(method, url, headers, nil, AK, SK, date)) do headers[name] = value end
       return headers
     end
@@ -369,7 +547,7 @@ describe("authentication", function()
       local client, message, code = pipeline.new({ endpoint = sim.url, project_id = PROJECT, iam = options })
       assert.is_nil(client)
       assert.equal("config", code)
-      assert.matches("iam endpoint https://%*%*%*@iam.example.com must not hold", message)
+      assert.matches("IAM endpoint https://%*%*%*@iam.example.com must not hold", message)
       lacks(message, PASSWORD)
     end)
 
@@ -402,6 +580,11 @@ describe("authentication", function()
       assert.equal(PASSWORD, body.identity.password.user.password)
       assert.equal(DOMAIN, body.identity.password.user.domain.name)
       assert.equal("cn-north-4", body.scope.project.name)
+      assert.is_nil(body.scope.project.id)
+      assert.equal("nocatalog=true", iam.query)
+      -- a token sign-in sends no X-Project-Id, to IAM or to the service
+      assert.is_nil(iam.headers["x-project-id"])
+      assert.is_nil(requests[2].headers["x-project-id"])
       local token = requests[2].headers["x-auth-token"]
       assert.matches("^MIIsim", token)
       issued_tokens[#issued_tokens + 1] = token
@@ -414,6 +597,38 @@ describe("authentication", function()
       assert.is_true(math.abs(events[3].expires_at - (os.time() + 86400)) < 5)
       assert.equal("***", events[4].headers["X-Auth-Token"])
       events_clean(events)
+    end)
+
+    it("scopes the token by project id, or to the domain, as the SDKs can", function()
+      local scopes = {
+        { { project_id = IAM_PROJECT }, { project = { id = IAM_PROJECT } } },
+        { { project_id = IAM_PROJECT, project = REGION }, { project = { id = IAM_PROJECT, name = REGION } } },
+        { { scope = "domain" }, { domain = { name = DOMAIN } } },
+      }
+      for _, case in ipairs(scopes) do
+        sim:clear_requests()
+        local options = { user = USER, password = PASSWORD, domain = DOMAIN, endpoint = sim.url }
+        for k, v in pairs(case[1]) do options[k] = v end
+        local client = new_client({ iam = options })
+        local run = sim:failed_run()
+        assert.is_true(client:retry(PIPELINE, run))
+        client:close()
+        local iam = iam_requests(sim:requests())[1]
+        assert.same(case[2], cjson.decode(iam.body).auth.scope)
+        assert.equal("nocatalog=true", iam.query)
+      end
+    end)
+
+    it("refuses an iam scope that is neither project nor domain, and one with nothing to scope to", function()
+      assert.error_matches(function()
+        pipeline.new({ endpoint = sim.url, iam = { user = USER, password = PASSWORD, domain = DOMAIN, scope = "x" } })
+      end, "iam.scope")
+      local client, message, code = pipeline.new({ endpoint = sim.url,
+        iam = { user = USER, password = PASSWORD, domain = DOMAIN } })
+      assert.is_nil(client)
+      assert.equal("config", code)
+      contains(message, "iam needs a scope")
+      lacks(message, PASSWORD)
     end)
 
     it("caches the token: many calls, one IAM request", function()
@@ -636,17 +851,31 @@ if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostrin
       local a = parse_authorization(request.headers.authorization)
       assert.equal(ak, a.access)
       assert.is_true(a.signed["x-project-id"] and a.signed.host and a.signed["x-sdk-date"])
-      assert.equal(PROJECT, request.headers["x-project-id"])
+      assert.equal(IAM_PROJECT, request.headers["x-project-id"])
       assert.is_nil(request.headers["x-auth-token"])
     end
 
-    it("signs with HUAWEICLOUD_SDK_AK/SK alone (endpoint and project id from the environment)", function()
+    it("signs with HUAWEICLOUD_SDK_AK/SK (endpoint and both project ids from the environment)", function()
       local run = sim:failed_run()
       succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_AK = AK, HUAWEICLOUD_SDK_SK = SK,
-        CODEARTS_PIPELINE_ENDPOINT = sim.url, HUAWEICLOUD_SDK_PROJECT_ID = PROJECT }, nil, run))
+        CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
+        HUAWEICLOUD_SDK_PROJECT_ID = IAM_PROJECT }, nil, run))
       local requests = sim:requests()
       assert.equal(1, #requests)
       signed_by(AK, requests[1])
+      assert.equal("RUNNING", sim:run_state(run).status)
+    end)
+
+    it("as a new user: AK/SK from the environment and a CodeArts project id; the IAM project found by region", function()
+      local run = sim:failed_run()
+      succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_AK = AK, HUAWEICLOUD_SDK_SK = SK,
+        CODEARTS_PIPELINE_PROJECT_ID = PROJECT, CODEARTS_PIPELINE_REGION = REGION,
+        HUAWEICLOUD_SDK_REGION_CODEARTSPIPELINE_CN_NORTH_4 = sim.url,
+        HUAWEICLOUD_SDK_IAM_ENDPOINT = sim.url }, nil, run))
+      local requests = sim:requests()
+      assert.same({ "projects", "PUT" }, paths(requests))
+      assert.equal(simulator.retry_path(run), requests[2].path)
+      signed_by(AK, requests[2])
       assert.equal("RUNNING", sim:run_state(run).status)
     end)
 
@@ -654,7 +883,7 @@ if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostrin
       sim:control("POST", "credentials", { credentials = {
         { ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN } } })
       succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_AK = TEMP_AK, HUAWEICLOUD_SDK_SK = TEMP_SK,
-        HUAWEICLOUD_SDK_SECURITY_TOKEN = SECURITY_TOKEN,
+        HUAWEICLOUD_SDK_SECURITY_TOKEN = SECURITY_TOKEN, HUAWEICLOUD_SDK_PROJECT_ID = IAM_PROJECT,
         CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT }))
       local r = sim:requests()[1]
       signed_by(TEMP_AK, r)
@@ -664,14 +893,15 @@ if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostrin
     it("signs with ~/.huaweicloud/credentials [basic]", function()
       support.write_file(home .. "/.huaweicloud/credentials", table.concat({
         "[other]", "ak = UNKNOWNAK", "sk = " .. WRONG_SK, "",
-        "[basic]", "ak = " .. AK, "sk = " .. SK, "project_id = " .. PROJECT, "" }, "\n"))
-      succeeded("ak/sk", load_and_retry({ CODEARTS_PIPELINE_ENDPOINT = sim.url }))
+        "[basic]", "ak = " .. AK, "sk = " .. SK, "project_id = " .. IAM_PROJECT, "" }, "\n"))
+      succeeded("ak/sk", load_and_retry({ CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT }))
       signed_by(AK, sim:requests()[1])
     end)
 
     it("reads HUAWEICLOUD_SDK_CREDENTIALS_FILE instead of ~/.huaweicloud/credentials", function()
       support.write_file(home .. "/.huaweicloud/credentials", "[basic]\nak = UNKNOWNAK\nsk = " .. WRONG_SK .. "\n")
-      local named = support.write_file(support.test_dir() .. "/creds.ini", "[basic]\nak = " .. AK .. "\nsk = " .. SK .. "\n")
+      local named = support.write_file(support.test_dir() .. "/creds.ini",
+        "[basic]\nak = " .. AK .. "\nsk = " .. SK .. "\nproject_id = " .. IAM_PROJECT .. "\n")
       succeeded("ak/sk", load_and_retry({ HUAWEICLOUD_SDK_CREDENTIALS_FILE = named,
         CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT }))
       signed_by(AK, sim:requests()[1])
@@ -708,13 +938,14 @@ return { profiles = { ci = {
     it("takes the options' ak/sk over CODEARTS_PIPELINE_TOKEN", function()
       succeeded("ak/sk", load_and_retry({ CODEARTS_PIPELINE_TOKEN = "not-a-registered-token",
         CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT },
-        ("{ ak = %q, sk = %q }"):format(AK, SK)))
+        ("{ ak = %q, sk = %q, iam_project_id = %q }"):format(AK, SK, IAM_PROJECT)))
       signed_by(AK, sim:requests()[1])
     end)
 
     it("takes HUAWEICLOUD_SDK_AK/SK over a profile's iam: no IAM request", function()
       succeeded("ak/sk", load_and_retry({ CODEARTS_PIPELINE_CONFIG = iam_profile_file(),
-        CODEARTS_PIPELINE_PROFILE = "ci", HUAWEICLOUD_SDK_AK = AK, HUAWEICLOUD_SDK_SK = SK }))
+        CODEARTS_PIPELINE_PROFILE = "ci", HUAWEICLOUD_SDK_AK = AK, HUAWEICLOUD_SDK_SK = SK,
+        HUAWEICLOUD_SDK_PROJECT_ID = IAM_PROJECT }))
       local requests = sim:requests()
       assert.same({ "PUT" }, paths(requests))
       signed_by(AK, requests[1])

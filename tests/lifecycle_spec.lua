@@ -1,5 +1,6 @@
 -- The run lifecycle against the simulator (issue 4): the operations (run,
--- stop, detail, runs, pipelines, latest, release, each_run, each_pipeline),
+-- stop, detail, runs, pipelines, latest, approve, reject, logs, each_log,
+-- full_log, artifacts, pipeline, each_run, each_pipeline),
 -- wait, retry_and_wait, retry_failed, the retry policy and its safety rule,
 -- on_event, the *_many calls and map, the host loop (start/step), and a
 -- short user script (examples/keep-green.lua) run as a child process.
@@ -295,50 +296,285 @@ describe("run lifecycle", function()
     end)
   end)
 
-  describe("client:release", function()
-    it("lets the failed job of a run pass", function()
-      local run = sim:add_run({ status = "FAILED", polls = 1 })
-      local client = new_client()
-      local detail = assert(client:detail(PIPELINE, run))
-      local job
-      for _, stage in ipairs(detail.stages) do
-        for _, j in ipairs(stage.jobs) do
-          if j.status == "FAILED" then job = j.id end
+  -- The job and step ids of the step named name in the run's detail, as a
+  -- user finds them (stages[].jobs[].steps[]), and the step.
+  local function find_step(detail, name)
+    for _, stage in ipairs(detail.stages) do
+      for _, job in ipairs(stage.jobs) do
+        for _, step in ipairs(job.steps or {}) do
+          if step.name == name then return job.id, step.id, step end
         end
       end
-      assert.is_string(job)
-      assert.is_true(client:release(PIPELINE, run, job, "flaky test, checked by hand"))
-      assert.equal("RUNNING", sim:run_state(run).status)
+    end
+  end
+
+  -- Checks a request the simulator recorded: method, path, JSON content type,
+  -- and body (nil: none).
+  local function received(request, method, path, body, content_type)
+    assert.equal(method, request.method)
+    assert.equal(path, request.path)
+    assert.equal(content_type or "application/json", request.headers["content-type"])
+    if body == nil then
+      assert.equal("", request.body)
+    else
+      assert.same(body, cjson.decode(request.body))
+    end
+  end
+
+  describe("client:approve and client:reject (manual review)", function()
+    it("pass a review waiting in a PAUSED run: the run goes on to its outcome", function()
+      local run = sim:add_run({ status = "PAUSED", outcome = "COMPLETED" })
+      local client = new_client()
+      local job, step, found = find_step(assert(client:detail(PIPELINE, run)), "manual-review")
+      assert.is_string(step)
+      assert.equal("PAUSED", found.status)
+      sim:clear_requests()
+      assert.is_true(client:approve(PIPELINE, run, job, step))
+      local requests = sim:requests()
+      assert.equal(1, #requests)
+      received(requests[1], "POST", simulator.step_path(run, job, step, "pass"))
+      assert.equal("pass", sim:run_state(run).review.decision)
       assert.equal("COMPLETED", client:wait(PIPELINE, run, { interval = 1 }))
       client:close()
-      local state = sim:run_state(run)
-      assert.equal("flaky test, checked by hand", state.releases[job])
-      local posts = sim:recorded("POST", "/manual-release")
-      assert.equal(1, #posts)
-      assert.equal(("/v5/%s/api/pipelines/%s/pipeline-runs/%s/jobs/%s/manual-release"):format(PROJECT,
-        PIPELINE, run, job), posts[1].path)
-      assert.same({ message = "flaky test, checked by hand" }, cjson.decode(posts[1].body))
     end)
 
-    it("reports a job that cannot be released as code api", function()
-      local run = sim:add_run({ status = "COMPLETED" })
+    it("refuse a review: the run ends FAILED", function()
+      local run = sim:add_run({ status = "PAUSED" })
       local client = new_client()
-      local detail = assert(client:detail(PIPELINE, run))
-      local ok, _, code, info = client:release(PIPELINE, run, detail.stages[1].jobs[1].id)
+      local job, step = find_step(assert(client:detail(PIPELINE, run)), "manual-review")
+      sim:clear_requests()
+      assert.is_true(client:reject(PIPELINE, run, job, step))
+      received(sim:requests()[1], "POST", simulator.step_path(run, job, step, "refuse"))
+      assert.equal("refuse", sim:run_state(run).review.decision)
+      assert.equal("FAILED", (client:wait(PIPELINE, run, { interval = 1 })))
+      client:close()
+    end)
+
+    it("a step that is not a waiting review is the service's refusal, code api, and not repeated", function()
+      local run = sim:add_run({ status = "COMPLETED" })
+      local client = new_client({ retries = { max = 3 } })
+      local job, step = find_step(assert(client:detail(PIPELINE, run)), "run-tests")
+      sim:clear_requests()
+      local ok, message, code, info = client:approve(PIPELINE, run, job, step)
       client:close()
       assert.is_nil(ok)
       assert.equal("api", code)
-      assert.equal("DEVPIPE.00011205", info.error_code)
+      assert.equal(400, info.status)
+      assert.is_string(info.error_code)
+      assert.matches("^approve: ", message)
+      assert.equal(1, #sim:requests())
     end)
 
-    it("raises for a bad job id or message and sends nothing", function()
+    it("take job and step ids of any length of letters and digits; raise on others and send nothing", function()
       local client = new_client()
       local run = simulator.new_id()
-      assert.error_matches(function() client:release(PIPELINE, run, "job") end,
-        "bad argument #3 to 'release' %(job_run_id must be")
-      assert.error_matches(function() client:release(PIPELINE, run, run, 42) end, "bad argument #4 to 'release'")
+      -- a short step id reaches the service (which knows no such step)
+      local ok, _, code = client:reject(PIPELINE, run, "job1", "s")
+      assert.is_nil(ok)
+      assert.equal("not_found", code)
+      assert.equal(1, #sim:requests())
+      sim:clear_requests()
+      assert.error_matches(function() client:approve(PIPELINE, run, "", "s") end,
+        "bad argument #3 to 'approve' %(job_run_id must be a non%-empty string of ASCII letters and digits")
+      assert.error_matches(function() client:approve(PIPELINE, run, "job", "a/b") end,
+        "bad argument #4 to 'approve' %(step_run_id")
+      assert.error_matches(function() client:reject(PIPELINE, "short", "job", "step") end,
+        "bad argument #2 to 'reject' %(run_id must be 32")
+      assert.error_matches(function() client:reject(PIPELINE, run, 7, "step") end, "bad argument #3 to 'reject'")
       client:close()
       assert.equal(0, #sim:requests())
+    end)
+
+    it("manual-release is gone: no such method", function()
+      local client = new_client()
+      assert.is_nil(client.release)
+      client:close()
+    end)
+  end)
+
+  describe("step logs", function()
+    -- The failed run-tests step of a FAILED run: a long log.
+    local function failed_step(client)
+      local run = sim:add_run({ status = "FAILED" })
+      local job, step = find_step(assert(client:detail(PIPELINE, run)), "run-tests")
+      sim:clear_requests()
+      return run, job, step
+    end
+
+    it("logs: one page, as the API answers it, with the request's exact shape", function()
+      local client = new_client()
+      local run, job, step = failed_step(client)
+      local page = assert(client:logs(PIPELINE, run, job, step, { limit = 10 }))
+      client:close()
+      assert.is_string(page.log)
+      assert.equal(10, select(2, page.log:gsub("\n", "")))
+      assert.is_true(page.has_more)
+      assert.equal(step, page.step_run_id)
+      assert.is_string(page.end_offset)
+      received(sim:requests()[1], "POST", simulator.step_path(run, job, step, "logs"),
+        { start_offset = 0, end_offset = 0, limit = 10, sort = "asc" }, "application/json;charset=UTF-8")
+    end)
+
+    it("each_log pages through the whole log, feeding each answer's offsets into the next request", function()
+      local client = new_client()
+      local run, job, step = failed_step(client)
+      local pages, text = 0, {}
+      for page, message in client:each_log(PIPELINE, run, job, step, { limit = 500 }) do
+        assert.is_truthy(page, message)
+        pages = pages + 1
+        text[#text + 1] = page.log
+      end
+      client:close()
+      local log = table.concat(text)
+      local lines = {}
+      for line in log:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+      assert.equal(2500, #lines)
+      for n = 1, 2500 do
+        assert.matches(("^%%[%04d/2500%%]"):format(n), lines[n])
+      end
+      assert.equal(5, pages)
+      local requests = sim:requests()
+      assert.equal(5, #requests)
+      for i = 2, #requests do
+        local previous = cjson.decode(requests[i - 1].body)
+        local body = cjson.decode(requests[i].body)
+        assert.equal(500, body.limit)
+        assert.is_true(body.end_offset > previous.end_offset)
+        -- offsets go back as JSON integers, as the API's int64 fields take them
+        assert.is_nil(requests[i].body:find("%d[%.eE]"), requests[i].body)
+      end
+    end)
+
+    it("full_log reads the whole log, or stops at max_bytes and says it was cut", function()
+      local client = new_client()
+      local run, job, step = failed_step(client)
+      local whole, cut = assert(client:full_log(PIPELINE, run, job, step))
+      assert.is_false(cut)
+      assert.equal(2500, select(2, whole:gsub("\n", "")))
+      local part, part_cut = client:full_log(PIPELINE, run, job, step, { max_bytes = 1000, limit = 100 })
+      client:close()
+      assert.is_true(part_cut)
+      assert.equal(1000, #part)
+      assert.equal(whole:sub(1, 1000), part)
+    end)
+
+    it("each_log yields a failure once as false, message, code, info", function()
+      local client = new_client()
+      local run, job, step = failed_step(client)
+      sim:fault({ kind = "not_found", path = "/logs" })
+      local seen = {}
+      for page, message, code in client:each_log(PIPELINE, run, job, step) do
+        seen[#seen + 1] = { page, message, code }
+      end
+      client:close()
+      assert.equal(1, #seen)
+      assert.is_false(seen[1][1])
+      assert.matches("^logs: ", seen[1][2])
+      assert.equal("not_found", seen[1][3])
+    end)
+
+    it("raise on a bad query and send nothing", function()
+      local client = new_client()
+      local run = simulator.new_id()
+      assert.error_matches(function() client:logs(PIPELINE, run, "j", "s", { offset = 1 }) end,
+        "bad argument #5 to 'logs' %(unknown query field 'offset'%)")
+      assert.error_matches(function() client:logs(PIPELINE, run, "j", "s", { limit = 0 }) end, "limit")
+      assert.error_matches(function() client:logs(PIPELINE, run, "j", "s", { start_offset = 1.5 }) end,
+        "start_offset")
+      assert.error_matches(function() client:each_log(PIPELINE, run, "j", "s", { sort = "up" }) end, "sort")
+      assert.error_matches(function() client:full_log(PIPELINE, run, "j", "s", { max_bytes = 0 }) end, "max_bytes")
+      client:close()
+      assert.equal(0, #sim:requests())
+    end)
+  end)
+
+  describe("client:artifacts and client:pipeline", function()
+    it("artifacts: the run's list, GET with no body", function()
+      local run = sim:add_run({ status = "COMPLETED" })
+      local client = new_client()
+      local artifacts = assert(client:artifacts(PIPELINE, run))
+      client:close()
+      assert.is_table(artifacts)
+      for _, artifact in ipairs(artifacts) do
+        assert.is_string(artifact.name)
+        assert.is_string(artifact.artifact_download_url_with_id)
+      end
+      received(sim:requests()[1], "GET", ("/v5/%s/api/pipelines/%s/pipeline-runs/%s/artifacts"):format(PROJECT,
+        PIPELINE, run))
+    end)
+
+    it("pipeline: the pipeline's detail", function()
+      sim:add_pipeline({ name = "build-and-test" })
+      local client = new_client()
+      local detail = assert(client:pipeline(PIPELINE))
+      local _, _, code = client:pipeline(OTHER_PIPELINE)
+      client:close()
+      assert.equal(PIPELINE, detail.id)
+      assert.equal("build-and-test", detail.name)
+      assert.equal("not_found", code)
+      received(sim:requests()[1], "GET", ("/v5/%s/api/pipelines/%s"):format(PROJECT, PIPELINE))
+    end)
+  end)
+
+  describe("client:run refused by the service", function()
+    it("keeps the service's error_msg in the message and in info", function()
+      sim:add_pipeline({ start_error = "the pipeline is disabled" })
+      local client = new_client()
+      local id, message, code, info = client:run(PIPELINE)
+      client:close()
+      assert.is_nil(id)
+      assert.equal("api", code)
+      assert.equal("the pipeline is disabled", info.error_msg)
+      assert.matches("the pipeline is disabled", message, 1, true)
+    end)
+
+    it("keeps an error_msg that comes in a 2xx answer without a run id", function()
+      sim:add_pipeline()
+      local client = new_client()
+      sim:fault({ kind = "wrong_shape", path = "/run", body = { pipeline_run_id = "", error_msg = "quota used up" } })
+      local id, message, code, info = client:run(PIPELINE)
+      client:close()
+      assert.is_nil(id)
+      assert.equal("api", code)
+      assert.equal("quota used up", info.error_msg)
+      assert.matches("quota used up", message, 1, true)
+    end)
+  end)
+
+  describe("requests as the SDKs send them", function()
+    it("every call sends Content-Type: application/json, with a body or not", function()
+      local run = sim:add_run({ status = "FAILED" })
+      local client = new_client()
+      assert.is_true(client:retry(PIPELINE, run))
+      assert.is_true(client:stop(PIPELINE, run))
+      assert(client:detail(PIPELINE, run))
+      assert(client:runs(PIPELINE))
+      client:close()
+      for _, request in ipairs(sim:requests()) do
+        assert.equal("application/json", request.headers["content-type"], request.method .. " " .. request.path)
+      end
+    end)
+
+    it("list queries take the SDKs' fields, no more", function()
+      sim:add_pipeline()
+      local client = new_client()
+      assert(client:pipelines({ project_id = PROJECT, creator_id = OTHER_PIPELINE, group_path_id = "g1",
+        security_level_list = { 0, 1 } }))
+      assert(client:runs(PIPELINE, { sort_key = "update_time", sort_dir = "desc", limit = 5,
+        update_time = "2026-01-01 00:00:00", trigger_type = { "Manual" } }))
+      assert.error_matches(function() client:runs(PIPELINE, { updated = "2026-01-01 00:00:00" }) end,
+        "unknown query field 'updated'")
+      assert.error_matches(function() client:pipelines({ bogus = 1 }) end, "unknown query field 'bogus'")
+      client:close()
+      local requests = sim:requests()
+      assert.equal(2, #requests)
+      local body = cjson.decode(requests[1].body)
+      assert.equal(PROJECT, body.project_id)
+      assert.equal("g1", body.group_path_id)
+      assert.same({ 0, 1 }, body.security_level_list)
+      body = cjson.decode(requests[2].body)
+      assert.equal("2026-01-01 00:00:00", body.update_time)
+      assert.same({ "Manual" }, body.trigger_type)
     end)
   end)
 
@@ -447,7 +683,11 @@ describe("run lifecycle", function()
       { "runs", "/pipeline-runs/list", function(c) return c:runs(PIPELINE) end },
       { "pipelines", "/pipelines/list", function(c) return c:pipelines() end },
       { "latest", "/pipelines/status", function(c) return c:latest({ PIPELINE }) end },
-      { "release", "/manual-release", function(c, run) return c:release(PIPELINE, run, run) end },
+      { "approve", "/pass", function(c, run) return c:approve(PIPELINE, run, run, run) end },
+      { "reject", "/refuse", function(c, run) return c:reject(PIPELINE, run, run, run) end },
+      { "logs", "/logs", function(c, run) return c:logs(PIPELINE, run, run, run) end },
+      { "artifacts", "/artifacts", function(c, run) return c:artifacts(PIPELINE, run) end },
+      { "pipeline", "/api/pipelines/" .. PIPELINE, function(c) return c:pipeline(PIPELINE) end },
       { "retry", "/retry", function(c, run) return c:retry(PIPELINE, run) end },
     }
     for _, op in ipairs(operations) do
@@ -501,7 +741,10 @@ describe("run lifecycle", function()
         { "stop", function() client:stop(good, bad) end },
         { "detail", function() client:detail(good, bad .. "x") end },
         { "runs", function() client:runs(nil) end },
-        { "release", function() client:release(good, bad, good) end },
+        { "approve", function() client:approve(good, bad, good, good) end },
+        { "logs", function() client:logs(bad, good, good, good) end },
+        { "artifacts", function() client:artifacts(good, bad) end },
+        { "pipeline", function() client:pipeline(bad) end },
         { "wait", function() client:wait(good, 42) end },
         { "retry_and_wait", function() client:retry_and_wait(bad, good) end },
         { "retry_failed", function() client:retry_failed(bad) end },

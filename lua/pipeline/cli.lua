@@ -724,6 +724,12 @@ local function tracer(ctx)
           or "cannot be told")
     elseif event.type == "token" then
       line = ("  new token (%s)"):format(tostring(event.kind))
+    elseif event.type == "failover" then
+      line = ("  no connection to %s: on to %s"):format(tostring(event.from):match("^[^/]*//[^/]*") or "?",
+        tostring(event.to))
+    elseif event.type == "iam_project" then
+      line = ("  IAM project of %s: %s (sent as X-Project-Id)"):format(tostring(event.region),
+        tostring(event.iam_project_id))
     end
     if line then ctx:say(clean(line)) end
   end

@@ -330,13 +330,17 @@ local function check_query(query, fields, arg, fname, what, level)
   end
 end
 
--- The fields of the official SDKs' ListPipelineRunsQuery and ListPipelineQuery.
-local RUNS_QUERY = { status = true, start_time = true, end_time = true, offset = true, limit = true,
-  sort_key = true, sort_dir = true }
+-- The fields of the official SDKs' ListPipelineRunsQuery and ListPipelineQuery
+-- (the Python SDK's, a superset of the Go SDK's).
+local RUNS_QUERY = { status = true, start_time = true, end_time = true, update_time = true,
+  trigger_type = true, executor_ids = true, offset = true, limit = true, sort_key = true, sort_dir = true,
+  show_job_details = true, stage_id = true, job_id = true }
 local PIPELINES_QUERY = { project_id = true, project_ids = true, component_id = true, name = true,
   status = true, is_publish = true, creator_id = true, creator_ids = true, executor_ids = true,
-  start_time = true, end_time = true, offset = true, limit = true, sort_key = true, sort_dir = true,
-  group_path_id = true, by_group = true, is_banned = true, query_new = true, security_level_list = true }
+  start_time = true, end_time = true, pipeline_run_update_time = true, exclude_pipeline_id = true,
+  include_pipeline_id = true, tag_list = true, manifest_version_list = true, offset = true, limit = true,
+  sort_key = true, sort_dir = true, group_path_id = true, by_group = true, is_banned = true, query_new = true,
+  security_level_list = true, dev_uc_security_level_list = true }
 
 -- The list body for query: a status given as one string becomes a list.  An
 -- empty status list means no filter and is left out: lua-cjson would send it
@@ -488,8 +492,8 @@ function Client:pipeline(pipeline_id)
   check_id(pipeline_id, 1, "pipeline_id", "pipeline")
   return self:_fetch({ op = "pipeline", method = "GET", expect = "json", idempotent = true,
     path = "pipelines/" .. pipeline_id }, function(json)
-    if type(json) == "table" and not (next(json) ~= nil and json[1] ~= nil) then return json end
-    return nil, "not a pipeline object"
+    if type(json) == "table" and (type(json.id) == "string" or type(json.name) == "string") then return json end
+    return nil, "not a pipeline (no id or name)"
   end)
 end
 
@@ -552,10 +556,8 @@ end
 
 -- One page of a step's log: the answer, or nil and what is wrong.
 local function log_page(json)
-  if type(json) ~= "table" then return nil, "not a log page" end
-  if json.log ~= nil and json.log ~= errors.null and type(json.log) ~= "string" then
-    return nil, "log is not a string"
-  end
+  if type(json) ~= "table" or json.log == nil then return nil, "not a log page (no log)" end
+  if json.log ~= errors.null and type(json.log) ~= "string" then return nil, "log is not a string" end
   if json.has_more ~= nil and type(json.has_more) ~= "boolean" then return nil, "has_more is not a boolean" end
   for _, name in ipairs({ "start_offset", "end_offset" }) do
     local offset = json[name]
@@ -653,9 +655,8 @@ function Client:artifacts(pipeline_id, run_id)
   check_id(run_id, 2, "run_id", "artifacts")
   return self:_fetch({ op = "artifacts", method = "GET", expect = "json", idempotent = true,
     path = run_path(pipeline_id, run_id, "artifacts") }, function(json)
-    if type(json) ~= "table" then return nil, "no artifacts list" end
-    if json.artifacts == nil or json.artifacts == errors.null then return {} end
-    if not is_list(json.artifacts) then return nil, "no artifacts list" end
+    if type(json) == "table" and json.artifacts == errors.null then return {} end
+    if type(json) ~= "table" or not is_list(json.artifacts) then return nil, "no artifacts list" end
     return json.artifacts
   end)
 end
