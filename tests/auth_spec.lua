@@ -879,6 +879,16 @@ if done then io.write("OK\t", kind, "\n") else io.write("FAIL\tretry\t", tostrin
       assert.equal("RUNNING", sim:run_state(run).status)
     end)
 
+    it("never takes HUAWEICLOUD_SDK_PROJECT_ID for the CodeArts project: a config failure naming what gives it", function()
+      local fields = load_and_retry({ CODEARTS_PIPELINE_TOKEN = TOKEN, CODEARTS_PIPELINE_ENDPOINT = sim.url,
+        HUAWEICLOUD_SDK_PROJECT_ID = PROJECT })
+      assert.same({ "FAIL", "retry", "config" }, { fields[1], fields[2], fields[3] })
+      contains(fields[4], "CodeArts project id")
+      contains(fields[4], "CODEARTS_PIPELINE_PROJECT_ID")
+      contains(fields[4], "--project")
+      assert.equal(0, #sim:requests())
+    end)
+
     it("signs with HUAWEICLOUD_SDK_SECURITY_TOKEN too", function()
       sim:control("POST", "credentials", { credentials = {
         { ak = TEMP_AK, sk = TEMP_SK, security_token = SECURITY_TOKEN } } })
