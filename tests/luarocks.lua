@@ -53,6 +53,7 @@ local configure = ("cmake -S %s -B %s -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUA_VE
   :format(quote(root), quote(build), version, quote(lua))
 if incdir ~= "" then configure = configure .. " -DLUA_INCDIR=" .. quote(incdir) end
 print(("== %s: building into %s"):format(jit and jit.version or _VERSION, build))
+io.stdout:flush() -- before the children's output
 if not run(configure .. " >/dev/null") then fail("cmake could not configure the build (see above)") end
 if not run("cmake --build " .. quote(build) .. " -j2 >/dev/null") then fail("the build failed (see above)") end
 
