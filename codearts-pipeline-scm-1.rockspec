@@ -13,6 +13,12 @@ description = {
     core on libcurl (kept-alive connections, strict timeouts, no redirects,
     AK/SK signing with libcrypto) and a Lua wrapper for configuration,
     credentials, the run lifecycle and one error rule.
+
+    Building needs CMake, a C compiler, and libcurl and OpenSSL's libcrypto
+    with their headers: on Debian and Ubuntu, apt-get install cmake
+    libcurl4-openssl-dev libssl-dev. For a libcurl or an OpenSSL elsewhere,
+    pass CURL_DIR=/opt/curl (or CURL_INCDIR and CURL_LIBDIR) and OPENSSL_DIR
+    to luarocks.
   ]],
   homepage = "https://github.com/codearts-pipeline/codearts-pipeline",
   license = "MIT",
@@ -24,11 +30,14 @@ dependencies = {
   "lua-cjson >= 2.1",
 }
 
--- Set CURL_DIR (and OPENSSL_DIR) when the headers and libraries are not in
--- the system's usual places: luarocks make CURL_DIR=/opt/curl
+-- LuaRocks checks the libraries only: its header check looks in <dir>/include
+-- alone, where Debian and Ubuntu do not keep curl/curl.h (they keep it in
+-- include/<multiarch>).  CMake's FindCURL and FindOpenSSL find the headers,
+-- the folders LuaRocks settled on (CURL_DIR, CURL_INCDIR, ... when given)
+-- searched first.
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
-  OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+  CURL = { library = "curl" },
+  OPENSSL = { library = "crypto" },
 }
 
 build = {
@@ -36,8 +45,10 @@ build = {
   variables = {
     CMAKE_BUILD_TYPE = "Release",
     CMAKE_INSTALL_PREFIX = "$(PREFIX)",
-    CMAKE_INCLUDE_PATH = "$(CURL_INCDIR);$(OPENSSL_INCDIR)",
-    CMAKE_LIBRARY_PATH = "$(CURL_LIBDIR);$(OPENSSL_LIBDIR)",
+    PIPELINE_CURL_INCDIR = "$(CURL_INCDIR)",
+    PIPELINE_CURL_LIBDIR = "$(CURL_LIBDIR)",
+    PIPELINE_OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
+    PIPELINE_OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUADIR = "$(LUADIR)",
     LIBDIR = "$(LIBDIR)",
@@ -51,4 +62,11 @@ build = {
   install = {
     bin = { ["codearts-pipeline"] = "bin/codearts-pipeline" },
   },
+}
+
+-- luarocks test: builds the module for the Lua LuaRocks runs and runs the
+-- busted specs against it (needs busted and python3; see tests/luarocks.lua).
+test = {
+  type = "command",
+  script = "tests/luarocks.lua",
 }

@@ -9,7 +9,8 @@ local support = require("support")
 local sim = {}
 sim.__index = sim
 
-local SCRIPT = "tests/simulator/codearts_sim.py"
+-- found from any folder: scripts/check-rock runs outside the checkout
+local SCRIPT = support.ROOT .. "/tests/simulator/codearts_sim.py"
 sim.TOKEN = "sim-token"
 sim.PROJECT = "0123456789abcdef0123456789abcdef"
 sim.PIPELINE = "fedcba9876543210fedcba9876543210"
@@ -30,7 +31,7 @@ local function launch(self)
   -- $PPID, in the shell that starts it, is this process: the simulator ends
   -- with it, even if a test runner is killed before its teardown
   support.shell(("%s %s --port 0 --parent-pid $PPID --port-file %s %s >/dev/null 2>%s &"):format(
-    python, SCRIPT, support.quote(port_file), table.concat(args, " "), support.quote(dir .. "/stderr.log")))
+    python, support.quote(SCRIPT), support.quote(port_file), table.concat(args, " "), support.quote(dir .. "/stderr.log")))
   local deadline = core.monotonic() + 15
   local text = support.read_file(port_file)
   while not text and core.monotonic() <= deadline do
