@@ -719,6 +719,8 @@ local function tracer(ctx)
           or "cannot be told")
     elseif event.type == "token" then
       line = ("  new token (%s)"):format(tostring(event.kind))
+    elseif event.type == "warning" then
+      line = "  warning: " .. tostring(event.message)
     end
     if line then ctx:say(clean(line)) end
   end
