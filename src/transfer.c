@@ -84,10 +84,11 @@ static int is_loopback(const char *host) {
   if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
       strcmp(host, "::1") == 0)
     return 1;
-  /* 127.0.0.0/8 as a dotted quad: four numbers of 1 to 3 digits up to 255
-   * (libcurl writes any other form of an address so).  Anything else, like
-   * "127.0.0.1." or "127..1", is a name: the resolver, not the loopback
-   * interface, would say where it goes. */
+  /* 127.0.0.0/8 as a dotted quad: four decimal numbers up to 255 without
+   * leading zeros (libcurl writes any other form of an address so).
+   * Anything else, like "127.0.0.1.", "127..1" or "127.0.01.080" (no valid
+   * octal), is a name: the resolver, not the loopback interface, would say
+   * where it goes. */
   if (strncmp(host, "127.", 4) == 0) {
     const char *p = host + 4;
     int part;
@@ -97,7 +98,7 @@ static int is_loopback(const char *host) {
         value = value * 10 + (*p++ - '0');
         digits++;
       }
-      if (digits == 0 || digits > 3 || value > 255) return 0;
+      if (digits == 0 || digits > 3 || value > 255 || (digits > 1 && p[-digits] == '0')) return 0;
       if (part < 2 && *p++ != '.') return 0;
     }
     return *p == '\0';
