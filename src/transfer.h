@@ -80,7 +80,8 @@ void pipeline_transfer_close(pipeline_transfer *t);
 
 /* The header callback's work, apart so that fuzz/ can drive it: appends one
  * header line as libcurl hands it over (a status line first empties the
- * buffer: a new response begins); 0 when the buffer's limit is reached. */
+ * buffer: a new response begins); 0 when the buffer's limit is reached
+ * (overflowed is then set) or memory ran out. */
 int pipeline_header_line(pipeline_buffer *headers, const char *data, size_t n);
 
 /* Pushes the header lines in data (NUL-terminated, or NULL for none) as a
