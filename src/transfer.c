@@ -84,17 +84,24 @@ static int is_loopback(const char *host) {
   if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
       strcmp(host, "::1") == 0)
     return 1;
-  /* 127.0.0.0/8, written as a dotted quad */
+  /* 127.0.0.0/8 as a dotted quad: four decimal numbers up to 255 without
+   * leading zeros (libcurl writes any other form of an address so).
+   * Anything else, like "127.0.0.1.", "127..1" or "127.0.01.080" (no valid
+   * octal), is a name: the resolver, not the loopback interface, would say
+   * where it goes. */
   if (strncmp(host, "127.", 4) == 0) {
     const char *p = host + 4;
-    int dots = 0;
-    for (; *p; p++) {
-      if (*p == '.')
-        dots++;
-      else if (!isdigit((unsigned char)*p))
-        return 0;
+    int part;
+    for (part = 0; part < 3; part++) {
+      int digits = 0, value = 0;
+      while (isdigit((unsigned char)*p) && digits <= 3) {
+        value = value * 10 + (*p++ - '0');
+        digits++;
+      }
+      if (digits == 0 || digits > 3 || value > 255 || (digits > 1 && p[-digits] == '0')) return 0;
+      if (part < 2 && *p++ != '.') return 0;
     }
-    return dots == 2;
+    return *p == '\0';
   }
   return 0;
 }
@@ -170,13 +177,17 @@ static size_t on_body(char *data, size_t size, size_t count, void *ud) {
   return buffer_append(&t->body, data, n) ? n : 0;
 }
 
+int pipeline_header_line(pipeline_buffer *headers, const char *data, size_t n) {
+  /* A new status line starts a new response (after a 100 Continue, say):
+   * only the last response's headers describe the body we keep. */
+  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) buffer_reset(headers);
+  return buffer_append(headers, data, n);
+}
+
 static size_t on_header(char *data, size_t size, size_t count, void *ud) {
   transfer *t = ud;
   size_t n = size * count;
-  /* A new status line starts a new response (after a 100 Continue, say):
-   * only the last response's headers describe the body we keep. */
-  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) buffer_reset(&t->headers);
-  return buffer_append(&t->headers, data, n) ? n : 0;
+  return pipeline_header_line(&t->headers, data, n) ? n : 0;
 }
 
 #ifdef HAVE_PREREQ
@@ -439,8 +450,6 @@ static const char *transport_kind(transfer *t, CURLcode rc) {
   }
 }
 
-static void push_response_headers(lua_State *L, transfer *t);
-
 /* Pushes nil, kind, message, sent [, status, headers] for a transfer that got
  * no complete answer; status and headers when they had arrived (a body over
  * the limit, say). */
@@ -472,14 +481,12 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   if (status <= 0) return 4;
   lua_pushinteger(L, (lua_Integer)status);
-  push_response_headers(L, t);
+  pipeline_push_headers(L, t->headers.data);
   return 6;
 }
 
-/* Pushes the response headers as a table of lower-cased names; a repeated
- * header's values are joined with ", " as HTTP allows. */
-static void push_response_headers(lua_State *L, transfer *t) {
-  const char *p = t->headers.data ? t->headers.data : "";
+void pipeline_push_headers(lua_State *L, const char *data) {
+  const char *p = data ? data : "";
   lua_newtable(L);
   while (*p) {
     /* lines end in CRLF, or in a bare LF from a lax server, which libcurl
@@ -570,6 +577,6 @@ int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(L, (lua_Integer)status);
   lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
-  push_response_headers(L, t);
+  pipeline_push_headers(L, t->headers.data);
   return 3;
 }

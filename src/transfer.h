@@ -78,6 +78,17 @@ int pipeline_transfer_finish(lua_State *L, pipeline_transfer *t, CURLcode rc);
 /* Releases t; safe to call more than once. */
 void pipeline_transfer_close(pipeline_transfer *t);
 
+/* The header callback's work, apart so that fuzz/ can drive it: appends one
+ * header line as libcurl hands it over (a status line first empties the
+ * buffer: a new response begins); 0 when the buffer's limit is reached
+ * (overflowed is then set) or memory ran out. */
+int pipeline_header_line(pipeline_buffer *headers, const char *data, size_t n);
+
+/* Pushes the header lines in data (NUL-terminated, or NULL for none) as a
+ * table of lower-cased names; a repeated header's values are joined with
+ * ", " as HTTP allows.  Lines without a colon (the status line) are skipped. */
+void pipeline_push_headers(lua_State *L, const char *data);
+
 /* Input checks shared by every entry point. */
 int pipeline_is_id(const char *s, size_t len);
 int pipeline_is_header_value(const char *s, size_t len);

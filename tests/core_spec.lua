@@ -169,6 +169,21 @@ describe("pipeline.core", function()
       assert.is_nil(core.check_url("https://user:secret@pipeline.example.com/"))
     end)
 
+    it("takes only a dotted quad in 127.0.0.0/8 as loopback, not a name of digits (found by fuzz_url)", function()
+      -- a trailing dot or an empty part makes a name the resolver looks up,
+      -- which could send the token in clear to another host
+      for _, host in ipairs({ "127.0.0.1.", "127.0.01.", "127..1", "127.0.01.080", "127.0.0.256", "127.0.0.1.5",
+        "localhost." }) do
+        local ok, refusal = core.check_url("http://" .. host .. ":8080/")
+        assert.is_nil(ok, host)
+        assert.matches("not loopback", refusal)
+      end
+      -- what libcurl writes as 127.x.y.z stays loopback
+      for _, host in ipairs({ "127.0.0.1", "127.1", "127.255.255.255", "0x7f.1", "2130706433", "127.0.0.010" }) do
+        assert.is_true(core.check_url("http://" .. host .. ":8080/"), host)
+      end
+    end)
+
     it("never sends a loopback request through a proxy from the environment", function()
       local printed, status = support.run_lua(([[
         print(require("pipeline.core").retry(%q, %q, %q, %q, { endpoint = %q }))

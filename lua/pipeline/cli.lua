@@ -730,6 +730,8 @@ local function tracer(ctx)
     elseif event.type == "iam_project" then
       line = ("  IAM project of %s: %s (sent as X-Project-Id)"):format(tostring(event.region),
         tostring(event.iam_project_id))
+    elseif event.type == "warning" then
+      line = "  warning: " .. tostring(event.message)
     end
     if line then ctx:say(clean(line)) end
   end

@@ -84,7 +84,7 @@ function client.new(options, level, op)
   secrets.add(options.proxy and (options.proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@")
     or options.proxy:match("^[^:/@]*:([^@/]*)@")))
 
-  return setmetatable({
+  local created = setmetatable({
     -- a batch (multi handle) with the same transport options, for the
     -- concurrent calls; a closure, as the options may hold a proxy password
     _new_batch = function(concurrency)
@@ -105,6 +105,12 @@ function client.new(options, level, op)
     _sleep = options.sleep or core.sleep,
     _skew = 0, -- seconds _now() runs ahead of core.monotonic (see _pause)
   }, Client)
+  if options.insecure then
+    -- said once, where the client is made: every request of it is exposed
+    created:_emit({ type = "warning", op = op, option = "insecure",
+      message = "TLS verification is off (insecure = true): any server can pose as the endpoint" })
+  end
+  return created
 end
 
 --------------------------------------------------------------- events
