@@ -429,6 +429,10 @@ static const char *transport_kind(transfer *t, CURLcode rc) {
       return "tls";
     case CURLE_FILESIZE_EXCEEDED:
     case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL: /* a status line of an unknown HTTP version */
+    /* libcurl's answer to a response header line over its own limit
+     * (CURL_MAX_HTTP_HEADER, 100 KiB): the server's doing, not ours */
+    case CURLE_OUT_OF_MEMORY:
     case CURLE_BAD_CONTENT_ENCODING:
       return "protocol";
     case CURLE_WRITE_ERROR:
@@ -461,6 +465,9 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
   else if (t->headers.overflowed)
     lua_pushfstring(L, "response headers are larger than %d bytes",
                     MAX_HEADER_BYTES);
+  else if (rc == CURLE_OUT_OF_MEMORY)
+    lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
+                       "header line over 100 KiB does this)");
   else if (rc == CURLE_ABORTED_BY_CALLBACK)
     lua_pushliteral(L, "connection lost after the request was sent; "
                        "it was not sent again");
@@ -565,7 +572,9 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
 
 int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
   long status = 0;
-  if (rc == CURLE_OUT_OF_MEMORY) return luaL_error(L, "not enough memory");
+  /* Every libcurl result is an answer of the transport, never a raise: a
+   * server can provoke any of them (CURLE_OUT_OF_MEMORY by one long header
+   * line), and a raise would end every job of a batch. */
   if (rc != CURLE_OK) return push_transport_failure(L, t, rc);
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(L, (lua_Integer)status);

@@ -14,8 +14,9 @@ sim.TOKEN = "sim-token"
 sim.PROJECT = "0123456789abcdef0123456789abcdef"
 sim.PIPELINE = "fedcba9876543210fedcba9876543210"
 
--- Starts the simulator self.extra (a list of command-line arguments) asks
--- for, and fills in self's fields.
+-- Starts the simulator (or the server self.script names, which takes the
+-- same --port, --parent-pid and --port-file) with self.extra (a list of
+-- command-line arguments), and fills in self's fields.
 local function launch(self)
   local dir = support.temp_dir()
   local port_file = dir .. "/port.json"
@@ -25,7 +26,7 @@ local function launch(self)
   -- $PPID, in the shell that starts it, is this process: the simulator ends
   -- with it, even if a test runner is killed before its teardown
   support.shell(("%s %s --port 0 --parent-pid $PPID --port-file %s %s >/dev/null 2>%s &"):format(
-    python, SCRIPT, support.quote(port_file), table.concat(args, " "), support.quote(dir .. "/stderr.log")))
+    python, self.script or SCRIPT, support.quote(port_file), table.concat(args, " "), support.quote(dir .. "/stderr.log")))
   local deadline = core.monotonic() + 15
   local text = support.read_file(port_file)
   while not text and core.monotonic() <= deadline do
@@ -44,6 +45,8 @@ local function launch(self)
   return self
 end
 
+sim.launch = launch
+
 --- Starts a simulator; extra is a list of command-line arguments.
 function sim.start(extra)
   return launch(setmetatable({ extra = extra }, sim))
@@ -51,10 +54,11 @@ end
 
 --- In a describe block: a simulator (extra as for sim.start) started in its
 -- setup, stopped in its teardown and reset before each of its tests.
--- Returns it at once; its fields (url, ...) are there from setup on.
-function sim.fixture(extra)
+-- Returns it at once; its fields (url, ...) are there from setup on.  class:
+-- another server's class built on this one (tests/hostile.lua).
+function sim.fixture(extra, class)
   local busted = require("busted")
-  local self = setmetatable({ extra = extra }, sim)
+  local self = setmetatable({ extra = extra }, class or sim)
   busted.setup(function() launch(self) end)
   busted.teardown(function() self:stop() end)
   busted.before_each(function() self:reset() end)

@@ -1,0 +1,141 @@
+-- Issue 12's defects, each a regression test: what a hostile server
+-- (tests/hostile_server.py, driven through tests/hostile.lua), a hostile
+-- config file and an impatient person found.  Every answer here is the
+-- server's doing, so every failure must be a result (nil, message, code,
+-- info), never a raise, and no output may hold a secret.
+local cjson = require("cjson")
+local core = require("pipeline.core")
+local pipeline = require("pipeline")
+local hostile_server = require("hostile")
+local support = require("support")
+
+local PROJECT = ("0"):rep(32)
+local P, R = ("a"):rep(32), ("b"):rep(32)
+local CANARY = "CANARY-hardening-token-5d1e"
+local CANARY_SK = "CANARY-hardening-sk-8b2f0c"
+local CANARY_STS = "CANARY-hardening-sts-41aa"
+local CANARY_PASSWORD = "CANARY-hardening-password-77"
+
+local RUN = { id = R, status = "COMPLETED", name = "n", run_number = 1, start_time = 1764500000000,
+  end_time = 1764500060000, stages = { { name = "Build", status = "COMPLETED",
+    jobs = { { name = "compile", status = "COMPLETED", message = "" } } } } }
+
+-- Every string of a value (a table's keys and values, deep), joined.
+local function all_text(value, seen)
+  seen = seen or {}
+  if type(value) ~= "table" then return tostring(value) end
+  if seen[value] then return "" end
+  seen[value] = true
+  local parts = {}
+  for k, v in pairs(value) do parts[#parts + 1] = all_text(k, seen) .. "=" .. all_text(v, seen) end
+  return table.concat(parts, "\n")
+end
+
+local function assert_clean(value, what)
+  local text = all_text(value)
+  for _, secret in ipairs({ CANARY, CANARY_SK, CANARY_STS, CANARY_PASSWORD }) do
+    support.lacks(text, secret, what)
+  end
+  assert.is_nil(text:find("Signature=%x%x%x%x"), (what or "text") .. " holds a signature: " .. text)
+end
+
+describe("hardening (issue 12)", function()
+  local server = hostile_server.fixture()
+  after_each(support.remove_test_dirs)
+
+  local function new_client(options)
+    options = options or {}
+    options.endpoint = options.endpoint or server.url
+    options.project_id = options.project_id or PROJECT
+    if not (options.ak or options.iam) then options.token = options.token or CANARY end
+    options.sleep = options.sleep or function() end
+    return pipeline.new(options)
+  end
+
+  -- Runs the command-line program against the hostile server: {code, out,
+  -- err}, never holding a canary.
+  local function program(args, extra)
+    local env = support.lua_environment({ PATH = os.getenv("PATH"), HOME = support.test_dir(),
+      CODEARTS_PIPELINE_ENDPOINT = server.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
+      CODEARTS_PIPELINE_TOKEN = CANARY })
+    for name, value in pairs(extra or {}) do env[name] = value end
+    local argv = { support.LUA, support.ROOT .. "/bin/codearts-pipeline" }
+    for _, arg in ipairs(args) do argv[#argv + 1] = arg end
+    local dir = support.test_dir()
+    local code = support.execute(support.command(argv, env) .. " >" .. dir .. "/out 2>" .. dir .. "/err </dev/null")
+    local result = { code = code, out = support.read_file(dir .. "/out"), err = support.read_file(dir .. "/err") }
+    assert_clean(result.out, "stdout")
+    assert_clean(result.err, "stderr")
+    return result
+  end
+
+  local function json_program(args, extra)
+    local full = { "--json" }
+    for _, arg in ipairs(args) do full[#full + 1] = arg end
+    local result = program(full, extra)
+    local document = cjson.decode(result.out)
+    assert.is_table(document, result.out)
+    assert.equal(result.code, document.exit)
+    return result, document
+  end
+
+  ------------------------------------------------------------------ 1
+
+  describe("1. a response header line over 100 KiB", function()
+    local BIG = { big_header = 200000, json = RUN }
+
+    it("is a protocol failure, not a raise", function()
+      server:always(BIG)
+      local client = new_client()
+      local ok, run, message, code, info = pcall(client.detail, client, P, R)
+      assert.is_true(ok, tostring(run))
+      assert.is_nil(run)
+      assert.equal("protocol", code, message)
+      assert.is_false(info.retryable)
+      client:close()
+    end)
+
+    it("fails one job of map and wait_many, never the others", function()
+      server:answer({ BIG }, { json = RUN })
+      local client = new_client()
+      local results = client:wait_many({ { P, R }, { P, R }, { P, R } }, { interval = 0.01 })
+      local failed, passed = 0, 0
+      for _, result in ipairs(results) do
+        if result.ok then
+          passed = passed + 1
+          assert.equal("COMPLETED", result.status)
+        else
+          failed = failed + 1
+          assert.equal("protocol", result.code, result.message)
+        end
+      end
+      assert.same({ 1, 2 }, { failed, passed })
+      client:close()
+    end)
+
+    it("makes the CLI exit 3 with code protocol, not an internal error", function()
+      server:always(BIG)
+      local r, document = json_program({ "status", P, R })
+      assert.equal(3, r.code)
+      assert.equal("protocol", document.code)
+      support.lacks(document.message, "internal error")
+    end)
+  end)
+
+  ------------------------------------------------------------------ 10 (status lines)
+
+  describe("10. a status line that is not HTTP/1.x", function()
+    for _, line in ipairs({ "abc", "000", "HTTP/9.9 200 OK", "HTTP/1.1 abc" }) do
+      it(("(%s) is protocol, not repeated"):format(line), function()
+        server:always({ raw = line .. "\r\nContent-Length: 2\r\n\r\n{}" })
+        local client = new_client({ retries = { max = 3 } })
+        local run, message, code, info = client:detail(P, R)
+        assert.is_nil(run)
+        assert.equal("protocol", code, message)
+        assert.is_false(info.retryable)
+        assert.equal(1, #server:requests())
+        client:close()
+      end)
+    end
+  end)
+end)
