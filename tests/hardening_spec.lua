@@ -122,6 +122,136 @@ describe("hardening (issue 12)", function()
     end)
   end)
 
+  ------------------------------------------------------------------ 2
+
+  describe("2. secrets a server echoes back", function()
+    -- an error answer repeating what the request carried, in every place
+    local function echo(what)
+      return { status_line = "HTTP/1.1 400 Bad Request", headers = { { "X-Request-Id", what } },
+        json = { error_code = what, error_msg = "you sent " .. what } }
+    end
+
+    local function check_call(client, answer)
+      local events = {}
+      client._on_event = function(event) events[#events + 1] = event end
+      server:always(answer)
+      local result = { client:detail(P, R) }
+      assert.is_nil(result[1])
+      assert_clean(result, "the failure")
+      assert_clean(events, "the events")
+      return result
+    end
+
+    it("hides a token echoed in X-Request-Id, error_code and error_msg", function()
+      local client = new_client()
+      local result = check_call(client, echo("{{x-auth-token}}"))
+      assert.equal("***", result[4].request_id)
+      client:close()
+    end)
+
+    it("hides an echoed Authorization signature and security token (AK/SK)", function()
+      local client = new_client({ ak = "AKHARDENING", sk = CANARY_SK, security_token = CANARY_STS })
+      check_call(client, echo("{{authorization}} {{x-security-token}}"))
+      client:close()
+    end)
+
+    it("hides an IAM password echoed by the token endpoint", function()
+      local client = new_client({ iam = { user = "u", password = CANARY_PASSWORD, domain = "d",
+        project = "p", endpoint = server.url } })
+      check_call(client, echo("{{body}}"))
+      client:close()
+    end)
+
+    it("hides a signature even when no key is known (a signed request of one's own)", function()
+      local pipeline_errors = require("pipeline.errors")
+      local text = pipeline_errors.redact("Authorization: SDK-HMAC-SHA256 Access=AK, SignedHeaders=host, "
+        .. "Signature=0123456789abcdef0123")
+      support.lacks(text, "0123456789abcdef0123")
+      support.contains(text, "Signature=***")
+    end)
+
+    it("strips control characters from info.request_id", function()
+      server:always({ status_line = "HTTP/1.1 404 Not Found", headers = { { "X-Request-Id", "id\1\127\27[2Jok" } },
+        json = { error_code = "X.1" } })
+      local client = new_client()
+      local _, _, code, info = client:detail(P, R)
+      assert.equal("not_found", code)
+      assert.is_nil(info.request_id:find("%c"), info.request_id)
+      client:close()
+    end)
+
+    it("never reaches the CLI's --json document or its -v lines", function()
+      server:always(echo("{{x-auth-token}}"))
+      local r = json_program({ "-v", "status", P, R })
+      assert.equal(3, r.code)
+      support.contains(r.err, "request-id ***")
+      server:always({ json = { id = R, status = "COMPLETED", name = "{{x-auth-token}}" } })
+      r = json_program({ "status", P, R })
+      assert.equal(0, r.code)
+      r = program({ "status", P, R })
+      assert.equal(0, r.code)
+    end)
+  end)
+
+  ------------------------------------------------------------------ 3
+
+  describe("3. server data of the wrong shape", function()
+    local function with(fields)
+      local run = cjson.decode(cjson.encode(RUN))
+      for name, value in pairs(fields) do run[name] = value end
+      return run
+    end
+
+    local BAD_RUNS = {
+      ["stages [1]"] = with({ stages = { 1 } }),
+      ["jobs [5]"] = with({ stages = { { name = "s", status = "FAILED", jobs = { 5 } } } }),
+      ["end_time 1e300"] = with({ status = "FAILED", end_time = 1e300 }),
+      ["start_time a table"] = with({ start_time = { 1 } }),
+      ["name a table"] = with({ name = { x = 1 } }),
+      ["stages an object"] = with({ stages = "Build" }),
+    }
+
+    for name, run in pairs(BAD_RUNS) do
+      it(("(%s) is a protocol failure of status and wait, exit 3"):format(name), function()
+        server:always({ json = run })
+        for _, args in ipairs({ { "status", P, R }, { "wait", P, R, "--interval", "0.01" } }) do
+          local r, document = json_program(args)
+          assert.equal(3, r.code, r.out .. r.err)
+          assert.equal("protocol", document.code)
+          support.lacks(document.message, "internal error")
+          support.contains(document.message, "unexpected response")
+          r = program(args)
+          assert.equal(3, r.code)
+          support.lacks(r.err, "internal error")
+        end
+      end)
+    end
+
+    it("in a list of runs or pipelines, exit 3", function()
+      server:always({ json = { total = 2, pipeline_runs = { RUN, 5 } } })
+      local r, document = json_program({ "runs", P })
+      assert.equal("protocol", document.code, r.out)
+      server:always({ json = { total = 1, pipelines = { { pipeline_id = P, name = "n", latest_run = { start_time = "x" } } } } })
+      r, document = json_program({ "pipelines" })
+      assert.equal("protocol", document.code, r.out)
+    end)
+
+    it("an error_code that is an object never shows as table: 0x...", function()
+      server:always({ status_line = "HTTP/1.1 400 Bad Request", json = { error_code = {}, error_msg = "m" } })
+      local client = new_client()
+      local _, message, code = client:detail(P, R)
+      assert.equal("api", code)
+      support.lacks(message, "table:")
+      server:always({ json = { error_code = {}, status = "COMPLETED" } })
+      _, message, code = client:detail(P, R)
+      assert.equal("protocol", code, message)
+      support.lacks(message, "table:")
+      client:close()
+      local r = program({ "status", P, R })
+      support.lacks(r.err, "table:")
+    end)
+  end)
+
   ------------------------------------------------------------------ 10 (status lines)
 
   describe("10. a status line that is not HTTP/1.x", function()

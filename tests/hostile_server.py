@@ -28,7 +28,8 @@ An answer (every field optional):
                  request body's limit) with ids from the offset, or (repeat) always the same page
     random       a seed: a random answer of the kinds a fuzzer wants, drawn from a generator seeded with it
                  once (each request draws the next answer)
-In status_line, header values and body, `{{NAME}}` is replaced by the request's header NAME (lower case).
+In status_line, header values and body, `{{NAME}}` is replaced by the request's header NAME (lower case), and
+`{{body}}` by the request's body (line breaks as spaces): a server echoing secrets back.
 """
 import argparse
 import json
@@ -129,6 +130,7 @@ def random_answer(rng):
 
 
 def send_answer(sock, answer, method, headers, body):
+    headers = dict(headers, body=body.replace("\r", " ").replace("\n", " "))
     if answer.get("random") is not None:
         with LOCK:
             if STATE["random"] is None:

@@ -12,6 +12,7 @@ local config = require("pipeline.config")
 local core = require("pipeline.core")
 local compat = require("pipeline.compat")
 local lifecycle = require("pipeline.lifecycle")
+local errors = require("pipeline.errors")
 local cjson = require("cjson.safe")
 
 local cli = {}
@@ -313,6 +314,70 @@ cli.encode = encode
 local function clean(value)
   if value == nil or value == cjson.null or type(value) == "table" then return "" end
   return (tostring(value):gsub("%c", " "))
+end
+
+------------------------------------------------------------------ shapes
+
+-- What the program shows of an answer must have the shape it expects: a
+-- field of another shape is the server's fault, a protocol failure, never
+-- a crash of the display.  Times are epoch milliseconds up to the year 9999.
+local MAX_EPOCH_MS = 253402300799999
+
+local function is_null(value) return value == nil or value == cjson.null end
+
+local FITS = {
+  text = function(value)
+    return is_null(value) or type(value) == "string"
+      or (type(value) == "number" and value == value and math.abs(value) < 2 ^ 53)
+  end,
+  time = function(value)
+    return is_null(value) or (type(value) == "number" and value >= 0 and value <= MAX_EPOCH_MS)
+  end,
+}
+
+local JOB_SHAPE = { name = "text", status = "text", message = "text" }
+local STAGE_SHAPE = { name = "text", status = "text", start_time = "time", end_time = "time", jobs = { JOB_SHAPE } }
+local RUN_SHAPE = { id = "text", pipeline_run_id = "text", pipeline_id = "text", name = "text", status = "text",
+  run_number = "text", trigger_type = "text", executor_name = "text", detail_url = "text",
+  start_time = "time", end_time = "time", stages = { STAGE_SHAPE } }
+local PIPELINE_SHAPE = { pipeline_id = "text", id = "text", name = "text", latest_run = RUN_SHAPE }
+
+local function shown(value)
+  if type(value) == "number" then return ("the number %.17g"):format(value) end
+  if type(value) == "table" then return "an object or list" end
+  if type(value) == "string" then return "a string" end
+  return type(value) == "userdata" and "null" or ("a " .. type(value))
+end
+
+--- nil when value fits shape (a kind's name, a table of fields, or { item
+-- shape } for a list), else what is wrong, naming the field from where.
+local function misfit(value, shape, where)
+  if type(shape) == "string" then
+    if FITS[shape](value) then return nil end
+    return ("%s is %s, not %s"):format(where, shown(value), shape == "time" and "a time" or "text")
+  end
+  if is_null(value) then return nil end
+  if type(value) ~= "table" then return ("%s is %s, not %s"):format(where, shown(value),
+    shape[1] and "a list" or "an object") end
+  if shape[1] then
+    for i, item in ipairs(value) do
+      if type(item) ~= "table" then return ("%s[%d] is %s, not an object"):format(where, i, shown(item)) end
+      local why = misfit(item, shape[1], ("%s[%d]"):format(where, i))
+      if why then return why end
+    end
+    return nil
+  end
+  for name, field in pairs(shape) do
+    local why = misfit(value[name], field, where .. "." .. name)
+    if why then return why end
+  end
+  return nil
+end
+
+-- The protocol failure for an answer of the wrong shape.
+local function misshapen(ctx, op, why, extra)
+  local _, message, code, info = errors.failure(op, "protocol", "unexpected response: " .. why)
+  return ctx:fail(message, code, info, extra)
 end
 
 local function duration(seconds)
@@ -757,6 +822,21 @@ local function load_options(ctx)
   return loaded
 end
 
+-- stream, writing through the client's keeper of secrets: whatever the
+-- program prints comes from the server in part (a run's fields, a request
+-- id, a message), and a server may echo a secret back.
+local function redacting(stream, secrets)
+  return setmetatable({
+    write = function(_, ...)
+      local parts = compat.pack(...)
+      for i = 1, parts.n do parts[i] = errors.redact(tostring(parts[i]), secrets) end
+      stream:write(compat.unpack(parts, 1, parts.n))
+      return _
+    end,
+    flush = stream.flush and function() return stream:flush() end or nil,
+  }, { __index = stream })
+end
+
 -- The client, from the configuration chain.  With an injected getenv the
 -- same chain runs over it (pipeline.load reads os.getenv).
 local function open_client(ctx, options)
@@ -772,6 +852,8 @@ local function wait_options(ctx, run_id)
     timeout = ctx.options.timeout or DEFAULT_WAIT_TIMEOUT,
     interval = ctx.options.interval or DEFAULT_INTERVAL,
     on_poll = function(_, run)
+      ctx.misfit = misfit(run, RUN_SHAPE, "run")
+      if ctx.misfit then return false end -- the wait ends; the caller reports it
       if run_id and run_id_of(run) == nil then
         local copy = { id = run_id }
         for name, value in pairs(run) do copy[name] = value end
@@ -801,6 +883,7 @@ local function follow(ctx, client, pipeline_id, run_id, document)
   ctx.display:finish()
   if not status then
     document.last_status = ctx.last_run and ctx.last_run.status or nil
+    if ctx.misfit then return misshapen(ctx, "wait", ctx.misfit, document) end
     return ctx:fail(run, code, info, document)
   end
   ctx.display = nil
@@ -848,6 +931,8 @@ end
 RUN.status = function(ctx, client, pipeline_id, run_id)
   local run, message, code, info = client:detail(pipeline_id, run_id)
   if not run then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
+  local why = misfit(run, RUN_SHAPE, "run")
+  if why then return misshapen(ctx, "detail", why, { pipeline_id = pipeline_id, run_id = run_id }) end
   ctx:result({ ok = true, exit = 0, command = "status", pipeline_id = pipeline_id, run_id = run_id,
     status = run.status, run = run }, render_run(run, run_id))
   return 0
@@ -862,6 +947,8 @@ RUN.runs = function(ctx, client, pipeline_id)
   local runs, total, code, info = collect(function(query) return client:runs(pipeline_id, query) end,
     { status = ctx.options.status }, ctx.options.limit or 10)
   if not runs then return ctx:fail(total, code, info, { pipeline_id = pipeline_id }) end
+  local why = misfit(runs, { RUN_SHAPE }, "pipeline_runs")
+  if why then return misshapen(ctx, "runs", why, { pipeline_id = pipeline_id }) end
   local text
   if #runs == 0 then
     text = "No runs.\n"
@@ -905,6 +992,7 @@ RUN["retry-failed"] = function(ctx, client, pipeline_id)
   ctx.display = new_display(ctx)
   local result = compat.pack(client:retry_failed(pipeline_id, options))
   ctx.display:finish()
+  if not result[1] and ctx.misfit then return misshapen(ctx, "retry_failed", ctx.misfit, { pipeline_id = pipeline_id }) end
   if not result[1] then
     local message, code, info = result[2], result[3], result[4]
     return ctx:fail(message, code, info, { pipeline_id = pipeline_id,
@@ -938,6 +1026,8 @@ RUN.pipelines = function(ctx, client)
   local pipelines, total, code, info = collect(function(query) return client:pipelines(query) end,
     { name = ctx.options.name }, ctx.options.limit)
   if not pipelines then return ctx:fail(total, code, info) end
+  local why = misfit(pipelines, { PIPELINE_SHAPE }, "pipelines")
+  if why then return misshapen(ctx, "pipelines", why) end
   local text
   if #pipelines == 0 then
     text = "No pipelines.\n"
@@ -978,6 +1068,7 @@ local function execute(ctx, args)
   local command = validate(name, positional, options, given)
   local client, message, code, info = open_client(ctx, load_options(ctx))
   if not client then return ctx:fail(message, code, info) end
+  ctx.out, ctx.err = redacting(ctx.out, client._secrets), redacting(ctx.err, client._secrets)
   local results = { pcall(RUN[command.name], ctx, client, positional[1], positional[2]) }
   client:close()
   if not results[1] then error(results[2], 0) end

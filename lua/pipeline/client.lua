@@ -112,8 +112,10 @@ local function redacted_headers(headers)
   return copy
 end
 
+-- Events carry what the server sent (a request id, a message): a secret it
+-- echoed back is hidden here, for every handler.
 function Client:_emit(event)
-  if self._on_event then self._on_event(event) end
+  if self._on_event then self._on_event(errors.redact_all(event, self._secrets)) end
 end
 
 --------------------------------------------------------------- retries
@@ -225,7 +227,7 @@ function Client:call(spec)
     local failed = result[1] == nil
     local failure_info = failed and result[4] or nil
     self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
-      status = status, request_id = status and (response_headers["x-request-id"]) or nil,
+      status = status, request_id = status and errors.request_id(response_headers["x-request-id"]) or nil,
       error = failed and result[2] or nil, code = failed and result[3] or nil,
       elapsed = core.monotonic() - started, attempt = attempt })
     if not failed then
