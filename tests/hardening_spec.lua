@@ -252,6 +252,208 @@ describe("hardening (issue 12)", function()
     end)
   end)
 
+  ------------------------------------------------------------------ 6
+
+  describe("6. very long computed sleeps", function()
+    local MAX_SLEEP = require("pipeline.client").MAX_SLEEP
+
+    it("a wait with timeout 2e9 and interval 1.5e9 sleeps at most MAX_SLEEP at once", function()
+      server:answer({ { json = { id = R, status = "RUNNING" } } }, { json = RUN })
+      local slept = {}
+      local client = new_client({ sleep = function(seconds) slept[#slept + 1] = seconds end })
+      local ok, status = pcall(client.wait, client, P, R, { timeout = 2e9, interval = 1.5e9 })
+      assert.is_true(ok, tostring(status))
+      assert.equal("COMPLETED", status)
+      assert.same({ MAX_SLEEP }, slept)
+      client:close()
+    end)
+
+    it("a huge Retry-After with max_delay = math.huge is cut to MAX_SLEEP", function()
+      server:answer({ { status_line = "HTTP/1.1 429 Too Many", headers = { { "Retry-After", "99999999999" } },
+        json = { error_code = "APIGW.0308" } } }, { json = { success = true } })
+      local slept = {}
+      local client = new_client({ retries = { max = 1, max_delay = math.huge },
+        sleep = function(seconds) slept[#slept + 1] = seconds end })
+      local ok, result, message = pcall(client.retry, client, P, R)
+      assert.is_true(ok, tostring(result))
+      assert.is_true(result, message)
+      assert.same({ MAX_SLEEP }, slept)
+      client:close()
+    end)
+
+    it("a huge Retry-After inside a wait is cut by the wait's deadline", function()
+      server:always({ status_line = "HTTP/1.1 503 Unavailable", headers = { { "Retry-After", "86400" } },
+        json = { error_code = "APIGW.0201" } })
+      local slept = {}
+      local client = new_client({ retries = { max_delay = math.huge },
+        sleep = function(seconds) slept[#slept + 1] = seconds end })
+      local status, message, code = client:wait(P, R, { timeout = 10, interval = 1 })
+      assert.is_nil(status)
+      assert.equal("timeout", code, message)
+      for _, seconds in ipairs(slept) do assert.is_true(seconds <= 10) end
+      client:close()
+    end)
+  end)
+
+  ------------------------------------------------------------------ 7
+
+  describe("7. client:step with a bad timeout", function()
+    for _, bad in ipairs({ -1, 0 / 0, "1" }) do
+      it(("(%s) raises before anything changes; the job goes on"):format(tostring(bad)), function()
+        server:always({ delay = 0.3, json = RUN })
+        local client = new_client()
+        local job = client:start("detail", P, R)
+        client:step(0) -- the request is on its way
+        local ok, err = pcall(client.step, client, bad)
+        assert.is_false(ok)
+        assert.matches("bad argument #1 to 'step'", err)
+        local deadline = core.monotonic() + 10
+        while not job.done and core.monotonic() < deadline do client:step(0.05) end
+        assert.is_true(job.done)
+        assert.equal("COMPLETED", (job:result()).status)
+        client:close()
+      end)
+    end
+  end)
+
+  ------------------------------------------------------------------ 8
+
+  describe("8. *_many options of the wrong type", function()
+    for _, fname in ipairs({ "wait_many", "retry_and_wait_many", "retry_many" }) do
+      for _, bad in ipairs({ 5, true, function() end, "x" }) do
+        it(("%s({}, %s) raises bad argument #2"):format(fname, type(bad)), function()
+          local client = new_client()
+          local ok, err = pcall(client[fname], client, {}, bad)
+          assert.is_false(ok)
+          assert.matches("bad argument #2 to '" .. fname .. "' %(options must be a table, got " .. type(bad), err)
+          client:close()
+        end)
+      end
+    end
+  end)
+
+  ------------------------------------------------------------------ 9
+
+  describe("9. endless paging", function()
+    local client_module = require("pipeline.client")
+
+    it("the CLI stops at the documented maximum against total 1e9, with a clear message", function()
+      server:always({ pages = { field = "pipelines", total = 1e9 } })
+      local r, document = json_program({ "pipelines" })
+      assert.equal(3, r.code)
+      assert.equal("protocol", document.code)
+      support.contains(document.message, ("more than %d pages"):format(client_module.MAX_PAGES))
+      assert.equal(client_module.MAX_PAGES + 1, #server:requests())
+    end)
+
+    it("the CLI and each_pipeline stop at a page repeating the previous one", function()
+      server:always({ pages = { field = "pipelines", total = 1e9, ["repeat"] = true } })
+      local r, document = json_program({ "pipelines" })
+      assert.equal("protocol", document.code, r.out)
+      support.contains(document.message, "same page")
+      assert.equal(2, #server:requests())
+      server:always({ pages = { field = "pipeline_runs", total = 1e9, ["repeat"] = true } })
+      local client = new_client()
+      local seen, failure, code = 0, nil, nil
+      for run, message, failure_code in client:each_run(P) do
+        if run == false then failure, code = message, failure_code else seen = seen + 1 end
+      end
+      assert.equal(50, seen)
+      assert.equal("protocol", code)
+      support.contains(failure, "same page")
+      client:close()
+    end)
+
+    it("each_pipeline stops at the documented maximum", function()
+      server:always({ pages = { field = "pipelines", total = 1e9 } })
+      local saved = client_module.MAX_PAGES
+      client_module.MAX_PAGES = 5
+      local client = new_client()
+      local seen, code = 0, nil
+      for item, _, failure_code in client:each_pipeline() do
+        if item == false then code = failure_code else seen = seen + 1 end
+      end
+      client_module.MAX_PAGES = saved
+      assert.equal(250, seen)
+      assert.equal("protocol", code)
+      client:close()
+    end)
+
+    it("an empty page ends the listing", function()
+      server:always({ json = { total = 1e9, pipelines = {} } })
+      local r, document = json_program({ "pipelines" })
+      assert.equal(0, r.code, r.out)
+      assert.same({}, document.pipelines)
+      assert.equal(1, #server:requests())
+    end)
+  end)
+
+  ------------------------------------------------------------------ 10
+
+  describe("10. smaller ones", function()
+    local function config_file(mode, profile)
+      local path = support.write_file(support.test_dir() .. "/config.lua",
+        ("return { profiles = { default = { endpoint = %q, project_id = %q, %s } } }\n")
+          :format(server.url, PROJECT, profile), mode)
+      return path
+    end
+
+    for _, mode in ipairs({ "620", "602", "630", "603" }) do
+      it(("a config file with a token and mode %s (group or others may write) is refused"):format(mode), function()
+        local _, message, code = pipeline.load({ config_file = config_file(mode, ("token = %q"):format(CANARY)) })
+        assert.equal("config", code)
+        support.contains(message, "writable")
+        support.lacks(message, CANARY)
+      end)
+    end
+
+    it("a token_file that group may write is refused", function()
+      local dir = support.test_dir()
+      support.write_file(dir .. "/token", CANARY, "620")
+      local _, message, code = pipeline.load({ config_file = config_file("600", ("token_file = %q"):format(dir .. "/token")) })
+      assert.equal("config", code, message)
+      support.contains(message, "token_file")
+    end)
+
+    it("a proxy password in a config file readable by others is refused as a secret", function()
+      local path = config_file("644", ("token_file = nil, proxy = %q"):format("http://user:" .. CANARY .. "@127.0.0.1:9"))
+      local _, message, code = pipeline.load({ config_file = path, token = "t-option" })
+      assert.equal("config", code, message)
+      support.lacks(message, CANARY)
+      support.contains(message, "chmod 600")
+    end)
+
+    it("a proxy without a password in a 0644 config file is fine", function()
+      local path = config_file("644", "proxy = 'http://127.0.0.1:9'")
+      local client, message = pipeline.load({ config_file = path, token = "t-option" })
+      assert.is_table(client, message)
+      client:close()
+    end)
+
+    for _, interval in ipairs({ 0, -1 }) do
+      it(("interval = %d is misuse and raises (wait, wait_many, retry_failed)"):format(interval), function()
+        local client = new_client()
+        for _, call in ipairs({
+          function() return client:wait(P, R, { interval = interval }) end,
+          function() return client:wait_many({ { P, R } }, { interval = interval }) end,
+          function() return client:retry_failed(P, { interval = interval }) end,
+        }) do
+          local ok, err = pcall(call)
+          assert.is_false(ok)
+          assert.matches("bad argument .*'interval'", err)
+        end
+        assert.equal(0, #server:requests())
+        client:close()
+      end)
+    end
+
+    it("--interval 0 is a usage error of the CLI", function()
+      local r = program({ "wait", P, R, "--interval", "0" })
+      assert.equal(2, r.code)
+      support.contains(r.err, "--interval")
+    end)
+  end)
+
   ------------------------------------------------------------------ 10 (status lines)
 
   describe("10. a status line that is not HTTP/1.x", function()

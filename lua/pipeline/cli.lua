@@ -13,6 +13,7 @@ local core = require("pipeline.core")
 local compat = require("pipeline.compat")
 local lifecycle = require("pipeline.lifecycle")
 local errors = require("pipeline.errors")
+local client_module = require("pipeline.client")
 local cjson = require("cjson.safe")
 
 local cli = {}
@@ -691,7 +692,7 @@ local function validate(name, positional, options, given)
   end
   if options.project then check_id("--project", options.project, command) end
   if options.timeout then options.timeout = number_option("--timeout", options.timeout, false, 0.001, command) end
-  if options.interval then options.interval = number_option("--interval", options.interval, false, 0, command) end
+  if options.interval then options.interval = number_option("--interval", options.interval, false, 0.001, command) end
   if options.limit then options.limit = number_option("--limit", options.limit, true, 1, command) end
   if options.attempts then options.attempts = number_option("--attempts", options.attempts, true, 1, command) end
   if options.status then
@@ -898,14 +899,18 @@ end
 
 -- Items of a paged list, up to limit (nil: all).  fetch(query) returns
 -- items, total.
-local function collect(fetch, query, limit)
+-- op names the listing in messages.
+local function collect(op, fetch, query, limit)
   local items, offset, total = {}, 0, nil
+  local guard = client_module.page_guard()
   while not limit or #items < limit do
     local page = {}
     for key, value in pairs(query) do page[key] = value end
     page.offset, page.limit = offset, limit and math.min(PAGE, limit - #items) or PAGE
     local got, count, code, info = fetch(page)
     if not got then return nil, count, code, info end
+    local stop = guard(got)
+    if stop then return errors.failure(op, "protocol", "unexpected response: " .. stop) end
     total = count
     for _, item in ipairs(got) do items[#items + 1] = item end
     offset = offset + #got
@@ -944,7 +949,7 @@ RUN.wait = function(ctx, client, pipeline_id, run_id)
 end
 
 RUN.runs = function(ctx, client, pipeline_id)
-  local runs, total, code, info = collect(function(query) return client:runs(pipeline_id, query) end,
+  local runs, total, code, info = collect("runs", function(query) return client:runs(pipeline_id, query) end,
     { status = ctx.options.status }, ctx.options.limit or 10)
   if not runs then return ctx:fail(total, code, info, { pipeline_id = pipeline_id }) end
   local why = misfit(runs, { RUN_SHAPE }, "pipeline_runs")
@@ -1023,7 +1028,7 @@ RUN["retry-failed"] = function(ctx, client, pipeline_id)
 end
 
 RUN.pipelines = function(ctx, client)
-  local pipelines, total, code, info = collect(function(query) return client:pipelines(query) end,
+  local pipelines, total, code, info = collect("pipelines", function(query) return client:pipelines(query) end,
     { name = ctx.options.name }, ctx.options.limit)
   if not pipelines then return ctx:fail(total, code, info) end
   local why = misfit(pipelines, { PIPELINE_SHAPE }, "pipelines")

@@ -151,25 +151,37 @@ local function read_file(path)
   return text
 end
 
--- Refuses a file holding a secret that group or others may read, as ssh
--- refuses such keys.
+-- Refuses a file holding a secret that group or others may read or write
+-- (a writer can put their own token or endpoint in), as ssh refuses such
+-- keys.
 local function private_enough(path, what)
   local mode = core.file_mode(path) or 0
-  -- bits 040 (group read) and 004 (others read), without 5.3's operators
-  local group_read, others_read = mode / 32 % 2 >= 1, mode / 4 % 2 >= 1
-  if group_read or others_read then
-    return nil, ("%s %s holds a secret and is readable by group or others (mode %03o): run chmod 600 %s")
-      :format(what, path, mode % 512, path)
+  -- bits 040, 020 (group read, write) and 004, 002 (others), without 5.3's operators
+  local group = math.floor(mode / 8) % 8
+  local others = mode % 8
+  if group >= 2 or others >= 2 then
+    local how = (group >= 4 or others >= 4) and "readable" or "writable"
+    return nil, ("%s %s holds a secret and is %s by group or others (mode %03o): run chmod 600 %s")
+      :format(what, path, how, mode % 512, path)
   end
   return true
 end
 
 local SECRET_FIELDS = { "token", "sk", "security_token" }
 
+--- The password of a proxy URL ("user:password@host:port", with or without
+-- a scheme, as libcurl takes it), or nil.
+function config.proxy_password(proxy)
+  if type(proxy) ~= "string" then return nil end
+  return proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@") or proxy:match("^[^:/@]*:([^@/]*)@")
+end
+
 local function holds_secret(profile)
   for _, name in ipairs(SECRET_FIELDS) do
     if profile[name] ~= nil then return true end
   end
+  -- a proxy URL with a password (user:password@host) is a secret too
+  if config.proxy_password(profile.proxy) then return true end
   return type(profile.iam) == "table" and profile.iam.password ~= nil
 end
 
