@@ -46,7 +46,7 @@ local function check_options(options, allowed, arg, fname, level)
         kind == "number" and " not below 0" or ""), level)
     end
     -- a zero interval would poll as fast as the network allows
-    if name == "interval" and not (value > 0) then
+    if name == "interval" and value <= 0 then
       error(("bad argument #%d to '%s' (option 'interval' must be above 0)"):format(arg, fname), level)
     end
   end
@@ -273,7 +273,7 @@ function lifecycle.install(Client, check_id)
   -- or nil.
   function Client:step(timeout)
     -- checked before anything moves: a bad timeout must not cost a job
-    if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then
+    if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
       error(("bad argument #1 to 'step' (timeout must be a number not below 0, got %s)")
         :format(type(timeout) == "number" and tostring(timeout) or type(timeout)), 2)
     end
