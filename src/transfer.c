@@ -27,6 +27,8 @@
 #define HAVE_PREREQ 1
 #endif
 
+volatile sig_atomic_t pipeline_interrupts = 0;
+
 typedef pipeline_buffer buffer;
 typedef pipeline_transfer transfer;
 
@@ -177,6 +179,22 @@ static size_t on_header(char *data, size_t size, size_t count, void *ud) {
    * only the last response's headers describe the body we keep. */
   if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) buffer_reset(&t->headers);
   return buffer_append(&t->headers, data, n) ? n : 0;
+}
+
+/* libcurl's progress callback, called at least once a second while a
+ * transfer runs: a signal caught since the request started aborts it. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow) {
+  transfer *t = ud;
+  (void)dltotal;
+  (void)dlnow;
+  (void)ultotal;
+  (void)ulnow;
+  if ((long)pipeline_interrupts != t->interrupts_at_start) {
+    t->interrupted = 1;
+    return 1;
+  }
+  return 0;
 }
 
 #ifdef HAVE_PREREQ
@@ -335,6 +353,9 @@ void pipeline_transfer_open(lua_State *L, transfer *t,
   SETOPT(t, CURLOPT_HEADERFUNCTION, on_header);
   SETOPT(t, CURLOPT_HEADERDATA, (void *)t);
   SETOPT(t, CURLOPT_PRIVATE, (void *)t);
+  SETOPT(t, CURLOPT_NOPROGRESS, 0L);
+  SETOPT(t, CURLOPT_XFERINFOFUNCTION, on_progress);
+  SETOPT(t, CURLOPT_XFERINFODATA, (void *)t);
 #ifdef HAVE_PREREQ
   SETOPT(t, CURLOPT_PREREQFUNCTION, on_prereq);
   SETOPT(t, CURLOPT_PREREQDATA, (void *)t);
@@ -468,6 +489,8 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
   else if (rc == CURLE_OUT_OF_MEMORY)
     lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
                        "header line over 100 KiB does this)");
+  else if (rc == CURLE_ABORTED_BY_CALLBACK && t->interrupted)
+    lua_pushliteral(L, "interrupted by a signal");
   else if (rc == CURLE_ABORTED_BY_CALLBACK)
     lua_pushliteral(L, "connection lost after the request was sent; "
                        "it was not sent again");
@@ -568,6 +591,8 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   t->error[0] = '\0';
   t->sends = 0;
   t->single_send = lua_toboolean(L, first + 4);
+  t->interrupts_at_start = (long)pipeline_interrupts;
+  t->interrupted = 0;
 }
 
 int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc) {

@@ -252,6 +252,98 @@ describe("hardening (issue 12)", function()
     end)
   end)
 
+  ------------------------------------------------------------------ 4
+
+  describe("4. SIGINT and SIGTERM", function()
+    -- Starts the program in the background, sends each signal of signals
+    -- (0.2 s apart) after a second, and waits for it: {code, out, err,
+    -- seconds from the first signal to the exit}, printed.
+    local function interrupted(args, signals, extra)
+      local env = support.lua_environment({ PATH = os.getenv("PATH"), HOME = support.test_dir(),
+        CODEARTS_PIPELINE_ENDPOINT = server.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
+        CODEARTS_PIPELINE_TOKEN = CANARY })
+      for name, value in pairs(extra or {}) do env[name] = value end
+      local argv = { support.LUA, support.ROOT .. "/bin/codearts-pipeline" }
+      for _, arg in ipairs(args) do argv[#argv + 1] = arg end
+      local dir = support.test_dir()
+      local kills = {}
+      for _, signal in ipairs(signals) do kills[#kills + 1] = ("kill -%s $pid 2>/dev/null; sleep 0.2"):format(signal) end
+      local script = ("%s >%s/out 2>%s/err </dev/null & pid=$!; sleep 1; start=$(date +%%s%%N); %s; wait $pid; "
+        .. "code=$?; end=$(date +%%s%%N); echo \"$code $(( (end - start) / 1000000 ))\"")
+        :format(support.command(argv, env), dir, dir, table.concat(kills, "; "))
+      local pipe = assert(io.popen(script))
+      local code, ms = pipe:read("*a"):match("^(%d+) (%d+)")
+      pipe:close()
+      local result = { code = tonumber(code), seconds = tonumber(ms) / 1000,
+        out = support.read_file(dir .. "/out"), err = support.read_file(dir .. "/err") }
+      -- the 0.2 s pauses between signals are the script's, not the program's
+      result.seconds = result.seconds - 0.2 * #signals
+      print(("  %s after %s: exit %d in %.3f s"):format(table.concat(args, " "), table.concat(signals, ", "),
+        result.code, result.seconds))
+      assert_clean(result.out, "stdout")
+      assert_clean(result.err, "stderr")
+      return result
+    end
+
+    local RUNNING = { json = { id = R, status = "RUNNING", stages = {} } }
+
+    it("SIGINT during --interval 30 (off a terminal) exits 130 at once, with the JSON document", function()
+      server:always(RUNNING)
+      local r = interrupted({ "--json", "wait", P, R, "--interval", "30" }, { "INT" })
+      assert.equal(130, r.code, r.err)
+      assert.is_true(r.seconds < 5)
+      local document = cjson.decode(r.out)
+      assert.same({ false, 130, "interrupted" }, { document.ok, document.exit, document.code })
+      support.contains(document.message, "SIGINT")
+      assert.equal("RUNNING", document.last_status)
+    end)
+
+    it("SIGTERM during a slow request exits 143 at once, with the message", function()
+      server:always({ delay = 30, json = RUN })
+      local r = interrupted({ "status", P, R }, { "TERM" })
+      assert.equal(143, r.code, r.err)
+      assert.is_true(r.seconds < 5)
+      support.contains(r.err, "interrupted by SIGTERM")
+    end)
+
+    it("SIGINT during a slow retry settles its outcome, then exits 130 without following", function()
+      server:answer({ { delay = 30, json = { success = true } } }, { json = RUN })
+      local r = interrupted({ "--json", "retry", P, R, "--wait", "--interval", "30" }, { "INT" })
+      assert.equal(130, r.code, r.err)
+      assert.is_true(r.seconds < 5)
+      local document = cjson.decode(r.out)
+      assert.equal("interrupted", document.code)
+      assert.is_true(document.outcome.ok) -- the run's status showed the retry took effect
+      local requests = server:requests()
+      assert.equal(2, #requests) -- the retry, and the read of the run that settled it
+      assert.matches("/retry$", requests[1].path)
+      assert.matches("/detail", requests[2].path)
+    end)
+
+    it("a second SIGINT also exits cleanly with the message", function()
+      server:answer({ { delay = 30, json = { success = true } }, { delay = 30, json = RUN } }, RUNNING)
+      local r = interrupted({ "retry", P, R, "--wait" }, { "INT", "INT" })
+      assert.equal(130, r.code, r.err)
+      assert.is_true(r.seconds < 5)
+      support.contains(r.err, "interrupted by SIGINT")
+      support.lacks(r.err, "internal error")
+    end)
+
+    it("the library installs no handler for a host", function()
+      local out, code = support.run_lua([[
+        local pipeline = require("pipeline")
+        local client = pipeline.new({ endpoint = "http://127.0.0.1:9", project_id = ("0"):rep(32), token = "t-host" })
+        client:close()
+        io.write(tostring((pipeline.core.interrupted())), "\n")
+        io.stdout:flush()
+        os.execute("kill -TERM $PPID")
+        io.write("not reached\n")
+      ]])
+      assert.equal("nil\n", out)
+      assert.not_equal(0, code)
+    end)
+  end)
+
   ------------------------------------------------------------------ 6
 
   describe("6. very long computed sleeps", function()

@@ -21,7 +21,16 @@ local cli = {}
 local PROGRAM = "codearts-pipeline"
 
 --- Exit statuses, as the contract lists them.
-cli.EXIT = { ok = 0, run_failed = 1, usage = 2, api = 3, auth = 4, transient = 5, interrupted = 130 }
+cli.EXIT = { ok = 0, run_failed = 1, usage = 2, api = 3, auth = 4, transient = 5, interrupted = 130,
+  terminated = 143 }
+
+-- A caught SIGINT (2) or SIGTERM (15): its name, and the exit status a shell
+-- gives a process the signal ended (128 + the signal's number).
+local SIGNALS = { [2] = { name = "SIGINT", exit = 130 }, [15] = { name = "SIGTERM", exit = 143 } }
+
+-- Raised (as this very table) from the program's sleep or before a request
+-- once a signal came: it unwinds the command to cli.main, which reports it.
+local INTERRUPTED = setmetatable({}, { __tostring = function() return "interrupted" end })
 
 -- Error code (the library's, plus the program's own) -> exit status, as the
 -- contract lists them: 5 is for network, timeout or throttling only, so a
@@ -731,8 +740,27 @@ function Context:say(text)
   self.err:write(text, "\n")
 end
 
+-- The interrupted failure, once a signal came: whatever the command had to
+-- say goes into the document as `outcome` (a retry whose outcome was unknown
+-- is settled first, as always).
+function Context:interrupted(extra)
+  local signal = SIGNALS[core.interrupted()] or SIGNALS[2]
+  self.interrupt_exit = signal.exit
+  return self:fail("interrupted by " .. signal.name, "interrupted", nil, extra)
+end
+
+local function document_outcome(document)
+  local extra, outcome = {}, {}
+  for key, value in pairs(document) do
+    if key == "pipeline_id" or key == "run_id" or key == "command" then extra[key] = value else outcome[key] = value end
+  end
+  extra.outcome = outcome
+  return extra
+end
+
 --- The result: a JSON document, or text for people.
 function Context:result(document, text)
+  if core.interrupted() then return self:interrupted(document_outcome(document)) end
   if self.options.json then
     self.out:write(encode(document), "\n")
   elseif text and text ~= "" then
@@ -743,8 +771,15 @@ end
 --- A failure by the error rule: message on stderr (or a JSON document), and
 -- the exit status for code.
 function Context:fail(message, code, info, extra)
+  if code ~= "interrupted" and core.interrupted() then
+    local document = {}
+    for key, value in pairs(extra or {}) do document[key] = value end
+    document.ok, document.code, document.message = false, code, message
+    return self:interrupted(document_outcome(document))
+  end
   info = type(info) == "table" and info or {}
   local exit = EXIT_FOR[code] or EXIT_FOR.internal
+  if code == "interrupted" then exit = self.interrupt_exit or exit end
   if self.display then self.display:finish() end
   if self.options.json then
     local document = {}
@@ -808,9 +843,26 @@ local function load_options(ctx)
       loaded.timeout = options.timeout
     end
   end
-  if options.verbose then loaded.on_event = tracer(ctx) end
+  local trace = options.verbose and tracer(ctx)
+  loaded.on_event = function(event)
+    -- After a signal no new request starts, but for the one that settles an
+    -- unknown outcome (a retry or stop that failed on the way: the library
+    -- reads the run next).
+    if event.type == "response" then
+      ctx.may_verify = (event.op == "retry" or event.op == "stop") and event.error ~= nil
+    elseif event.type == "request" and core.interrupted() then
+      if not (ctx.may_verify and event.op == "detail") then error(INTERRUPTED, 0) end
+      ctx.may_verify = false
+    end
+    if trace then trace(event) end
+  end
   loaded.sleep = function(seconds)
-    if not ctx.tty then return ctx.sleep(seconds) end
+    if core.interrupted() then error(INTERRUPTED, 0) end
+    if not ctx.tty then
+      ctx.sleep(seconds)
+      if core.interrupted() then error(INTERRUPTED, 0) end
+      return
+    end
     -- On a terminal the live display keeps its clocks going while it waits.
     local left = seconds
     repeat
@@ -818,6 +870,7 @@ local function load_options(ctx)
       ctx.sleep(slice)
       left = left - slice
       if ctx.display then ctx.display:tick() end
+      if core.interrupted() then error(INTERRUPTED, 0) end
     until left <= 0
   end
   return loaded
@@ -925,7 +978,7 @@ RUN.retry = function(ctx, client, pipeline_id, run_id)
   local ok, message, code, info = client:retry(pipeline_id, run_id)
   local document = { ok = true, exit = 0, command = "retry", pipeline_id = pipeline_id, run_id = run_id }
   if not ok then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
-  if ctx.options.wait then
+  if ctx.options.wait and not core.interrupted() then
     ctx:say(("Retried run %s; following it."):format(run_id))
     return follow(ctx, client, pipeline_id, run_id, document)
   end
@@ -975,7 +1028,7 @@ RUN.run = function(ctx, client, pipeline_id)
   local run_id, message, code, info = client:run(pipeline_id, body)
   if not run_id then return ctx:fail(message, code, info, { pipeline_id = pipeline_id }) end
   local document = { ok = true, exit = 0, command = "run", pipeline_id = pipeline_id, run_id = run_id }
-  if ctx.options.wait then
+  if ctx.options.wait and not core.interrupted() then
     ctx:say(("Started run %s; following it."):format(run_id))
     return follow(ctx, client, pipeline_id, run_id, document)
   end
@@ -1077,8 +1130,11 @@ local function execute(ctx, args)
   local results = { pcall(RUN[command.name], ctx, client, positional[1], positional[2]) }
   client:close()
   if not results[1] then error(results[2], 0) end
+  if ctx.interrupt_exit then return ctx.interrupt_exit end
   return results[2]
 end
+
+local cli_outcome -- (below)
 
 --- Runs the program with args (a list of strings, as `arg`); returns the exit
 -- status.  env: optional stdout, stderr, getenv, isatty, sleep, clock.
@@ -1101,14 +1157,25 @@ function cli.main(args, env)
     if word == "--" then break end
     if word == "--json" then ctx.options.json = true end
   end
+  -- Ctrl-C and SIGTERM end sleeps and transfers at once (env.signals =
+  -- false leaves the process's handlers alone)
+  if env.signals ~= false then core.catch_signals() end
   local ok, result = xpcall(function()
     ctx.tty = isatty(2) and getenv("TERM") ~= "dumb"
     ctx.width = math.max(20, tonumber(getenv("COLUMNS") or "") or 80)
     return execute(ctx, args)
   end, function(failure)
-    if getmetatable(failure) == Usage then return failure end
+    if getmetatable(failure) == Usage or failure == INTERRUPTED then return failure end
     return debug.traceback(tostring(failure), 2)
   end)
+  local exit = cli_outcome(ctx, ok, result)
+  if env.signals ~= false then core.release_signals() end
+  return exit
+end
+
+-- The exit status of a run of execute (ok, result as xpcall returned them),
+-- with what it leaves to say said.
+function cli_outcome(ctx, ok, result)
   if ok then return result end
   if getmetatable(result) == Usage then
     local line = result.command and (PROGRAM .. " " .. result.command.usage)
@@ -1122,6 +1189,9 @@ function cli.main(args, env)
     return cli.EXIT.usage
   end
   if ctx.display then ctx.display:finish() end
+  if result == INTERRUPTED then
+    return ctx:interrupted({ command = ctx.name, last_status = ctx.last_run and ctx.last_run.status or nil })
+  end
   if tostring(result):find("interrupted!", 1, true) then
     return ctx:fail("interrupted", "interrupted")
   end
