@@ -19,6 +19,7 @@
 #include "batch.h"
 #include "client.h"
 #include "compat.h"
+#include "sandbox.h"
 #include "sign.h"
 #include "transfer.h"
 
@@ -351,6 +352,8 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
       {"is_id", core_is_id},
       {"is_header_value", core_is_header_value},
       {"file_mode", core_file_mode},
+      {"read_file", pipeline_read_file},
+      {"run_config", pipeline_run_config},
       {"check_url", core_check_url},
       {"sleep", core_sleep},
       {"catch_signals", core_catch_signals},

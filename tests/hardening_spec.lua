@@ -344,6 +344,91 @@ describe("hardening (issue 12)", function()
     end)
   end)
 
+  ------------------------------------------------------------------ 5
+
+  describe("5. a hostile config file", function()
+    -- pipeline.load on the config file at path: a config failure, quickly
+    -- (the time is printed; the bound asserted is generous).
+    local function refused(path, fragment)
+      local started = core.monotonic()
+      local ok, client, message, code = pcall(pipeline.load, { config_file = path, token = "t-option" })
+      local seconds = core.monotonic() - started
+      print(("  %s: %.3f s"):format(fragment, seconds))
+      assert.is_true(ok, tostring(client))
+      assert.is_nil(client)
+      assert.equal("config", code, message)
+      support.contains(message, fragment)
+      assert.is_true(seconds < 5)
+      return message
+    end
+
+    local function chunk(text)
+      return support.write_file(support.test_dir() .. "/config.lua", text, "600")
+    end
+
+    it("pattern matching is not there (a backtracking find runs for minutes)", function()
+      refused(chunk('local x = ("a"):rep(22):find(("a?"):rep(22) .. ("a"):rep(22) .. "b")\nreturn { profiles = {} }\n'),
+        "error while running it")
+    end)
+
+    it("40 x ('x'):rep(2^28) hits the memory limit", function()
+      refused(chunk('local t = {}\nfor i = 1, 40 do t[i] = ("x"):rep(2^28) end\nreturn { profiles = {} }\n'),
+        "too much memory")
+    end)
+
+    it("a string doubled by concatenation hits the memory limit", function()
+      refused(chunk('local s = "x"\nfor i = 1, 40 do s = s .. s end\nreturn { profiles = {} }\n'), "too much memory")
+    end)
+
+    it("string work that stays under the memory limit hits the time bound", function()
+      refused(chunk('local s = ("x"):rep(4000000)\nfor i = 1, 1e9 do local t = s .. i end\nreturn { profiles = {} }\n'),
+        "took too long")
+    end)
+
+    it("1.5M profiles hit the memory limit; 1001 the profile bound", function()
+      refused(chunk('local p = {}\nfor i = 1, 1500000 do p["p" .. i] = { timeout = 1 } end\nreturn { profiles = p }\n'),
+        "too much memory")
+      refused(chunk('local p = {}\nfor i = 1, 1001 do p["p" .. i] = {} end\nreturn { profiles = p }\n'),
+        "more than 1000 profiles")
+    end)
+
+    it("a config path that is /dev/zero, a folder or a FIFO is refused at once", function()
+      refused("/dev/zero", "not a regular file")
+      refused(support.test_dir(), "not a regular file")
+      local fifo = support.test_dir() .. "/fifo"
+      support.shell("mkfifo " .. support.quote(fifo))
+      refused(fifo, "not a regular file")
+    end)
+
+    it("a config file over 1 MiB is refused", function()
+      refused(chunk("return { profiles = {} }\n--" .. ("x"):rep(1024 * 1024) .. "\n"), "larger than")
+    end)
+
+    it("a token_file that is /dev/zero or a FIFO is refused at once", function()
+      local fifo = support.test_dir() .. "/fifo"
+      support.shell("mkfifo -m 600 " .. support.quote(fifo))
+      for _, path in ipairs({ "/dev/zero", fifo }) do
+        local config_path = chunk(("return { profiles = { default = { endpoint = %q, project_id = %q, "
+          .. "token_file = %q } } }\n"):format(server.url, PROJECT, path))
+        local started = core.monotonic()
+        local ok, client, message, code = pcall(pipeline.load, { config_file = config_path })
+        print(("  token_file %s: %.3f s"):format(path, core.monotonic() - started))
+        assert.is_true(ok, tostring(client))
+        assert.equal("config", code, message)
+        support.contains(message, "not a regular file")
+      end
+    end)
+
+    it("the host's string library and globals are untouched", function()
+      refused(chunk("string = nil\nreturn { profiles = {} }\n--" .. ("x"):rep(1024 * 1024) .. "\n"), "larger than")
+      local _, message, code = pipeline.load({ config_file = chunk("getmetatable('').__index = nil\n") })
+      assert.equal("config", code)
+      support.contains(message, "getmetatable")
+      assert.equal("aa", ("a"):rep(2))
+      assert.is_function(string.find)
+    end)
+  end)
+
   ------------------------------------------------------------------ 6
 
   describe("6. very long computed sleeps", function()
