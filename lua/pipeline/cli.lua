@@ -272,6 +272,7 @@ local function overview()
     "  3  API error: refused, not found, a server error (5xx), or an unexpected answer",
     "  4  authentication error (token or keys refused)",
     "  5  network, TLS, timeout or throttling: try again later",
+    "  130  interrupted by Ctrl-C (143: by SIGTERM)",
     "",
     "Example, in a CI job:",
     "  codearts-pipeline retry $PIPELINE $RUN --wait && ./deploy.sh",
