@@ -329,6 +329,19 @@ describe("hardening (issue 12)", function()
       support.lacks(r.err, "internal error")
     end)
 
+    it("cli.main puts the previous handlers back", function()
+      local out, code = support.run_lua([[
+        local cli = require("pipeline.cli")
+        local exit = cli.main({ "--version" }, { stdout = { write = function() end } })
+        io.write("exit ", exit, "\n")
+        io.stdout:flush()
+        os.execute("kill -TERM $PPID") -- the default action again: the process ends here
+        io.write("not reached\n")
+      ]])
+      assert.equal("exit 0\n", out)
+      assert.not_equal(0, code)
+    end)
+
     it("the library installs no handler for a host", function()
       local out, code = support.run_lua([[
         local pipeline = require("pipeline")
