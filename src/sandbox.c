@@ -235,10 +235,13 @@ int pipeline_run_config(lua_State *L) {
     lua_pushliteral(L, "run");
     /* (a refused allocation may have succeeded after an emergency
      * collection: only the status tells a memory error) */
-    if (status == LUA_ERRMEM && b.stop == NULL)
+    const char *message = lua_type(S, -1) == LUA_TSTRING ? lua_tostring(S, -1) : "an error that is not a string";
+    /* (Lua 5.3's string.rep says "not enough memory for buffer allocation"
+     * in an ordinary error) */
+    if (b.stop == NULL && (status == LUA_ERRMEM || strstr(message, "not enough memory") != NULL))
       lua_pushfstring(L, "uses too much memory (over %d MiB)", SANDBOX_MEMORY / (1024 * 1024));
     else
-      lua_pushstring(L, lua_type(S, -1) == LUA_TSTRING ? lua_tostring(S, -1) : "an error that is not a string");
+      lua_pushstring(L, message);
     lua_close(S);
     return 3;
   }
