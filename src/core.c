@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 #include "batch.h"
 #include "client.h"
 #include "compat.h"
+#include "sandbox.h"
 #include "sign.h"
 #include "transfer.h"
 
@@ -78,17 +80,80 @@ static int core_check_url(lua_State *L) {
   return 2;
 }
 
-/* core.sleep(seconds): blocks the calling thread; the default `sleep` of a
- * client, which a host replaces with one that yields to its own loop. */
+/* ------------------------------------------------------------ signals
+ * The command line's way to stop at once on Ctrl-C or SIGTERM: a handler
+ * that only counts (pipeline_interrupts) and remembers the signal; sleeps
+ * and transfers look at the count.  Installed by the command line only,
+ * never by the library for a host, whose signals are its own business. */
+static volatile sig_atomic_t last_signal = 0;
+static int catching = 0;
+static struct sigaction previous_int, previous_term;
+
+static void on_signal(int signum) {
+  last_signal = signum;
+  pipeline_interrupts = pipeline_interrupts + 1;
+}
+
+/* core.catch_signals(): installs the handler for SIGINT and SIGTERM
+ * (without SA_RESTART, so a blocking call returns), keeping the previous
+ * ones for core.release_signals. */
+static int core_catch_signals(lua_State *L) {
+  struct sigaction sa;
+  (void)L;
+  if (catching) return 0;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  last_signal = 0; /* a run of the command line starts uninterrupted */
+  sigaction(SIGINT, &sa, &previous_int);
+  sigaction(SIGTERM, &sa, &previous_term);
+  catching = 1;
+  return 0;
+}
+
+/* core.release_signals(): puts the previous handlers back. */
+static int core_release_signals(lua_State *L) {
+  (void)L;
+  if (!catching) return 0;
+  sigaction(SIGINT, &previous_int, NULL);
+  sigaction(SIGTERM, &previous_term, NULL);
+  catching = 0;
+  return 0;
+}
+
+/* core.interrupted() -> the number of the last signal caught, or nil */
+static int core_interrupted(lua_State *L) {
+  if (last_signal == 0) return 0;
+  lua_pushinteger(L, (lua_Integer)last_signal);
+  return 1;
+}
+
+/* core.sleep(seconds) -> true | false when a caught signal cut it short.
+ * Blocks the calling thread; the default `sleep` of a client, which a host
+ * replaces with one that yields to its own loop. */
 static int core_sleep(lua_State *L) {
   lua_Number seconds = luaL_checknumber(L, 1);
+  long at_start = (long)pipeline_interrupts;
   struct timespec ts;
   luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "out of range");
-  ts.tv_sec = (time_t)seconds;
-  ts.tv_nsec = (long)((seconds - (lua_Number)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  while (seconds > 0) {
+    /* in slices while a handler is installed: the signal may be delivered
+     * to another thread (libcurl's resolver), leaving this one asleep */
+    lua_Number slice = catching && seconds > 0.05 ? 0.05 : seconds;
+    ts.tv_sec = (time_t)slice;
+    ts.tv_nsec = (long)((slice - (lua_Number)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+      if ((long)pipeline_interrupts != at_start) break;
+    }
+    if ((long)pipeline_interrupts != at_start) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    seconds -= slice;
   }
-  return 0;
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* core.monotonic() -> seconds from an arbitrary start, never going back:
@@ -290,8 +355,13 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
       {"is_id", core_is_id},
       {"is_header_value", core_is_header_value},
       {"file_mode", core_file_mode},
+      {"read_file", pipeline_read_file},
+      {"run_config", pipeline_run_config},
       {"check_url", core_check_url},
       {"sleep", core_sleep},
+      {"catch_signals", core_catch_signals},
+      {"release_signals", core_release_signals},
+      {"interrupted", core_interrupted},
       {"monotonic", core_monotonic},
       {"isatty", core_isatty},
       {NULL, NULL}};

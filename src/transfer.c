@@ -27,6 +27,8 @@
 #define HAVE_PREREQ 1
 #endif
 
+volatile sig_atomic_t pipeline_interrupts = 0;
+
 typedef pipeline_buffer buffer;
 typedef pipeline_transfer transfer;
 
@@ -190,6 +192,22 @@ static size_t on_header(char *data, size_t size, size_t count, void *ud) {
   return pipeline_header_line(&t->headers, data, n) ? n : 0;
 }
 
+/* libcurl's progress callback, called at least once a second while a
+ * transfer runs: a signal caught since the request started aborts it. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow) {
+  transfer *t = ud;
+  (void)dltotal;
+  (void)dlnow;
+  (void)ultotal;
+  (void)ulnow;
+  if ((long)pipeline_interrupts != t->interrupts_at_start) {
+    t->interrupted = 1;
+    return 1;
+  }
+  return 0;
+}
+
 #ifdef HAVE_PREREQ
 /* Called each time libcurl is about to send the request, including the
  * silent re-send it makes when a reused connection turns out to be dead.
@@ -346,6 +364,9 @@ void pipeline_transfer_open(lua_State *L, transfer *t,
   SETOPT(t, CURLOPT_HEADERFUNCTION, on_header);
   SETOPT(t, CURLOPT_HEADERDATA, (void *)t);
   SETOPT(t, CURLOPT_PRIVATE, (void *)t);
+  SETOPT(t, CURLOPT_NOPROGRESS, 0L);
+  SETOPT(t, CURLOPT_XFERINFOFUNCTION, on_progress);
+  SETOPT(t, CURLOPT_XFERINFODATA, (void *)t);
 #ifdef HAVE_PREREQ
   SETOPT(t, CURLOPT_PREREQFUNCTION, on_prereq);
   SETOPT(t, CURLOPT_PREREQDATA, (void *)t);
@@ -440,6 +461,10 @@ static const char *transport_kind(transfer *t, CURLcode rc) {
       return "tls";
     case CURLE_FILESIZE_EXCEEDED:
     case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL: /* a status line of an unknown HTTP version */
+    /* libcurl's answer to a response header line over its own limit
+     * (CURL_MAX_HTTP_HEADER, 100 KiB): the server's doing, not ours */
+    case CURLE_OUT_OF_MEMORY:
     case CURLE_BAD_CONTENT_ENCODING:
       return "protocol";
     case CURLE_WRITE_ERROR:
@@ -470,6 +495,11 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
   else if (t->headers.overflowed)
     lua_pushfstring(L, "response headers are larger than %d bytes",
                     MAX_HEADER_BYTES);
+  else if (rc == CURLE_OUT_OF_MEMORY)
+    lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
+                       "header line over 100 KiB does this)");
+  else if (rc == CURLE_ABORTED_BY_CALLBACK && t->interrupted)
+    lua_pushliteral(L, "interrupted by a signal");
   else if (rc == CURLE_ABORTED_BY_CALLBACK)
     lua_pushliteral(L, "connection lost after the request was sent; "
                        "it was not sent again");
@@ -568,11 +598,15 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   t->error[0] = '\0';
   t->sends = 0;
   t->single_send = lua_toboolean(L, first + 4);
+  t->interrupts_at_start = (long)pipeline_interrupts;
+  t->interrupted = 0;
 }
 
 int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
   long status = 0;
-  if (rc == CURLE_OUT_OF_MEMORY) return luaL_error(L, "not enough memory");
+  /* Every libcurl result is an answer of the transport, never a raise: a
+   * server can provoke any of them (CURLE_OUT_OF_MEMORY by one long header
+   * line), and a raise would end every job of a batch. */
   if (rc != CURLE_OK) return push_transport_failure(L, t, rc);
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_pushinteger(L, (lua_Integer)status);

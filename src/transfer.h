@@ -7,6 +7,7 @@
 #ifndef PIPELINE_TRANSFER_H
 #define PIPELINE_TRANSFER_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include <curl/curl.h>
@@ -38,7 +39,15 @@ typedef struct {
   int busy;        /* added to a multi handle and not finished */
   long timeout_ms; /* the client's timeout for a whole request */
   lua_Integer id;  /* the batch's id of the request in progress */
+  long interrupts_at_start; /* pipeline_interrupts when the request started */
+  int interrupted;          /* aborted because a signal came meanwhile */
 } pipeline_transfer;
+
+/* How many SIGINT/SIGTERM the command line's handler (core.catch_signals)
+ * has caught.  A transfer started before the last one is aborted, and so
+ * is core.sleep; with no handler installed (the library never installs one
+ * for a host) it stays 0 and nothing changes. */
+extern volatile sig_atomic_t pipeline_interrupts;
 
 /* Transport options, read from a Lua table; the strings belong to it. */
 typedef struct {

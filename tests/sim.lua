@@ -20,8 +20,9 @@ sim.PIPELINE = "fedcba9876543210fedcba9876543210"
 sim.REGION = "cn-north-4"
 sim.IAM_PROJECT = "5f2a3b4c6d7e8f901a2b3c4d5e6f7a8b"
 
--- Starts the simulator self.extra (a list of command-line arguments) asks
--- for, and fills in self's fields.
+-- Starts the simulator (or the server self.script names, which takes the
+-- same --port, --parent-pid and --port-file) with self.extra (a list of
+-- command-line arguments), and fills in self's fields.
 local function launch(self)
   local dir = support.temp_dir()
   local port_file = dir .. "/port.json"
@@ -31,7 +32,8 @@ local function launch(self)
   -- $PPID, in the shell that starts it, is this process: the simulator ends
   -- with it, even if a test runner is killed before its teardown
   support.shell(("%s %s --port 0 --parent-pid $PPID --port-file %s %s >/dev/null 2>%s &"):format(
-    python, support.quote(SCRIPT), support.quote(port_file), table.concat(args, " "), support.quote(dir .. "/stderr.log")))
+    python, support.quote(self.script or SCRIPT), support.quote(port_file), table.concat(args, " "),
+    support.quote(dir .. "/stderr.log")))
   local deadline = core.monotonic() + 15
   local text = support.read_file(port_file)
   while not text and core.monotonic() <= deadline do
@@ -52,6 +54,8 @@ local function launch(self)
   return self
 end
 
+sim.launch = launch
+
 --- Starts a simulator; extra is a list of command-line arguments.
 function sim.start(extra)
   return launch(setmetatable({ extra = extra }, sim))
@@ -59,10 +63,11 @@ end
 
 --- In a describe block: a simulator (extra as for sim.start) started in its
 -- setup, stopped in its teardown and reset before each of its tests.
--- Returns it at once; its fields (url, ...) are there from setup on.
-function sim.fixture(extra)
+-- Returns it at once; its fields (url, ...) are there from setup on.  class:
+-- another server's class built on this one (tests/hostile.lua).
+function sim.fixture(extra, class)
   local busted = require("busted")
-  local self = setmetatable({ extra = extra }, sim)
+  local self = setmetatable({ extra = extra }, class or sim)
   busted.setup(function() launch(self) end)
   busted.teardown(function() self:stop() end)
   busted.before_each(function() self:reset() end)

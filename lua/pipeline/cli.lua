@@ -12,6 +12,8 @@ local config = require("pipeline.config")
 local core = require("pipeline.core")
 local compat = require("pipeline.compat")
 local lifecycle = require("pipeline.lifecycle")
+local errors = require("pipeline.errors")
+local client_module = require("pipeline.client")
 local cjson = require("cjson.safe")
 
 local cli = {}
@@ -19,7 +21,16 @@ local cli = {}
 local PROGRAM = "codearts-pipeline"
 
 --- Exit statuses, as the contract lists them.
-cli.EXIT = { ok = 0, run_failed = 1, usage = 2, api = 3, auth = 4, transient = 5, interrupted = 130 }
+cli.EXIT = { ok = 0, run_failed = 1, usage = 2, api = 3, auth = 4, transient = 5, interrupted = 130,
+  terminated = 143 }
+
+-- A caught SIGINT (2) or SIGTERM (15): its name, and the exit status a shell
+-- gives a process the signal ended (128 + the signal's number).
+local SIGNALS = { [2] = { name = "SIGINT", exit = 130 }, [15] = { name = "SIGTERM", exit = 143 } }
+
+-- Raised (as this very table) from the program's sleep or before a request
+-- once a signal came: it unwinds the command to cli.main, which reports it.
+local INTERRUPTED = setmetatable({}, { __tostring = function() return "interrupted" end })
 
 -- Error code (the library's, plus the program's own) -> exit status, as the
 -- contract lists them: 5 is for network, timeout or throttling only, so a
@@ -266,6 +277,7 @@ local function overview()
     "  3  API error: refused, not found, a server error (5xx), or an unexpected answer",
     "  4  authentication error (token or keys refused)",
     "  5  network, TLS, timeout or throttling: try again later",
+    "  130  interrupted by Ctrl-C (143: by SIGTERM)",
     "",
     "Example, in a CI job:",
     "  codearts-pipeline retry $PIPELINE $RUN --wait && ./deploy.sh",
@@ -318,6 +330,70 @@ cli.encode = encode
 local function clean(value)
   if value == nil or value == cjson.null or type(value) == "table" then return "" end
   return (tostring(value):gsub("%c", " "))
+end
+
+------------------------------------------------------------------ shapes
+
+-- What the program shows of an answer must have the shape it expects: a
+-- field of another shape is the server's fault, a protocol failure, never
+-- a crash of the display.  Times are epoch milliseconds up to the year 9999.
+local MAX_EPOCH_MS = 253402300799999
+
+local function is_null(value) return value == nil or value == cjson.null end
+
+local FITS = {
+  text = function(value)
+    return is_null(value) or type(value) == "string"
+      or (type(value) == "number" and value == value and math.abs(value) < 2 ^ 53)
+  end,
+  time = function(value)
+    return is_null(value) or (type(value) == "number" and value >= 0 and value <= MAX_EPOCH_MS)
+  end,
+}
+
+local JOB_SHAPE = { name = "text", status = "text", message = "text" }
+local STAGE_SHAPE = { name = "text", status = "text", start_time = "time", end_time = "time", jobs = { JOB_SHAPE } }
+local RUN_SHAPE = { id = "text", pipeline_run_id = "text", pipeline_id = "text", name = "text", status = "text",
+  run_number = "text", trigger_type = "text", executor_name = "text", detail_url = "text",
+  start_time = "time", end_time = "time", stages = { STAGE_SHAPE } }
+local PIPELINE_SHAPE = { pipeline_id = "text", id = "text", name = "text", latest_run = RUN_SHAPE }
+
+local function shown(value)
+  if type(value) == "number" then return ("the number %.17g"):format(value) end
+  if type(value) == "table" then return "an object or list" end
+  if type(value) == "string" then return "a string" end
+  return type(value) == "userdata" and "null" or ("a " .. type(value))
+end
+
+--- nil when value fits shape (a kind's name, a table of fields, or { item
+-- shape } for a list), else what is wrong, naming the field from where.
+local function misfit(value, shape, where)
+  if type(shape) == "string" then
+    if FITS[shape](value) then return nil end
+    return ("%s is %s, not %s"):format(where, shown(value), shape == "time" and "a time" or "text")
+  end
+  if is_null(value) then return nil end
+  if type(value) ~= "table" then return ("%s is %s, not %s"):format(where, shown(value),
+    shape[1] and "a list" or "an object") end
+  if shape[1] then
+    for i, item in ipairs(value) do
+      if type(item) ~= "table" then return ("%s[%d] is %s, not an object"):format(where, i, shown(item)) end
+      local why = misfit(item, shape[1], ("%s[%d]"):format(where, i))
+      if why then return why end
+    end
+    return nil
+  end
+  for name, field in pairs(shape) do
+    local why = misfit(value[name], field, where .. "." .. name)
+    if why then return why end
+  end
+  return nil
+end
+
+-- The protocol failure for an answer of the wrong shape.
+local function misshapen(ctx, op, why, extra)
+  local _, message, code, info = errors.failure(op, "protocol", "unexpected response: " .. why)
+  return ctx:fail(message, code, info, extra)
 end
 
 local function duration(seconds)
@@ -631,7 +707,7 @@ local function validate(name, positional, options, given)
   end
   if options.project then check_id("--project", options.project, command) end
   if options.timeout then options.timeout = number_option("--timeout", options.timeout, false, 0.001, command) end
-  if options.interval then options.interval = number_option("--interval", options.interval, false, 0, command) end
+  if options.interval then options.interval = number_option("--interval", options.interval, false, 0.001, command) end
   if options.limit then options.limit = number_option("--limit", options.limit, true, 1, command) end
   if options.attempts then options.attempts = number_option("--attempts", options.attempts, true, 1, command) end
   if options.status then
@@ -670,8 +746,27 @@ function Context:say(text)
   self.err:write(text, "\n")
 end
 
+-- The interrupted failure, once a signal came: whatever the command had to
+-- say goes into the document as `outcome` (a retry whose outcome was unknown
+-- is settled first, as always).
+function Context:interrupted(extra)
+  local signal = SIGNALS[core.interrupted()] or SIGNALS[2]
+  self.interrupt_exit = signal.exit
+  return self:fail("interrupted by " .. signal.name, "interrupted", nil, extra)
+end
+
+local function document_outcome(document)
+  local extra, outcome = {}, {}
+  for key, value in pairs(document) do
+    if key == "pipeline_id" or key == "run_id" or key == "command" then extra[key] = value else outcome[key] = value end
+  end
+  extra.outcome = outcome
+  return extra
+end
+
 --- The result: a JSON document, or text for people.
 function Context:result(document, text)
+  if core.interrupted() then return self:interrupted(document_outcome(document)) end
   if self.options.json then
     self.out:write(encode(document), "\n")
   elseif text and text ~= "" then
@@ -682,8 +777,15 @@ end
 --- A failure by the error rule: message on stderr (or a JSON document), and
 -- the exit status for code.
 function Context:fail(message, code, info, extra)
+  if code ~= "interrupted" and core.interrupted() then
+    local document = {}
+    for key, value in pairs(extra or {}) do document[key] = value end
+    document.ok, document.code, document.message = false, code, message
+    return self:interrupted(document_outcome(document))
+  end
   info = type(info) == "table" and info or {}
   local exit = EXIT_FOR[code] or EXIT_FOR.internal
+  if code == "interrupted" then exit = self.interrupt_exit or exit end
   if self.display then self.display:finish() end
   if self.options.json then
     local document = {}
@@ -755,9 +857,26 @@ local function load_options(ctx)
       loaded.timeout = options.timeout
     end
   end
-  if options.verbose then loaded.on_event = tracer(ctx) end
+  local trace = options.verbose and tracer(ctx)
+  loaded.on_event = function(event)
+    -- After a signal no new request starts, but for the one that settles an
+    -- unknown outcome (a retry or stop that failed on the way: the library
+    -- reads the run next).
+    if event.type == "response" then
+      ctx.may_verify = (event.op == "retry" or event.op == "stop") and event.error ~= nil
+    elseif event.type == "request" and core.interrupted() then
+      if not (ctx.may_verify and event.op == "detail") then error(INTERRUPTED, 0) end
+      ctx.may_verify = false
+    end
+    if trace then trace(event) end
+  end
   loaded.sleep = function(seconds)
-    if not ctx.tty then return ctx.sleep(seconds) end
+    if core.interrupted() then error(INTERRUPTED, 0) end
+    if not ctx.tty then
+      ctx.sleep(seconds)
+      if core.interrupted() then error(INTERRUPTED, 0) end
+      return
+    end
     -- On a terminal the live display keeps its clocks going while it waits.
     local left = seconds
     repeat
@@ -765,9 +884,25 @@ local function load_options(ctx)
       ctx.sleep(slice)
       left = left - slice
       if ctx.display then ctx.display:tick() end
+      if core.interrupted() then error(INTERRUPTED, 0) end
     until left <= 0
   end
   return loaded
+end
+
+-- stream, writing through the client's keeper of secrets: whatever the
+-- program prints comes from the server in part (a run's fields, a request
+-- id, a message), and a server may echo a secret back.
+local function redacting(stream, secrets)
+  return setmetatable({
+    write = function(_, ...)
+      local parts = compat.pack(...)
+      for i = 1, parts.n do parts[i] = errors.redact(tostring(parts[i]), secrets) end
+      stream:write(compat.unpack(parts, 1, parts.n))
+      return _
+    end,
+    flush = stream.flush and function() return stream:flush() end or nil,
+  }, { __index = stream })
 end
 
 -- The client, from the configuration chain.  With an injected getenv the
@@ -785,6 +920,8 @@ local function wait_options(ctx, run_id)
     timeout = ctx.options.timeout or DEFAULT_WAIT_TIMEOUT,
     interval = ctx.options.interval or DEFAULT_INTERVAL,
     on_poll = function(_, run)
+      ctx.misfit = misfit(run, RUN_SHAPE, "run")
+      if ctx.misfit then return false end -- the wait ends; the caller reports it
       if run_id and run_id_of(run) == nil then
         local copy = { id = run_id }
         for name, value in pairs(run) do copy[name] = value end
@@ -814,6 +951,7 @@ local function follow(ctx, client, pipeline_id, run_id, document)
   ctx.display:finish()
   if not status then
     document.last_status = ctx.last_run and ctx.last_run.status or nil
+    if ctx.misfit then return misshapen(ctx, "wait", ctx.misfit, document) end
     return ctx:fail(run, code, info, document)
   end
   ctx.display = nil
@@ -828,14 +966,18 @@ end
 
 -- Items of a paged list, up to limit (nil: all).  fetch(query) returns
 -- items, total.
-local function collect(fetch, query, limit)
+-- op names the listing in messages.
+local function collect(op, fetch, query, limit)
   local items, offset, total = {}, 0, nil
+  local guard = client_module.page_guard()
   while not limit or #items < limit do
     local page = {}
     for key, value in pairs(query) do page[key] = value end
     page.offset, page.limit = offset, limit and math.min(PAGE, limit - #items) or PAGE
     local got, count, code, info = fetch(page)
     if not got then return nil, count, code, info end
+    local stop = guard(got)
+    if stop then return errors.failure(op, "protocol", "unexpected response: " .. stop) end
     total = count
     for _, item in ipairs(got) do items[#items + 1] = item end
     offset = offset + #got
@@ -850,7 +992,7 @@ RUN.retry = function(ctx, client, pipeline_id, run_id)
   local ok, message, code, info = client:retry(pipeline_id, run_id)
   local document = { ok = true, exit = 0, command = "retry", pipeline_id = pipeline_id, run_id = run_id }
   if not ok then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
-  if ctx.options.wait then
+  if ctx.options.wait and not core.interrupted() then
     ctx:say(("Retried run %s; following it."):format(run_id))
     return follow(ctx, client, pipeline_id, run_id, document)
   end
@@ -861,6 +1003,8 @@ end
 RUN.status = function(ctx, client, pipeline_id, run_id)
   local run, message, code, info = client:detail(pipeline_id, run_id)
   if not run then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
+  local why = misfit(run, RUN_SHAPE, "run")
+  if why then return misshapen(ctx, "detail", why, { pipeline_id = pipeline_id, run_id = run_id }) end
   ctx:result({ ok = true, exit = 0, command = "status", pipeline_id = pipeline_id, run_id = run_id,
     status = run.status, run = run }, render_run(run, run_id))
   return 0
@@ -872,9 +1016,11 @@ RUN.wait = function(ctx, client, pipeline_id, run_id)
 end
 
 RUN.runs = function(ctx, client, pipeline_id)
-  local runs, total, code, info = collect(function(query) return client:runs(pipeline_id, query) end,
+  local runs, total, code, info = collect("runs", function(query) return client:runs(pipeline_id, query) end,
     { status = ctx.options.status }, ctx.options.limit or 10)
   if not runs then return ctx:fail(total, code, info, { pipeline_id = pipeline_id }) end
+  local why = misfit(runs, { RUN_SHAPE }, "pipeline_runs")
+  if why then return misshapen(ctx, "runs", why, { pipeline_id = pipeline_id }) end
   local text
   if #runs == 0 then
     text = "No runs.\n"
@@ -896,7 +1042,7 @@ RUN.run = function(ctx, client, pipeline_id)
   local run_id, message, code, info = client:run(pipeline_id, body)
   if not run_id then return ctx:fail(message, code, info, { pipeline_id = pipeline_id }) end
   local document = { ok = true, exit = 0, command = "run", pipeline_id = pipeline_id, run_id = run_id }
-  if ctx.options.wait then
+  if ctx.options.wait and not core.interrupted() then
     ctx:say(("Started run %s; following it."):format(run_id))
     return follow(ctx, client, pipeline_id, run_id, document)
   end
@@ -918,6 +1064,7 @@ RUN["retry-failed"] = function(ctx, client, pipeline_id)
   ctx.display = new_display(ctx)
   local result = compat.pack(client:retry_failed(pipeline_id, options))
   ctx.display:finish()
+  if not result[1] and ctx.misfit then return misshapen(ctx, "retry_failed", ctx.misfit, { pipeline_id = pipeline_id }) end
   if not result[1] then
     local message, code, info = result[2], result[3], result[4]
     return ctx:fail(message, code, info, { pipeline_id = pipeline_id,
@@ -948,9 +1095,11 @@ RUN["retry-failed"] = function(ctx, client, pipeline_id)
 end
 
 RUN.pipelines = function(ctx, client)
-  local pipelines, total, code, info = collect(function(query) return client:pipelines(query) end,
+  local pipelines, total, code, info = collect("pipelines", function(query) return client:pipelines(query) end,
     { name = ctx.options.name }, ctx.options.limit)
   if not pipelines then return ctx:fail(total, code, info) end
+  local why = misfit(pipelines, { PIPELINE_SHAPE }, "pipelines")
+  if why then return misshapen(ctx, "pipelines", why) end
   local text
   if #pipelines == 0 then
     text = "No pipelines.\n"
@@ -991,11 +1140,15 @@ local function execute(ctx, args)
   local command = validate(name, positional, options, given)
   local client, message, code, info = open_client(ctx, load_options(ctx))
   if not client then return ctx:fail(message, code, info) end
+  ctx.out, ctx.err = redacting(ctx.out, client._secrets), redacting(ctx.err, client._secrets)
   local results = { pcall(RUN[command.name], ctx, client, positional[1], positional[2]) }
   client:close()
   if not results[1] then error(results[2], 0) end
+  if ctx.interrupt_exit then return ctx.interrupt_exit end
   return results[2]
 end
+
+local cli_outcome -- (below)
 
 --- Runs the program with args (a list of strings, as `arg`); returns the exit
 -- status.  env: optional stdout, stderr, getenv, isatty, sleep, clock.
@@ -1018,14 +1171,25 @@ function cli.main(args, env)
     if word == "--" then break end
     if word == "--json" then ctx.options.json = true end
   end
+  -- Ctrl-C and SIGTERM end sleeps and transfers at once (env.signals =
+  -- false leaves the process's handlers alone)
+  if env.signals ~= false then core.catch_signals() end
   local ok, result = xpcall(function()
     ctx.tty = isatty(2) and getenv("TERM") ~= "dumb"
     ctx.width = math.max(20, tonumber(getenv("COLUMNS") or "") or 80)
     return execute(ctx, args)
   end, function(failure)
-    if getmetatable(failure) == Usage then return failure end
+    if getmetatable(failure) == Usage or failure == INTERRUPTED then return failure end
     return debug.traceback(tostring(failure), 2)
   end)
+  local exit = cli_outcome(ctx, ok, result)
+  if env.signals ~= false then core.release_signals() end
+  return exit
+end
+
+-- The exit status of a run of execute (ok, result as xpcall returned them),
+-- with what it leaves to say said.
+function cli_outcome(ctx, ok, result)
   if ok then return result end
   if getmetatable(result) == Usage then
     local line = result.command and (PROGRAM .. " " .. result.command.usage)
@@ -1039,6 +1203,9 @@ function cli.main(args, env)
     return cli.EXIT.usage
   end
   if ctx.display then ctx.display:finish() end
+  if result == INTERRUPTED then
+    return ctx:interrupted({ command = ctx.name, last_status = ctx.last_run and ctx.last_run.status or nil })
+  end
   if tostring(result):find("interrupted!", 1, true) then
     return ctx:fail("interrupted", "interrupted")
   end

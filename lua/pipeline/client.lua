@@ -21,6 +21,15 @@ Client.__index = Client
 
 local DEFAULT_RETRIES = { max = 3, base_delay = 0.5, max_delay = 30 }
 
+--- The longest the library sleeps at once (seconds): a retry delay
+-- (Retry-After, retries.max_delay) is cut to it, and a longer wait interval
+-- looks at the run at least this often.  Deadlines cut sleeps shorter still.
+client.MAX_SLEEP = 3600
+
+--- The most pages a listing fetches (each_run, each_pipeline, the CLI's
+-- lists): a server that keeps sending full pages is stopped there.
+client.MAX_PAGES = 1000
+
 local function fail(op, detail)
   return errors.failure(op, "config", detail)
 end
@@ -80,9 +89,7 @@ function client.new(options, level, op)
   -- The credentials' keeper, which learns each token a provider hands out,
   -- and a proxy password if the proxy URL holds one.
   local secrets = credentials.secrets
-  -- (with or without a scheme: libcurl takes "user:password@host:port" too)
-  secrets.add(options.proxy and (options.proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@")
-    or options.proxy:match("^[^:/@]*:([^@/]*)@")))
+  secrets.add(config.proxy_password(options.proxy))
 
   local created = setmetatable({
     -- a batch (multi handle) with the same transport options, for the
@@ -123,8 +130,10 @@ local function redacted_headers(headers)
   return copy
 end
 
+-- Events carry what the server sent (a request id, a message): a secret it
+-- echoed back is hidden here, for every handler.
 function Client:_emit(event)
-  if self._on_event then self._on_event(event) end
+  if self._on_event then self._on_event(errors.redact_all(event, self._secrets)) end
 end
 
 --------------------------------------------------------------- retries
@@ -151,7 +160,7 @@ function Client:_retry_delay(code, info, headers, attempt, idempotent, sent)
   local retry_after = headers and client.retry_after(headers["retry-after"])
   local ceiling = math.min(self._retries.max_delay, self._retries.base_delay * 2 ^ (attempt - 1))
   local delay = retry_after or math.random() * ceiling -- full jitter
-  return math.min(delay, self._retries.max_delay)
+  return math.min(delay, self._retries.max_delay, client.MAX_SLEEP)
 end
 
 --------------------------------------------------------------- requests
@@ -175,8 +184,10 @@ function Client:_now()
   return core.monotonic() + self._skew
 end
 
---- Waits seconds: parks the job inside the scheduler, else the client's sleep.
+--- Waits seconds (at most client.MAX_SLEEP): parks the job inside the
+-- scheduler, else the client's sleep.
 function Client:_pause(seconds)
+  seconds = math.min(seconds, client.MAX_SLEEP)
   if scheduler.current() then return scheduler.sleep(seconds) end
   local due = self:_now() + seconds
   self._sleep(seconds)
@@ -240,7 +251,7 @@ function Client:call(spec)
     local failed = result[1] == nil
     local failure_info = failed and result[4] or nil
     self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
-      status = status, request_id = status and (response_headers["x-request-id"]) or nil,
+      status = status, request_id = status and errors.request_id(response_headers["x-request-id"]) or nil,
       error = failed and result[2] or nil, code = failed and result[3] or nil,
       elapsed = core.monotonic() - started, attempt = attempt })
     if not failed then
@@ -667,12 +678,36 @@ function Client:artifacts(pipeline_id, run_id)
   end)
 end
 
+--- A guard for a listing that fetches page after page: guard(items)
+-- returns nil while paging may go on, or why it must stop (a server sending
+-- the same page again, or more than client.MAX_PAGES pages).
+function client.page_guard()
+  local pages, previous = 0, nil
+  return function(items)
+    pages = pages + 1
+    local keys = {}
+    for i, item in ipairs(items) do
+      local key = type(item) == "table" and (item.id or item.pipeline_run_id or item.pipeline_id) or nil
+      keys[i] = type(key) == "string" and key or (cjson.encode(item) or tostring(item))
+    end
+    local fingerprint = table.concat(keys, "\n")
+    if #items > 0 and fingerprint == previous then
+      return ("the server sent the same page twice (page %d): paging stopped"):format(pages)
+    end
+    previous = fingerprint
+    if pages > client.MAX_PAGES then
+      return ("more than %d pages: paging stopped (use a filter or a limit)"):format(client.MAX_PAGES)
+    end
+  end
+end
+
 -- An iterator over every item of a paged list; a failure is yielded once as
 -- false, message, code, info.
-local function pager(fetch, query, page_size)
+local function pager(op, fetch, query, page_size)
   local offset = query and query.offset or 0
   local limit = query and query.limit or page_size
   local items, index, total, done = {}, 0, nil, false
+  local guard = client.page_guard()
   return function()
     if index >= #items then
       if done or (total and offset >= total) then return nil end
@@ -682,6 +717,12 @@ local function pager(fetch, query, page_size)
       if got == nil then
         done = true
         return false, count_or_message, code, info
+      end
+      local stop = guard(got)
+      if stop then
+        done = true
+        local _, message, failure_code, failure_info = errors.failure(op, "protocol", "unexpected response: " .. stop)
+        return false, message, failure_code, failure_info
       end
       items, index, total = got, 0, count_or_message
       offset = offset + #got
@@ -699,13 +740,13 @@ end
 function Client:each_run(pipeline_id, query)
   check_id(pipeline_id, 1, "pipeline_id", "each_run")
   check_query(query, RUNS_QUERY, 2, "each_run")
-  return pager(function(page) return self:runs(pipeline_id, page) end, query, 50)
+  return pager("each_run", function(page) return self:runs(pipeline_id, page) end, query, 50)
 end
 
 --- Iterates over all pipelines of the project, page by page (as each_run).
 function Client:each_pipeline(query)
   check_query(query, PIPELINES_QUERY, 1, "each_pipeline")
-  return pager(function(page) return self:pipelines(page) end, query, 50)
+  return pager("each_pipeline", function(page) return self:pipelines(page) end, query, 50)
 end
 
 --- Releases the connections; the client cannot be used afterwards.  Safe to

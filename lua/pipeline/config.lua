@@ -4,7 +4,6 @@
 -- defaults.
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
-local compat = require("pipeline.compat")
 
 local config = {}
 
@@ -150,71 +149,85 @@ local function expand_home(path, getenv)
   return path
 end
 
+--- The largest file a configuration reads (config file, token_file,
+-- credentials file), in bytes.
+config.MAX_FILE_SIZE = 1024 * 1024
+
+-- Reads a regular file of at most MAX_FILE_SIZE bytes, never blocking (a
+-- FIFO, /dev/zero or a folder is refused): text, or nil, message, kind
+-- ("absent" when there is no such file).
 local function read_file(path)
-  local file, err = io.open(path, "rb")
-  if not file then return nil, err end
-  local text, read_err = file:read("*a")
-  file:close()
-  if not text then return nil, path .. ": " .. tostring(read_err) end
-  return text
+  return core.read_file(path, config.MAX_FILE_SIZE)
 end
 
--- Refuses a file holding a secret that group or others may read, as ssh
--- refuses such keys.
+-- Refuses a file holding a secret that group or others may read or write
+-- (a writer can put their own token or endpoint in), as ssh refuses such
+-- keys.
 local function private_enough(path, what)
   local mode = core.file_mode(path) or 0
-  -- bits 040 (group read) and 004 (others read), without 5.3's operators
-  local group_read, others_read = mode / 32 % 2 >= 1, mode / 4 % 2 >= 1
-  if group_read or others_read then
-    return nil, ("%s %s holds a secret and is readable by group or others (mode %03o): run chmod 600 %s")
-      :format(what, path, mode % 512, path)
+  -- bits 040, 020 (group read, write) and 004, 002 (others), without 5.3's operators
+  local group = math.floor(mode / 8) % 8
+  local others = mode % 8
+  if group >= 2 or others >= 2 then
+    local how = (group >= 4 or others >= 4) and "readable" or "writable"
+    return nil, ("%s %s holds a secret and is %s by group or others (mode %03o): run chmod 600 %s")
+      :format(what, path, how, mode % 512, path)
   end
   return true
 end
 
 local SECRET_FIELDS = { "token", "sk", "security_token" }
 
+--- The password of a proxy URL ("user:password@host:port", with or without
+-- a scheme, as libcurl takes it), or nil.
+function config.proxy_password(proxy)
+  if type(proxy) ~= "string" then return nil end
+  return proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@") or proxy:match("^[^:/@]*:([^@/]*)@")
+end
+
 local function holds_secret(profile)
   for _, name in ipairs(SECRET_FIELDS) do
     if profile[name] ~= nil then return true end
   end
+  -- a proxy URL with a password (user:password@host) is a secret too
+  if config.proxy_password(profile.proxy) then return true end
   return type(profile.iam) == "table" and profile.iam.password ~= nil
 end
 
--- Runs a config chunk with a budget of instructions, so a file with an
--- endless loop fails instead of hanging the host.
-local CONFIG_INSTRUCTION_BUDGET = 10000000
-local function run_bounded(chunk)
-  local co = coroutine.create(chunk)
-  debug.sethook(co, function() error("took too long (endless loop?)", 2) end, "", CONFIG_INSTRUCTION_BUDGET)
-  local ok, result = coroutine.resume(co)
-  if ok and coroutine.status(co) ~= "dead" then return false, "must not yield" end
-  return ok, result
-end
+--- The most profiles a config file may hold.
+config.MAX_PROFILES = 1000
 
 --- Loads a config file: a Lua chunk run as text in an empty environment,
 -- returning `{ default_profile = "...", profiles = { name = {...} } }`.
 -- Returns the table, or false when an optional file is absent, or nil and a
 -- message naming the file and the stage that failed.
 function config.read_file(path, required)
-  local text, err = read_file(path)
+  local text, err, kind = read_file(path)
   if not text then
-    if not required and core.file_mode(path) == nil then return false end
+    if not required and kind == "absent" then return false end
     return nil, ("cannot read config file: %s"):format(tostring(err))
   end
-  local chunk, syntax = compat.load(text, "@" .. path, {})
-  if not chunk then
+  -- run in a sandbox of its own: no globals, no pattern matching, bounded
+  -- memory, instructions and time (src/sandbox.c)
+  local result, stage, message = core.run_config(text, "@" .. path)
+  if result == nil and stage == "syntax" then
     -- Lua quotes the text it stopped at ("near '...'"), which may be a secret.
-    return nil, ("config file %s: syntax error: %s"):format(path, (syntax:gsub("%s+near%s.*$", "")))
+    return nil, ("config file %s: syntax error: %s"):format(path, (message:gsub("%s+near%s.*$", "")))
   end
-  local ok, result = run_bounded(chunk)
-  if not ok then return nil, ("config file %s: error while running it: %s"):format(path, tostring(result)) end
+  if result == nil and stage == "run" then
+    return nil, ("config file %s: error while running it: %s"):format(path, message)
+  end
   if type(result) ~= "table" then
     return nil, ("config file %s: must return a table (got %s)"):format(path, type(result))
   end
   local why = config.problem(result, { default_profile = "string", profiles = "table" }, "config file " .. path)
   if why then return nil, why end
   local secret = false
+  local count = 0
+  for _ in pairs(result.profiles or {}) do count = count + 1 end
+  if count > config.MAX_PROFILES then
+    return nil, ("config file %s: more than %d profiles"):format(path, config.MAX_PROFILES)
+  end
   for _, name in ipairs(sorted_keys(result.profiles or {})) do
     local profile = result.profiles[name]
     local what = ("config file %s: profile '%s'"):format(path, tostring(name))
@@ -233,8 +246,13 @@ end
 --- Parses the official SDKs' credentials file (INI); returns its [basic]
 -- section as a table, or false when the file is absent, or nil and a message.
 function config.read_credentials(path)
-  local text = read_file(path)
-  if not text then return false end
+  local text, err, kind = read_file(path)
+  if not text then
+    -- one that cannot be opened is another tool's business, as before; one
+    -- that is no regular file or too large is refused
+    if kind == "absent" or kind == "open" then return false end
+    return nil, ("cannot read credentials file: %s"):format(tostring(err))
+  end
   local section, basic = nil, {}
   local number = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do

@@ -23,12 +23,19 @@ local WHAT = {
   cancelled = "cancelled",
 }
 
---- Replaces every secret in text with "***".  secrets: a list of strings, or
--- a keeper (errors.keeper).
+-- A signature of the SDK-HMAC-SHA256 scheme is as good as the key for the
+-- request it signs (and tells about the key): hidden wherever it appears,
+-- known secret or not.
+local function without_signatures(text)
+  return (text:gsub("(SDK%-HMAC%-SHA256.-Signature=)[%w%-_]+", "%1***"))
+end
+
+--- Replaces every secret in text with "***", and any SDK-HMAC-SHA256
+-- signature.  secrets: a list of strings, or a keeper (errors.keeper).
 function errors.redact(text, secrets)
-  if type(text) ~= "string" or not secrets then return text end
-  if type(secrets.redact) == "function" then return secrets.redact(text) end
-  for _, secret in ipairs(secrets) do
+  if type(text) ~= "string" then return text end
+  if secrets and type(secrets.redact) == "function" then return secrets.redact(text) end
+  for _, secret in ipairs(secrets or {}) do
     if type(secret) == "string" and #secret >= 4 then
       local from, to = text:find(secret, 1, true)
       while from do
@@ -37,7 +44,27 @@ function errors.redact(text, secrets)
       end
     end
   end
-  return text
+  return without_signatures(text)
+end
+
+--- A copy of value (a string, or a table of them, deep: a decoded answer,
+-- an event) with every secret redacted; other values as they are.
+function errors.redact_all(value, secrets, depth)
+  depth = depth or 0
+  if type(value) == "string" then return errors.redact(value, secrets) end
+  if type(value) ~= "table" or depth > 100 then return value end
+  local copy = {}
+  for k, v in pairs(value) do copy[errors.redact_all(k, secrets, depth + 1)] = errors.redact_all(v, secrets, depth + 1) end
+  return setmetatable(copy, getmetatable(value))
+end
+
+--- What the server sent as a request id, as it may be shown: redacted, with
+-- no control characters, and not too long.
+function errors.request_id(value, secrets)
+  if type(value) ~= "string" then return nil end
+  value = errors.redact(value, secrets):gsub("%c", ""):sub(1, 200)
+  if value == "" then return nil end
+  return value
 end
 
 --- A URL as it may be shown: any user:password@ part hidden.
@@ -70,7 +97,10 @@ function errors.failure(op, code, detail, info, secrets)
   if info.retryable == nil then info.retryable = false end
   -- a configuration failure happens before anything is sent
   info.attempts = info.attempts or (code == "config" and 0 or 1)
+  -- everything in info came from the answer: a server may echo a secret
   info.error_msg = errors.redact(info.error_msg, secrets)
+  info.error_code = errors.redact(info.error_code, secrets)
+  info.request_id = errors.request_id(info.request_id, secrets)
   local parts = { op .. ": " .. (detail or WHAT[code] or code) }
   if info.status then parts[#parts + 1] = "HTTP " .. info.status end
   if info.error_code then
@@ -95,7 +125,7 @@ end
 -- A field's text, or nil when it is absent, null or empty: some services
 -- send "error_code": "" or null on success.
 local function text_of(value)
-  if value == nil or value == cjson.null then return nil end
+  if type(value) ~= "string" and type(value) ~= "number" then return nil end
   value = tostring(value)
   if value == "" then return nil end
   return value
@@ -155,12 +185,16 @@ function errors.settle(op, expect, secrets, status, body, headers, sent, partial
     status = status,
     error_code = error_code,
     error_msg = error_msg,
-    request_id = headers["x-request-id"]
-      or (type(json) == "table" and type(json.request_id) == "string" and json.request_id) or nil,
+    request_id = errors.request_id(headers["x-request-id"]
+      or (type(json) == "table" and type(json.request_id) == "string" and json.request_id) or nil, secrets),
   }
+
   if status >= 200 and status < 300 then
     if json == nil then
       return errors.failure(op, "protocol", "response is not JSON", info, secrets)
+    end
+    if type(json) == "table" and (type(json.error_code) == "table" or type(json.error_code) == "boolean") then
+      return errors.failure(op, "protocol", "response has an error_code that is not text", info, secrets)
     end
     if error_code then
       local code = THROTTLING_CODES[error_code] and "throttled" or "api"

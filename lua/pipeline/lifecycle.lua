@@ -45,6 +45,10 @@ local function check_options(options, allowed, arg, fname, level)
       error(("bad argument #%d to '%s' (option '%s' must be a %s%s)"):format(arg, fname, name, kind,
         kind == "number" and " not below 0" or ""), level)
     end
+    -- a zero interval would poll as fast as the network allows
+    if name == "interval" and value <= 0 then
+      error(("bad argument #%d to '%s' (option 'interval' must be above 0)"):format(arg, fname), level)
+    end
   end
   local concurrency = options.concurrency
   if concurrency and not (concurrency >= 1 and concurrency <= MAX_CONCURRENCY
@@ -56,8 +60,10 @@ local function check_options(options, allowed, arg, fname, level)
 end
 
 -- The wait options among the options of a call that also waits.
+-- (Options of the wrong type are left to check_options, which names them.)
 local function wait_options_of(options)
-  return options and { timeout = options.timeout, interval = options.interval, on_poll = options.on_poll }
+  if type(options) ~= "table" then return nil end
+  return { timeout = options.timeout, interval = options.interval, on_poll = options.on_poll }
 end
 
 --- Adds the lifecycle methods to the client class.
@@ -266,6 +272,11 @@ function lifecycle.install(Client, check_id)
   -- the seconds until one of them wants time (a poll interval, a backoff),
   -- or nil.
   function Client:step(timeout)
+    -- checked before anything moves: a bad timeout must not cost a job
+    if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
+      error(("bad argument #1 to 'step' (timeout must be a number not below 0, got %s)")
+        :format(type(timeout) == "number" and tostring(timeout) or type(timeout)), 2)
+    end
     local runner = self._runner
     if not runner then return 0 end
     local ok, left = pcall(runner.step, runner, timeout or 0)

@@ -129,7 +129,8 @@ function Scheduler:step(timeout)
   end
   if self.batch:pending() > 0 then
     local wake = self:next_wake()
-    for _, finished in ipairs(self.batch:step(math.min(timeout or 0, wake or math.huge))) do
+    -- (a day at most, as the batch takes: a host may pass math.huge)
+    for _, finished in ipairs(self.batch:step(math.min(timeout or 0, wake or math.huge, 86400))) do
       local job = self.sending[finished.id]
       self.sending[finished.id] = nil
       local entry = { job, unpack(finished, 1, finished.n) }
