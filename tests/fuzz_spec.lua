@@ -18,6 +18,14 @@ local CANARY, CANARY_SK = "CANARY-fuzz-token-61b0", "CANARY-fuzz-sk-0d44e1"
 local CODES = { network = true, timeout = true, tls = true, auth = true, not_found = true, throttled = true,
   server = true, api = true, protocol = true, config = true, cancelled = true }
 
+-- Reads an each_log iterator to its end: true, or its failure.
+local function collected_log(iterator)
+  for page, message, code, info in iterator do
+    if page == false then return nil, message, code, info end
+  end
+  return true
+end
+
 local function all_text(value, seen)
   seen = seen or {}
   if type(value) ~= "table" then return tostring(value) end
@@ -73,7 +81,12 @@ describe("random calls against random answers", function()
         function() return client:runs(arg(), pick({ nil, { limit = random(1, 100) }, { status = "FAILED" } })) end,
         function() return client:pipelines(pick({ nil, { name = "x" }, { offset = random(0, 5) } })) end,
         function() return client:latest({ arg(), arg() }) end,
-        function() return client:release(arg(), arg(), arg(), pick({ nil, "m" })) end,
+        function() return client:approve(arg(), arg(), arg(), arg()) end,
+        function() return client:reject(arg(), arg(), arg(), arg()) end,
+        function() return client:logs(arg(), arg(), arg(), arg(), pick({ nil, { limit = random(1, 100) } })) end,
+        function() return collected_log(client:each_log(arg(), arg(), arg(), arg())) end,
+        function() return client:artifacts(arg(), arg()) end,
+        function() return client:pipeline(arg()) end,
         function() return client:wait(arg(), arg(), wait_options) end,
         function() return client:retry_and_wait(arg(), arg(), wait_options) end,
         function() return client:retry_failed(arg(), wait_options) end,
