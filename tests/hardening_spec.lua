@@ -361,16 +361,22 @@ describe("hardening (issue 12)", function()
 
   describe("5. a hostile config file", function()
     -- pipeline.load on the config file at path: a config failure, quickly
-    -- (the time is printed; the bound asserted is generous).
+    -- (the time is printed; the bound asserted is generous), saying fragment
+    -- (or, a list, one of them: which bound is hit first may depend on the
+    -- machine's speed).
     local function refused(path, fragment)
       local started = core.monotonic()
       local ok, client, message, code = pcall(pipeline.load, { config_file = path, token = "t-option" })
       local seconds = core.monotonic() - started
-      print(("  %s: %.3f s"):format(fragment, seconds))
+      print(("  %s: %.3f s"):format(type(fragment) == "table" and fragment[1] or fragment, seconds))
       assert.is_true(ok, tostring(client))
       assert.is_nil(client)
       assert.equal("config", code, message)
-      support.contains(message, fragment)
+      local said = false
+      for _, each in ipairs(type(fragment) == "table" and fragment or { fragment }) do
+        said = said or message:find(each, 1, true) ~= nil
+      end
+      assert.is_true(said, message)
       assert.is_true(seconds < 5)
       return message
     end
@@ -400,7 +406,7 @@ describe("hardening (issue 12)", function()
 
     it("1.5M profiles hit the memory limit; 1001 the profile bound", function()
       refused(chunk('local p = {}\nfor i = 1, 1500000 do p["p" .. i] = { timeout = 1 } end\nreturn { profiles = p }\n'),
-        "too much memory")
+        { "too much memory", "took too long" })
       refused(chunk('local p = {}\nfor i = 1, 1001 do p["p" .. i] = {} end\nreturn { profiles = p }\n'),
         "more than 1000 profiles")
     end)
