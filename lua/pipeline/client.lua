@@ -12,8 +12,6 @@ local cjson = require("cjson.safe").new()
 
 local compat = require("pipeline.compat")
 
-local unpack, pack = compat.unpack, compat.pack
-
 local client = {}
 
 local Client = {}
@@ -82,17 +80,19 @@ function client.new(options, level, op)
   secrets.add(options.proxy and (options.proxy:match("^%a[%w+.-]*://[^:/@]*:([^@/]*)@")
     or options.proxy:match("^[^:/@]*:([^@/]*)@")))
 
+  local transport = core.client(transport_options)
   return setmetatable({
     -- a batch (multi handle) with the same transport options, for the
-    -- concurrent calls; a closure, as the options may hold a proxy password
+    -- concurrent calls, sharing the client's connections, TLS sessions and
+    -- DNS answers; a closure, as the options may hold a proxy password
     _new_batch = function(concurrency)
-      local batch_options = { concurrency = concurrency }
+      local batch_options = { concurrency = concurrency, share = not transport:is_closed() and transport or nil }
       for name, value in pairs(transport_options) do batch_options[name] = value end
       return core.batch(batch_options)
     end,
     endpoint = endpoint:gsub("/+$", ""),
     project_id = options.project_id,
-    _transport = core.client(transport_options),
+    _transport = transport,
     _auth = credentials,
     _secrets = secrets,
     _retries = retries,
@@ -212,33 +212,36 @@ function Client:call(spec)
         return nil, message, code, info
       end
     end
-    self:_emit({ type = "request", op = spec.op, method = spec.method, url = url,
-      headers = redacted_headers(headers), attempt = attempt })
-    local started = core.monotonic()
+    if self._on_event then
+      self:_emit({ type = "request", op = spec.op, method = spec.method, url = url,
+        headers = redacted_headers(headers), attempt = attempt })
+    end
+    local started = self._on_event and core.monotonic()
     -- A caller's deadline bounds the request itself, not only the waits; a
     -- second at least, so a deadline just reached still allows one answer.
     local timeout = spec.deadline and math.max(1, spec.deadline - self:_now())
     local status, response, response_headers, sent, partial_status, partial_headers =
       self:_send(spec.method, url, headers, body, not spec.idempotent, timeout)
-    local result = pack(errors.settle(spec.op, spec.expect, self._secrets,
-      status, response, response_headers, sent, partial_status, partial_headers))
-    local failed = result[1] == nil
-    local failure_info = failed and result[4] or nil
-    self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
-      status = status, request_id = status and (response_headers["x-request-id"]) or nil,
-      error = failed and result[2] or nil, code = failed and result[3] or nil,
-      elapsed = core.monotonic() - started, attempt = attempt })
+    -- settle gives true, or json and info, or nil, message, code, info
+    local value, message, code, failure_info = errors.settle(spec.op, spec.expect, self._secrets,
+      status, response, response_headers, sent, partial_status, partial_headers)
+    local failed = value == nil
+    if self._on_event then
+      self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
+        status = status, request_id = status and (response_headers["x-request-id"]) or nil,
+        error = failed and message or nil, code = failed and code or nil,
+        elapsed = core.monotonic() - started, attempt = attempt })
+    end
     if not failed then
       -- A decoded answer comes with its info: count the attempts there too,
       -- for a failure _fetch finds in its shape, and keep the headers, for
       -- an answer whose news is in one (IAM's X-Subject-Token).
-      if type(result[2]) == "table" then
-        result[2].attempts, result[2].headers = attempt, response_headers
-      end
-      return unpack(result, 1, result.n)
+      if message == nil then return value end
+      message.attempts, message.headers = attempt, response_headers
+      return value, message
     end
     failure_info.attempts = attempt
-    if spec.idempotent and (result[3] == "network" or result[3] == "timeout"
+    if spec.idempotent and (code == "network" or code == "timeout"
       or status == 502 or status == 504) then
       failure_info.retryable = true -- a read may be repeated, sent or not
     end
@@ -248,23 +251,23 @@ function Client:call(spec)
       -- repeat the call once; a 401 means the call was not carried out.
       self._auth.invalidate()
       refreshed, delay = true, 0
-    elseif not spec.idempotent and outcome_unknown(result[3], failure_info, sent) then
+    elseif not spec.idempotent and outcome_unknown(code, failure_info, sent) then
       -- Never sent again blindly: the run's status tells whether it took
       -- effect.  When it shows no effect the server may still be working on
       -- it (a timeout), so it is reported, not repeated.
       local took = spec.verify and spec.verify()
-      self:_emit({ type = "verify", op = spec.op, url = url, reason = result[3], status = status,
+      self:_emit({ type = "verify", op = spec.op, url = url, reason = code, status = status,
         took_effect = took, attempt = attempt })
       if took then return true end
       failure_info.retryable = false
     else
-      delay = self:_retry_delay(result[3], failure_info, status and response_headers,
+      delay = self:_retry_delay(code, failure_info, status and response_headers,
         attempt, spec.idempotent, sent)
     end
     if delay and spec.deadline and self:_now() + delay > spec.deadline then delay = nil end
-    if not delay then return unpack(result, 1, result.n) end
+    if not delay then return nil, message, code, failure_info end
     self:_emit({ type = "retry", op = spec.op, method = spec.method, url = url,
-      reason = result[3], status = status, delay = delay, attempt = attempt })
+      reason = code, status = status, delay = delay, attempt = attempt })
     if delay > 0 then self:_pause(delay) end
   end
 end
