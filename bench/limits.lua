@@ -1,0 +1,387 @@
+-- The benchmark against the limits and the peers (scripts/bench runs it, with
+-- nginx started on loopback; see bench/servers.sh).  Every figure is measured
+-- in this run; the table gives calls/s (medians over BENCH_REPS repetitions)
+-- and ratios.  Nothing here asserts a speed: the ratios are printed.
+--
+-- Environment: BENCH_HTTP, BENCH_HTTPS (base URLs), BENCH_CA (the CA of the
+-- HTTPS server), BENCH_LIMIT (the built bench/limit.c), BENCH_SHORT=1 (CI's
+-- small counts), BENCH_DOCS (a directory: write performance.md and
+-- performance.png there).
+local pipeline = require("pipeline")
+local core = require("pipeline.core")
+
+local HTTP, HTTPS, CA = os.getenv("BENCH_HTTP"), os.getenv("BENCH_HTTPS"), os.getenv("BENCH_CA")
+local LIMIT, DOCS = os.getenv("BENCH_LIMIT"), os.getenv("BENCH_DOCS")
+local SHORT = os.getenv("BENCH_SHORT") == "1"
+assert(HTTP and HTTPS and CA and LIMIT, "run by scripts/bench")
+
+local REPS = tonumber(os.getenv("BENCH_REPS")) or (SHORT and 1 or 3)
+local SEQUENTIAL = SHORT and 300 or 20000
+local SIZES = SHORT and { 100, 300, 1000 } or { 1000, 10000, 100000 }
+local CONCURRENCIES = SHORT and { 1, 8, 32 } or { 1, 4, 8, 16, 32, 64 }
+local SWEEP_SIZE = SHORT and 300 or 10000
+local PEER_CALLS = { http = SHORT and 100 or 2000, https = SHORT and 10 or 200 }
+local CURL_CALLS = SHORT and 10 or 100
+local MEMORY_CALLS, MEMORY_CLIENTS = SHORT and 2000 or 100000, SHORT and 200 or 10000
+local IR_CALLS = SHORT and 100 or 1000
+local WRK_SECONDS = SHORT and 1 or 3
+
+local PROJECT, PIPELINE, RUN = ("c"):rep(32), ("a"):rep(32), ("b"):rep(32)
+local TOKEN = "bench-token-not-a-secret"
+local PATH = ("/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(PROJECT, PIPELINE, RUN)
+local BASE = { http = HTTP, https = HTTPS }
+
+local function sh(command)
+  local pipe = assert(io.popen(command .. " 2>&1"))
+  local out = pipe:read("a")
+  local ok = pipe:close()
+  if not ok then error("bench: failed: " .. command .. "\n" .. out, 0) end
+  return out
+end
+
+local function median(values)
+  table.sort(values)
+  local n = #values
+  if n % 2 == 1 then return values[(n + 1) // 2] end
+  return (values[n // 2] + values[n // 2 + 1]) / 2
+end
+
+-- calls/s of fn() doing count calls, median over REPS runs
+local function rate(count, fn)
+  local rates = {}
+  for i = 1, REPS do
+    collectgarbage()
+    local started = core.monotonic()
+    fn()
+    rates[i] = count / (core.monotonic() - started)
+  end
+  return median(rates)
+end
+
+local function ca_arg(scheme) return scheme == "https" and (" " .. CA) or "" end
+
+-- The limit programs print their own rate (measured inside, without the process start).
+local function limit_rate(args)
+  local rates = {}
+  for i = 1, REPS do
+    rates[i] = tonumber(sh(LIMIT .. " " .. args):match("calls/s ([%d.]+)"))
+  end
+  return median(rates)
+end
+local function limit_easy(scheme, count)
+  return limit_rate(("easy %s%s %d%s"):format(BASE[scheme], PATH, count, ca_arg(scheme)))
+end
+local function limit_multi(scheme, count, concurrency)
+  return limit_rate(("multi %s%s %d %d%s"):format(BASE[scheme], PATH, count, concurrency, ca_arg(scheme)))
+end
+
+local function new_client(scheme)
+  return assert(pipeline.new({ endpoint = BASE[scheme], project_id = PROJECT, token = TOKEN,
+    ca_file = scheme == "https" and CA or nil }))
+end
+
+local function pairs_list(count)
+  local list = {}
+  for i = 1, count do list[i] = { PIPELINE, RUN } end
+  return list
+end
+
+local function project_sequential(scheme, count)
+  return rate(count, function()
+    local client = new_client(scheme)
+    for _ = 1, count do assert(client:retry(PIPELINE, RUN)) end
+    client:close()
+  end)
+end
+
+local function project_many(scheme, count, concurrency)
+  local list = pairs_list(count)
+  return rate(count, function()
+    local client = new_client(scheme)
+    for _, result in ipairs(client:retry_many(list, { concurrency = concurrency })) do
+      assert(result.ok, result.message)
+    end
+    client:close()
+  end)
+end
+
+local function project_map(scheme, count, concurrency, trivial)
+  local list = pairs_list(count)
+  return rate(count, function()
+    local client = new_client(scheme)
+    local fn = trivial and function(ids) return ids[1] end
+      or function(ids) return client:retry(ids[1], ids[2]) end
+    for _, result in ipairs(client:map(list, fn, { concurrency = concurrency })) do assert(result[1]) end
+    client:close()
+  end)
+end
+
+local function luasocket(scheme, count)
+  local ok, http = pcall(require, scheme == "https" and "ssl.https" or "socket.http")
+  if not ok then return nil end
+  local ltn12 = require("ltn12")
+  return rate(count, function()
+    for _ = 1, count do
+      local chunks = {}
+      local request = { url = BASE[scheme] .. PATH, method = "PUT", sink = ltn12.sink.table(chunks),
+        source = ltn12.source.string(""),
+        headers = { ["Accept"] = "application/json", ["X-Auth-Token"] = TOKEN, ["Content-Length"] = "0" } }
+      if scheme == "https" then request.cafile, request.verify = CA, "peer" end
+      local _, status = http.request(request)
+      assert(status == 200 and table.concat(chunks):find('"success":true', 1, true), tostring(status))
+    end
+  end)
+end
+
+local function curl_command(scheme, count)
+  return rate(count, function()
+    sh(("for i in $(seq %d); do curl -sf -o /dev/null -X PUT -H 'Accept: application/json' "
+      .. "-H 'X-Auth-Token: %s'%s '%s%s' || exit 1; done")
+      :format(count, TOKEN, scheme == "https" and (" --cacert " .. CA) or "", BASE[scheme], PATH))
+  end)
+end
+
+local function wrk(scheme)
+  local script = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(('wrk.method = "PUT"\nwrk.headers["Accept"] = "application/json"\n'
+    .. 'wrk.headers["X-Auth-Token"] = "%s"\n'):format(TOKEN))
+  f:close()
+  local out = sh(("wrk -t1 -c32 -d%ds -s %s %s%s"):format(WRK_SECONDS, script, BASE[scheme], PATH))
+  os.remove(script)
+  return tonumber(out:match("Requests/sec:%s*([%d.]+)"))
+end
+
+-- Instructions per call (valgrind callgrind) of a command making count
+-- calls, from two runs (count and 2 x count), so start-up cancels out; and,
+-- per object file, the second run's extra instructions per call.
+local function instructions(command)
+  local function run(count)
+    local out = os.tmpname()
+    sh(("valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file=%s %s")
+      :format(out, command:gsub("@N", tostring(count))))
+    local by_object, object, skip, total = {}, "?", false, 0
+    for line in io.lines(out) do
+      local ob = line:match("^ob=(.*)")
+      if ob then
+        object = ob:match("([^/]+)$")
+      elseif line:match("^calls=") then
+        skip = true
+      elseif line:match("^%d") then
+        if skip then
+          skip = false
+        else
+          local cost = tonumber(line:match("^%d+ (%d+)"))
+          if cost then
+            by_object[object] = (by_object[object] or 0) + cost
+            total = total + cost
+          end
+        end
+      end
+    end
+    os.remove(out)
+    return total, by_object
+  end
+  local total1, objects1 = run(IR_CALLS)
+  local total2, objects2 = run(2 * IR_CALLS)
+  local per_object = {}
+  for object, cost in pairs(objects2) do per_object[object] = (cost - (objects1[object] or 0)) / IR_CALLS end
+  return (total2 - total1) / IR_CALLS, per_object
+end
+
+local function resident_kib()
+  for line in io.lines("/proc/self/status") do
+    local kib = line:match("^VmRSS:%s*(%d+)")
+    if kib then return tonumber(kib) end
+  end
+end
+
+local function open_fds()
+  local pid = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+  -- (counted from outside: the pipe to ls is one of them, every time)
+  return tonumber(sh("ls /proc/" .. pid .. "/fd | wc -l"))
+end
+
+----------------------------------------------------------------------- run
+
+local out = {}
+local function say(text)
+  print(text)
+  out[#out + 1] = text
+end
+
+local function fmt(n) return n and ("%.0f"):format(n) or "-" end
+local function ratio(a, b) return (a and b) and ("%.2fx"):format(a / b) or "-" end
+
+local versions = sh("{ nginx -v; curl --version | head -1 | cut -d' ' -f1-2; wrk -v | head -1 | cut -d' ' -f1-2; }")
+  :gsub("\n+$", "")
+local machine = sh("uname -srm; nproc; (grep -m1 'model name' /proc/cpuinfo || true)"):gsub("\n+$", "")
+say(("codearts-pipeline %s, libcurl %s, %s; %s; %d repetition(s), medians"):format(pipeline._VERSION,
+  core.curl_version, _VERSION, SHORT and "SHORT run (CI)" or "full run", REPS))
+say("machine: " .. machine:gsub("model name%s*:%s*", ""):gsub("\n", ", "))
+say("servers: " .. versions:gsub("\n", "; "))
+
+local figures = {}
+for _, scheme in ipairs({ "http", "https" }) do
+  local f = {}
+  figures[scheme] = f
+  f.limit_easy = limit_easy(scheme, SEQUENTIAL)
+  f.retry = project_sequential(scheme, SEQUENTIAL)
+  f.luasocket = luasocket(scheme, PEER_CALLS[scheme])
+  f.curl = curl_command(scheme, CURL_CALLS)
+  f.wrk = wrk(scheme)
+  f.limit_multi, f.many = {}, {}
+  for _, size in ipairs(SIZES) do
+    f.limit_multi[size] = limit_multi(scheme, size, 32)
+    f.many[size] = project_many(scheme, size, 32)
+  end
+  local middle = SIZES[2]
+  f.map = project_map(scheme, middle, 32)
+  f.map_trivial = project_map(scheme, middle, 32, true)
+end
+
+local sweep = { limit = {}, project = {} }
+for _, concurrency in ipairs(CONCURRENCIES) do
+  sweep.limit[concurrency] = limit_multi("http", SWEEP_SIZE, concurrency)
+  sweep.project[concurrency] = project_many("http", SWEEP_SIZE, concurrency)
+end
+
+local rows = {}
+local function row(name, http, https, note_http, note_https)
+  rows[#rows + 1] = ("| %s | %s%s | %s%s |"):format(name, fmt(http), note_http and (" (" .. note_http .. ")") or "",
+    fmt(https), note_https and (" (" .. note_https .. ")") or "")
+end
+local h, s = figures.http, figures.https
+row("raw libcurl, one easy handle reused (the limit, sequential)", h.limit_easy, s.limit_easy)
+row("this project `client:retry`", h.retry, s.retry,
+  ratio(h.retry, h.limit_easy) .. " the limit", ratio(s.retry, s.limit_easy) .. " the limit")
+row(("LuaSocket `socket.http` / LuaSec `ssl.https` (%d / %d calls)"):format(PEER_CALLS.http, PEER_CALLS.https),
+  h.luasocket, s.luasocket,
+  "project " .. ratio(h.retry, h.luasocket), "project " .. ratio(s.retry, s.luasocket))
+row(("the curl command once per call (%d calls)"):format(CURL_CALLS), h.curl, s.curl,
+  "project " .. ratio(h.retry, h.curl), "project " .. ratio(s.retry, s.curl))
+row(("wrk -c32, %d s (the server's ceiling)"):format(WRK_SECONDS), h.wrk, s.wrk)
+for _, size in ipairs(SIZES) do
+  row(("raw libcurl multi, concurrency 32, %d calls (the limit, concurrent)"):format(size),
+    h.limit_multi[size], s.limit_multi[size])
+  row(("this project `retry_many`, concurrency 32, %d calls"):format(size), h.many[size], s.many[size],
+    ratio(h.many[size], h.limit_multi[size]) .. " the limit", ratio(s.many[size], s.limit_multi[size]) .. " the limit")
+end
+local first, last = SIZES[1], SIZES[#SIZES]
+rows[#rows + 1] = ("| ratio at %d calls / ratio at %d calls | %s | %s |"):format(last, first,
+  ratio(h.many[last] / h.limit_multi[last], h.many[first] / h.limit_multi[first]),
+  ratio(s.many[last] / s.limit_multi[last], s.many[first] / s.limit_multi[first]))
+row(("`map` calling `client:retry`, concurrency 32, %d calls"):format(SIZES[2]), h.map, s.map,
+  ratio(h.map, h.many[SIZES[2]]) .. " retry_many", ratio(s.map, s.many[SIZES[2]]) .. " retry_many")
+row(("`map` with a trivial function (no request), %d jobs: jobs/s"):format(SIZES[2]), h.map_trivial, s.map_trivial,
+  ratio(h.map_trivial, h.many[SIZES[2]]) .. " retry_many", ratio(s.map_trivial, s.many[SIZES[2]]) .. " retry_many")
+
+say("")
+say("| client | HTTP calls/s | HTTPS calls/s |")
+say("|---|---|---|")
+for _, line in ipairs(rows) do say(line) end
+
+say("")
+say(("Concurrency (HTTP, %d calls): concurrency | raw multi | retry_many | ratio"):format(SWEEP_SIZE))
+for _, concurrency in ipairs(CONCURRENCIES) do
+  say(("  %3d | %7s | %7s | %s"):format(concurrency, fmt(sweep.limit[concurrency]), fmt(sweep.project[concurrency]),
+    ratio(sweep.project[concurrency], sweep.limit[concurrency])))
+end
+
+-- instructions per call
+local lua_cmd = ("lua5.4 bench/calls.lua %%s %s @N"):format(HTTP)
+local ir_seq, seq_objects = instructions(lua_cmd:format("seq"))
+local ir_easy = instructions(("%s easy %s%s @N"):format(LIMIT, HTTP, PATH))
+local ir_many, many_objects = instructions(lua_cmd:format("many"))
+local ir_multi = instructions(("%s multi %s%s @N 32"):format(LIMIT, HTTP, PATH))
+local function split(objects)
+  local names = {}
+  for object, cost in pairs(objects) do
+    if cost >= 500 then names[#names + 1] = object end
+  end
+  table.sort(names, function(a, b) return objects[a] > objects[b] end)
+  local parts = {}
+  for _, object in ipairs(names) do parts[#parts + 1] = ("%s %.0f"):format(object, objects[object]) end
+  return table.concat(parts, ", ")
+end
+say("")
+say(("Instructions per call (valgrind callgrind, HTTP, %d and %d calls):"):format(IR_CALLS, 2 * IR_CALLS))
+say(("  client:retry %.0f, raw easy %.0f: the module's own %.0f per call"):format(ir_seq, ir_easy, ir_seq - ir_easy))
+say("    by object: " .. split(seq_objects))
+say(("  retry_many(32) %.0f, raw multi %.0f: the module's own %.0f per call"):format(ir_many, ir_multi,
+  ir_many - ir_multi))
+say("    by object: " .. split(many_objects))
+
+-- memory and descriptors
+say("")
+do
+  collectgarbage()
+  local client = new_client("http")
+  local chunk = math.min(MEMORY_CALLS, 10000)
+  local list = pairs_list(chunk)
+  local samples = {}
+  local done = 0
+  while done < MEMORY_CALLS do
+    for _, result in ipairs(client:retry_many(list, { concurrency = 32 })) do assert(result.ok) end
+    for _ = 1, 100 do assert(client:retry(PIPELINE, RUN)) end
+    done = done + chunk + 100
+    collectgarbage()
+    samples[#samples + 1] = ("%d calls: %d KiB, %d fds"):format(done, resident_kib(), open_fds())
+  end
+  client:close()
+  say(("Resident memory and descriptors, one client, retry_many(%d) + 100 retries per round:"):format(chunk))
+  say("  " .. samples[1] .. (#samples > 2 and (" | " .. samples[#samples // 2]) or "") .. " | " .. samples[#samples])
+end
+do
+  collectgarbage()
+  local before_kib, before_fds = resident_kib(), open_fds()
+  local mid
+  for i = 1, MEMORY_CLIENTS do
+    local client = new_client(i % 2 == 0 and "http" or "https")
+    assert(client:retry(PIPELINE, RUN))
+    client:close()
+    if i == MEMORY_CLIENTS // 2 then
+      collectgarbage()
+      mid = ("%d clients: %d KiB, %d fds"):format(i, resident_kib(), open_fds())
+    end
+  end
+  collectgarbage()
+  say(("Clients created, used once (HTTP and HTTPS alternately) and closed:"))
+  say(("  before: %d KiB, %d fds | %s | %d clients: %d KiB, %d fds"):format(before_kib, before_fds, mid,
+    MEMORY_CLIENTS, resident_kib(), open_fds()))
+end
+
+if DOCS then
+  local data = os.tmpname()
+  local f = assert(io.open(data, "w"))
+  f:write("# size limit project\n")
+  for _, size in ipairs(SIZES) do f:write(("%d %f %f\n"):format(size, h.limit_multi[size], h.many[size])) end
+  f:write("\n\n# concurrency limit project\n")
+  for _, c in ipairs(CONCURRENCIES) do f:write(("%d %f %f\n"):format(c, sweep.limit[c], sweep.project[c])) end
+  f:close()
+  local plot = assert(io.popen("gnuplot", "w"))
+  plot:write(([[
+set terminal pngcairo size 1000,420 noenhanced
+set output '%s/performance.png'
+set multiplot layout 1,2 title 'calls/s over HTTP on loopback nginx (medians of %d), concurrency 32 unless shown'
+set logscale x
+set yrange [0:*]
+set key bottom right
+set grid
+set xlabel 'calls in the list'
+set ylabel 'calls/s'
+plot '%s' index 0 using 1:2 with linespoints title 'raw libcurl multi (limit)', '' index 0 using 1:3 with linespoints title 'retry_many'
+set xlabel 'concurrency (%d calls)'
+set logscale x 2
+plot '%s' index 1 using 1:2 with linespoints title 'raw libcurl multi (limit)', '' index 1 using 1:3 with linespoints title 'retry_many'
+unset multiplot
+]]):format(DOCS, REPS, data, SWEEP_SIZE, data))
+  plot:close()
+  os.remove(data)
+  local md = assert(io.open(DOCS .. "/performance.md", "w"))
+  md:write("# Performance\n\nThe latest full run of `scripts/bench` (", os.date("!%Y-%m-%d %H:%M UTC"),
+    "), as it printed it. Every figure comes from the same run, on loopback; the machine is shared and noisy, ",
+    "so read the ratios and the instruction counts rather than the absolute rates.\n\n",
+    "![calls/s against list size and concurrency](performance.png)\n\n```\n", table.concat(out, "\n"), "\n```\n")
+  md:close()
+end
