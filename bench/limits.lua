@@ -384,4 +384,23 @@ unset multiplot
     "so read the ratios and the instruction counts rather than the absolute rates.\n\n",
     "![calls/s against list size and concurrency](performance.png)\n\n```\n", table.concat(out, "\n"), "\n```\n")
   md:close()
+  -- the README's performance section: between its markers, the latest table
+  local readme_path = DOCS .. "/../README.md"
+  local readme = assert(io.open(readme_path)):read("a")
+  local table_lines = {}
+  for _, line in ipairs(out) do
+    if line:sub(1, 1) == "|" then table_lines[#table_lines + 1] = line end
+  end
+  local block = ("<!-- performance: written by scripts/bench (a full run) -->\nThe latest full run (%s, %s; a "
+    .. "shared, noisy machine: the ratios and instruction counts\nsay more than the rates):\n\n%s\n\n"
+    .. "![calls/s against list size and concurrency](docs/performance.png)\n<!-- /performance -->")
+    :format(os.date("!%Y-%m-%d %H:%M UTC"), machine:gsub("model name%s*:%s*", ""):gsub("\n", ", "),
+      table.concat(table_lines, "\n"))
+  local from = readme:find("<!-- performance: written by scripts/bench", 1, true)
+  local _, to = readme:find("<!-- /performance -->", 1, true)
+  if from and to then
+    local f2 = assert(io.open(readme_path, "w"))
+    f2:write(readme:sub(1, from - 1), block, readme:sub(to + 1))
+    f2:close()
+  end
 end
