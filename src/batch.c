@@ -140,7 +140,7 @@ static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode
   curl_multi_remove_handle(b->multi, t->easy);
   t->busy = 0;
   b->in_flight--;
-  lua_newtable(L);
+  lua_createtable(L, 6, 2); /* sized for every result and id, n: no regrowth */
   lua_pushinteger(L, t->id);
   lua_setfield(L, -2, "id");
   top = lua_gettop(L);

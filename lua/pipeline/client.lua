@@ -186,9 +186,9 @@ end
 -- expect ("success" or "json"), idempotent, deadline (on the _now() clock);
 -- url instead of path for a request outside the API (IAM), anonymous for one
 -- that carries no credentials, content_type for a body that is not the API's;
--- for a request that must not be sent twice blindly, verify(): after an
--- unknown outcome it tells whether the request took effect (true), did not
--- (false), or cannot tell (nil).
+-- for a request that must not be sent twice blindly, verify(client, spec):
+-- after an unknown outcome it tells whether the request took effect (true),
+-- did not (false), or cannot tell (nil).
 function Client:call(spec)
   if not self._transport or self._transport:is_closed() then
     error(("%s: attempt to use a closed client"):format(spec.op), 3)
@@ -203,8 +203,10 @@ function Client:call(spec)
   local attempt, refreshed = 0, false
   while true do
     attempt = attempt + 1
-    local headers = { Accept = "application/json" }
-    if body then headers["Content-Type"] = spec.content_type or "application/json;charset=UTF-8" end
+    -- (the constructor sizes the table for the headers the credentials add,
+    -- which a nil field does not fill)
+    local headers = { Accept = "application/json", ["X-Auth-Token"] = nil,
+      ["Content-Type"] = body and (spec.content_type or "application/json;charset=UTF-8") or nil }
     if not spec.anonymous then
       local ok, message, code, info = self._auth.apply(self, spec.op, spec.method, url, headers, body)
       if not ok then
@@ -255,7 +257,7 @@ function Client:call(spec)
       -- Never sent again blindly: the run's status tells whether it took
       -- effect.  When it shows no effect the server may still be working on
       -- it (a timeout), so it is reported, not repeated.
-      local took = spec.verify and spec.verify()
+      local took = spec.verify and spec.verify(self, spec)
       self:_emit({ type = "verify", op = spec.op, url = url, reason = code, status = status,
         took_effect = took, attempt = attempt })
       if took then return true end
@@ -364,11 +366,16 @@ local RUN_ACTIONS = {
 -- Retries or stops a run.  An action whose outcome is unknown is never sent
 -- again: the run's status is read, and the call succeeds if it shows the
 -- action took effect.
+-- (verify is one function for every call, reading the run from the spec:
+-- no closure per call.)
+local function verify_run_action(self, spec)
+  return status_shows(self, spec.pipeline_id, spec.run_id, RUN_ACTIONS[spec.op].shows)
+end
+
 function Client:_run_action(action, pipeline_id, run_id)
-  local spec = RUN_ACTIONS[action]
-  return self:call({ op = action, method = spec.method, expect = "success",
-    path = run_path(pipeline_id, run_id, action),
-    verify = function() return status_shows(self, pipeline_id, run_id, spec.shows) end })
+  return self:call({ op = action, method = RUN_ACTIONS[action].method, expect = "success",
+    path = run_path(pipeline_id, run_id, action), pipeline_id = pipeline_id, run_id = run_id,
+    verify = verify_run_action })
 end
 
 --- Retries a pipeline run: true, or nil, message, code, info.
