@@ -3,6 +3,9 @@
 -- in this run; the table gives calls/s (medians over BENCH_REPS repetitions)
 -- and ratios.  Nothing here asserts a speed: the ratios are printed.
 --
+-- Each ratio to a limit is the median of the ratios of runs taken in turns
+-- (limit, project, limit, project...), so load from elsewhere weighs on both.
+--
 -- Environment: BENCH_HTTP, BENCH_HTTPS (base URLs), BENCH_CA (the CA of the
 -- HTTPS server), BENCH_LIMIT (the built bench/limit.c), BENCH_SHORT=1 (CI's
 -- small counts), BENCH_DOCS (a directory: write performance.md and
@@ -47,9 +50,9 @@ local function median(values)
 end
 
 -- calls/s of fn() doing count calls, median over REPS runs
-local function rate(count, fn)
+local function rate(count, fn, reps)
   local rates = {}
-  for i = 1, REPS do
+  for i = 1, reps or REPS do
     collectgarbage()
     local started = core.monotonic()
     fn()
@@ -61,18 +64,30 @@ end
 local function ca_arg(scheme) return scheme == "https" and (" " .. CA) or "" end
 
 -- The limit programs print their own rate (measured inside, without the process start).
-local function limit_rate(args)
+local function limit_rate(args, reps)
   local rates = {}
-  for i = 1, REPS do
+  for i = 1, reps or REPS do
     rates[i] = tonumber(sh(LIMIT .. " " .. args):match("calls/s ([%d.]+)"))
   end
   return median(rates)
 end
-local function limit_easy(scheme, count)
-  return limit_rate(("easy %s%s %d%s"):format(BASE[scheme], PATH, count, ca_arg(scheme)))
+local function limit_easy(scheme, count, reps)
+  return limit_rate(("easy %s%s %d%s"):format(BASE[scheme], PATH, count, ca_arg(scheme)), reps)
 end
-local function limit_multi(scheme, count, concurrency)
-  return limit_rate(("multi %s%s %d %d%s"):format(BASE[scheme], PATH, count, concurrency, ca_arg(scheme)))
+local function limit_multi(scheme, count, concurrency, reps)
+  return limit_rate(("multi %s%s %d %d%s"):format(BASE[scheme], PATH, count, concurrency, ca_arg(scheme)), reps)
+end
+
+-- Two measures taken in turns, one repetition of each at a time, so a burst
+-- of load from elsewhere weighs on both: their medians, and the median of
+-- the ratios b/a of the runs taken side by side.
+local function paired(a, b)
+  local as, bs, ratios = {}, {}, {}
+  for i = 1, REPS do
+    as[i], bs[i] = a(1), b(1)
+    ratios[i] = bs[i] / as[i]
+  end
+  return median(as), median(bs), median(ratios)
 end
 
 local function new_client(scheme)
@@ -86,15 +101,15 @@ local function pairs_list(count)
   return list
 end
 
-local function project_sequential(scheme, count)
+local function project_sequential(scheme, count, reps)
   return rate(count, function()
     local client = new_client(scheme)
     for _ = 1, count do assert(client:retry(PIPELINE, RUN)) end
     client:close()
-  end)
+  end, reps)
 end
 
-local function project_many(scheme, count, concurrency)
+local function project_many(scheme, count, concurrency, reps)
   local list = pairs_list(count)
   return rate(count, function()
     local client = new_client(scheme)
@@ -102,10 +117,10 @@ local function project_many(scheme, count, concurrency)
       assert(result.ok, result.message)
     end
     client:close()
-  end)
+  end, reps)
 end
 
-local function project_map(scheme, count, concurrency, trivial)
+local function project_map(scheme, count, concurrency, trivial, reps)
   local list = pairs_list(count)
   return rate(count, function()
     local client = new_client(scheme)
@@ -113,7 +128,7 @@ local function project_map(scheme, count, concurrency, trivial)
       or function(ids) return client:retry(ids[1], ids[2]) end
     for _, result in ipairs(client:map(list, fn, { concurrency = concurrency })) do assert(result[1]) end
     client:close()
-  end)
+  end, reps)
 end
 
 local function luasocket(scheme, count)
@@ -212,6 +227,7 @@ end
 
 local function fmt(n) return n and ("%.0f"):format(n) or "-" end
 local function ratio(a, b) return (a and b) and ("%.2fx"):format(a / b) or "-" end
+local function times(r) return ("%.2fx"):format(r) end
 
 local versions = sh("{ nginx -v; curl --version | head -1 | cut -d' ' -f1-2; wrk -v | head -1 | cut -d' ' -f1-2; }")
   :gsub("\n+$", "")
@@ -225,25 +241,28 @@ local figures = {}
 for _, scheme in ipairs({ "http", "https" }) do
   local f = {}
   figures[scheme] = f
-  f.limit_easy = limit_easy(scheme, SEQUENTIAL)
-  f.retry = project_sequential(scheme, SEQUENTIAL)
+  f.limit_easy, f.retry, f.retry_ratio = paired(function(reps) return limit_easy(scheme, SEQUENTIAL, reps) end,
+    function(reps) return project_sequential(scheme, SEQUENTIAL, reps) end)
   f.luasocket = luasocket(scheme, PEER_CALLS[scheme])
   f.curl = curl_command(scheme, CURL_CALLS)
   f.wrk = wrk(scheme)
-  f.limit_multi, f.many = {}, {}
+  f.limit_multi, f.many, f.many_ratio = {}, {}, {}
   for _, size in ipairs(SIZES) do
-    f.limit_multi[size] = limit_multi(scheme, size, 32)
-    f.many[size] = project_many(scheme, size, 32)
+    f.limit_multi[size], f.many[size], f.many_ratio[size] = paired(
+      function(reps) return limit_multi(scheme, size, 32, reps) end,
+      function(reps) return project_many(scheme, size, 32, reps) end)
   end
   local middle = SIZES[2]
-  f.map = project_map(scheme, middle, 32)
+  f.many_beside_map, f.map, f.map_ratio = paired(function(reps) return project_many(scheme, middle, 32, reps) end,
+    function(reps) return project_map(scheme, middle, 32, false, reps) end)
   f.map_trivial = project_map(scheme, middle, 32, true)
 end
 
-local sweep = { limit = {}, project = {} }
+local sweep = { limit = {}, project = {}, ratio = {} }
 for _, concurrency in ipairs(CONCURRENCIES) do
-  sweep.limit[concurrency] = limit_multi("http", SWEEP_SIZE, concurrency)
-  sweep.project[concurrency] = project_many("http", SWEEP_SIZE, concurrency)
+  sweep.limit[concurrency], sweep.project[concurrency], sweep.ratio[concurrency] = paired(
+    function(reps) return limit_multi("http", SWEEP_SIZE, concurrency, reps) end,
+    function(reps) return project_many("http", SWEEP_SIZE, concurrency, reps) end)
 end
 
 local rows = {}
@@ -254,7 +273,7 @@ end
 local h, s = figures.http, figures.https
 row("raw libcurl, one easy handle reused (the limit, sequential)", h.limit_easy, s.limit_easy)
 row("this project `client:retry`", h.retry, s.retry,
-  ratio(h.retry, h.limit_easy) .. " the limit", ratio(s.retry, s.limit_easy) .. " the limit")
+  times(h.retry_ratio) .. " the limit", times(s.retry_ratio) .. " the limit")
 row(("LuaSocket `socket.http` / LuaSec `ssl.https` (%d / %d calls)"):format(PEER_CALLS.http, PEER_CALLS.https),
   h.luasocket, s.luasocket,
   "project " .. ratio(h.retry, h.luasocket), "project " .. ratio(s.retry, s.luasocket))
@@ -265,14 +284,14 @@ for _, size in ipairs(SIZES) do
   row(("raw libcurl multi, concurrency 32, %d calls (the limit, concurrent)"):format(size),
     h.limit_multi[size], s.limit_multi[size])
   row(("this project `retry_many`, concurrency 32, %d calls"):format(size), h.many[size], s.many[size],
-    ratio(h.many[size], h.limit_multi[size]) .. " the limit", ratio(s.many[size], s.limit_multi[size]) .. " the limit")
+    times(h.many_ratio[size]) .. " the limit", times(s.many_ratio[size]) .. " the limit")
 end
 local first, last = SIZES[1], SIZES[#SIZES]
 rows[#rows + 1] = ("| ratio at %d calls / ratio at %d calls | %s | %s |"):format(last, first,
-  ratio(h.many[last] / h.limit_multi[last], h.many[first] / h.limit_multi[first]),
-  ratio(s.many[last] / s.limit_multi[last], s.many[first] / s.limit_multi[first]))
-row(("`map` calling `client:retry`, concurrency 32, %d calls"):format(SIZES[2]), h.map, s.map,
-  ratio(h.map, h.many[SIZES[2]]) .. " retry_many", ratio(s.map, s.many[SIZES[2]]) .. " retry_many")
+  ratio(h.many_ratio[last], h.many_ratio[first]), ratio(s.many_ratio[last], s.many_ratio[first]))
+row(("`map` calling `client:retry`, concurrency 32, %d calls (beside retry_many: %s / %s)")
+  :format(SIZES[2], fmt(h.many_beside_map), fmt(s.many_beside_map)), h.map, s.map,
+  times(h.map_ratio) .. " retry_many", times(s.map_ratio) .. " retry_many")
 row(("`map` with a trivial function (no request), %d jobs: jobs/s"):format(SIZES[2]), h.map_trivial, s.map_trivial,
   ratio(h.map_trivial, h.many[SIZES[2]]) .. " retry_many", ratio(s.map_trivial, s.many[SIZES[2]]) .. " retry_many")
 
@@ -285,7 +304,7 @@ say("")
 say(("Concurrency (HTTP, %d calls): concurrency | raw multi | retry_many | ratio"):format(SWEEP_SIZE))
 for _, concurrency in ipairs(CONCURRENCIES) do
   say(("  %3d | %7s | %7s | %s"):format(concurrency, fmt(sweep.limit[concurrency]), fmt(sweep.project[concurrency]),
-    ratio(sweep.project[concurrency], sweep.limit[concurrency])))
+    times(sweep.ratio[concurrency])))
 end
 
 -- instructions per call
