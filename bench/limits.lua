@@ -15,6 +15,7 @@ local core = require("pipeline.core")
 
 local HTTP, HTTPS, CA = os.getenv("BENCH_HTTP"), os.getenv("BENCH_HTTPS"), os.getenv("BENCH_CA")
 local LIMIT, DOCS = os.getenv("BENCH_LIMIT"), os.getenv("BENCH_DOCS")
+if DOCS == "" then DOCS = nil end
 local SHORT = os.getenv("BENCH_SHORT") == "1"
 assert(HTTP and HTTPS and CA and LIMIT, "run by scripts/bench")
 
@@ -204,19 +205,6 @@ local function instructions(command)
   return (total2 - total1) / IR_CALLS, per_object
 end
 
-local function resident_kib()
-  for line in io.lines("/proc/self/status") do
-    local kib = line:match("^VmRSS:%s*(%d+)")
-    if kib then return tonumber(kib) end
-  end
-end
-
-local function open_fds()
-  local pid = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
-  -- (counted from outside: the pipe to ls is one of them, every time)
-  return tonumber(sh("ls /proc/" .. pid .. "/fd | wc -l"))
-end
-
 ----------------------------------------------------------------------- run
 
 local out = {}
@@ -331,43 +319,12 @@ say(("  retry_many(32) %.0f, raw multi %.0f: the module's own %.0f per call"):fo
   ir_many - ir_multi))
 say("    by object: " .. split(many_objects))
 
--- memory and descriptors
+-- memory and descriptors, in a process of their own (so the peak of the
+-- long lists above is not in its figures)
 say("")
-do
-  collectgarbage()
-  local client = new_client("http")
-  local chunk = math.min(MEMORY_CALLS, 10000)
-  local list = pairs_list(chunk)
-  local samples = {}
-  local done = 0
-  while done < MEMORY_CALLS do
-    for _, result in ipairs(client:retry_many(list, { concurrency = 32 })) do assert(result.ok) end
-    for _ = 1, 100 do assert(client:retry(PIPELINE, RUN)) end
-    done = done + chunk + 100
-    collectgarbage()
-    samples[#samples + 1] = ("%d calls: %d KiB, %d fds"):format(done, resident_kib(), open_fds())
-  end
-  client:close()
-  say(("Resident memory and descriptors, one client, retry_many(%d) + 100 retries per round:"):format(chunk))
-  say("  " .. samples[1] .. (#samples > 2 and (" | " .. samples[#samples // 2]) or "") .. " | " .. samples[#samples])
-end
-do
-  collectgarbage()
-  local before_kib, before_fds = resident_kib(), open_fds()
-  local mid
-  for i = 1, MEMORY_CLIENTS do
-    local client = new_client(i % 2 == 0 and "http" or "https")
-    assert(client:retry(PIPELINE, RUN))
-    client:close()
-    if i == MEMORY_CLIENTS // 2 then
-      collectgarbage()
-      mid = ("%d clients: %d KiB, %d fds"):format(i, resident_kib(), open_fds())
-    end
-  end
-  collectgarbage()
-  say(("Clients created, used once (HTTP and HTTPS alternately) and closed:"))
-  say(("  before: %d KiB, %d fds | %s | %d clients: %d KiB, %d fds"):format(before_kib, before_fds, mid,
-    MEMORY_CLIENTS, resident_kib(), open_fds()))
+for line in sh(("lua5.4 bench/memory.lua %s %s %s %d %d"):format(HTTP, HTTPS, CA, MEMORY_CALLS, MEMORY_CLIENTS))
+  :gmatch("[^\n]+") do
+  say(line)
 end
 
 if DOCS then
