@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <lauxlib.h>
 
+#include "client.h"
 #include "compat.h"
 #include "transfer.h"
 
@@ -49,13 +50,14 @@ static int batch_close(lua_State *L) {
   return 0;
 }
 
-static int is_concurrency(lua_State *L, const char *name) {
+static int is_batch_option(lua_State *L, const char *name) {
   (void)L;
-  return strcmp(name, "concurrency") == 0;
+  return strcmp(name, "concurrency") == 0 || strcmp(name, "share") == 0;
 }
 
 int pipeline_batch_new(lua_State *L) {
   pipeline_transport_options o;
+  pipeline_share *share = NULL;
   int opts = 0, capacity = DEFAULT_CONCURRENCY, i;
   batch *b;
   if (!lua_isnoneornil(L, 1)) {
@@ -71,8 +73,21 @@ int pipeline_batch_new(lua_State *L) {
       capacity = (int)n;
     }
     lua_pop(L, 1);
+    lua_getfield(L, opts, "share");
+    if (!lua_isnil(L, -1)) {
+      int is_client = lua_getmetatable(L, -1);
+      if (is_client) {
+        luaL_getmetatable(L, PIPELINE_CLIENT_TYPE);
+        is_client = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+      }
+      if (!is_client)
+        luaL_error(L, "option 'share' must be a pipeline.client (got %s)", luaL_typename(L, -1));
+      share = pipeline_client_check(L, lua_gettop(L))->share;
+    }
+    lua_pop(L, 1);
   }
-  pipeline_transport_options_read(L, opts, is_concurrency, &o);
+  pipeline_transport_options_read(L, opts, is_batch_option, &o);
 
   /* Closed first, then the resources (see client.c). */
   b = lua_newuserdatauv(L, sizeof(batch) + (size_t)(capacity - 1) * sizeof(pipeline_transfer), 0);
@@ -81,8 +96,19 @@ int pipeline_batch_new(lua_State *L) {
   b->multi = curl_multi_init();
   if (b->multi == NULL) luaL_error(L, "libcurl could not create a multi handle");
   b->capacity = capacity;
-  curl_multi_setopt(b->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)capacity);
-  for (i = 0; i < capacity; i++) pipeline_transfer_open(L, &b->slots[i], &o);
+  /* At most capacity requests fly at once, so at most capacity connections
+   * per host are busy.  The limit is not set on a batch that shares a
+   * client's connection cache: libcurl would count the connections other
+   * batches of the client hold, and park this batch's requests waiting for
+   * one of its own to end -- for ever, when it has none in flight. */
+  if (share == NULL) curl_multi_setopt(b->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)capacity);
+  for (i = 0; i < capacity; i++) {
+    if (share) {
+      pipeline_share_retain(share);
+      b->slots[i].share = share;
+    }
+    pipeline_transfer_open(L, &b->slots[i], &o);
+  }
   return 1;
 }
 
@@ -114,7 +140,7 @@ static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode
   curl_multi_remove_handle(b->multi, t->easy);
   t->busy = 0;
   b->in_flight--;
-  lua_newtable(L);
+  lua_createtable(L, 6, 2); /* sized for every result and id, n: no regrowth */
   lua_pushinteger(L, t->id);
   lua_setfield(L, -2, "id");
   top = lua_gettop(L);

@@ -12,7 +12,7 @@
 #include "compat.h"
 #include "transfer.h"
 
-static pipeline_transfer *check_client(lua_State *L, int index) {
+pipeline_transfer *pipeline_client_check(lua_State *L, int index) {
   pipeline_transfer *t = luaL_checkudata(L, index, PIPELINE_CLIENT_TYPE);
   if (t->easy == NULL) luaL_error(L, "attempt to use a closed client");
   return t;
@@ -47,7 +47,15 @@ void pipeline_client_push(lua_State *L, int opts, pipeline_other_option other) {
   t = lua_newuserdatauv(L, sizeof *t, 0);
   memset(t, 0, sizeof *t);
   luaL_setmetatable(L, PIPELINE_CLIENT_TYPE);
+  /* The client's connections, TLS sessions and DNS answers, for the batches
+   * made with it too (core.batch's share option). */
+  t->share = pipeline_share_new();
+  if (t->share == NULL) luaL_error(L, "libcurl could not create a share handle");
   pipeline_transfer_open(L, t, &o);
+  /* The cache is shared: returning the client's connection to it must not
+   * close the idle ones a batch of the client opened (libcurl's default
+   * keeps 5), or the next batch connects -- and handshakes -- again. */
+  curl_easy_setopt(t->easy, CURLOPT_MAXCONNECTS, 256L);
 }
 
 int pipeline_client_new(lua_State *L) {
@@ -67,7 +75,7 @@ int pipeline_client_new(lua_State *L) {
  *      timeout, tls, protocol; sent: the request may have reached the server;
  *      status, headers: when they had arrived) */
 int pipeline_client_request(lua_State *L) {
-  pipeline_transfer *t = check_client(L, 1);
+  pipeline_transfer *t = pipeline_client_check(L, 1);
   pipeline_transfer_prepare(L, t, 2);
   return pipeline_transfer_finish(L, t, curl_easy_perform(t->easy));
 }

@@ -22,6 +22,9 @@ int pipeline_client_new(lua_State *L);
  * may hold as the caller's own (or NULL: none). */
 void pipeline_client_push(lua_State *L, int opts, pipeline_other_option other);
 
+/* The open client at index (raises for another value or a closed one). */
+pipeline_transfer *pipeline_client_check(lua_State *L, int index);
+
 /* client:request(...) with the client at index 1. */
 int pipeline_client_request(lua_State *L);
 

@@ -226,6 +226,38 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip,
 }
 #endif
 
+/* ---------------------------------------------------------------- share */
+
+struct pipeline_share {
+  CURLSH *handle;
+  int refs;
+};
+
+pipeline_share *pipeline_share_new(void) {
+  pipeline_share *s = malloc(sizeof *s);
+  if (s == NULL) return NULL;
+  s->handle = curl_share_init();
+  if (s->handle == NULL) {
+    free(s);
+    return NULL;
+  }
+  s->refs = 1;
+#if LIBCURL_VERSION_NUM >= 0x074400 /* 7.68.0: a shared connection cache that works */
+  curl_share_setopt(s->handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+#endif
+  curl_share_setopt(s->handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_share_setopt(s->handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  return s;
+}
+
+void pipeline_share_retain(pipeline_share *s) { s->refs++; }
+
+void pipeline_share_release(pipeline_share *s) {
+  if (s == NULL || --s->refs > 0) return;
+  curl_share_cleanup(s->handle);
+  free(s);
+}
+
 /* ------------------------------------------------------------- options */
 
 /* Raises unless every key of the table at opts is a known option (or one of
@@ -329,6 +361,7 @@ void pipeline_transfer_open(lua_State *L, transfer *t,
   t->easy = curl_easy_init();
   if (t->easy == NULL) luaL_error(L, "libcurl could not create a handle");
 
+  if (t->share) SETOPT(t, CURLOPT_SHARE, t->share->handle);
   SETOPT(t, CURLOPT_NOSIGNAL, 1L);
   SETOPT(t, CURLOPT_ERRORBUFFER, t->error);
   SETOPT(t, CURLOPT_FOLLOWLOCATION, 0L);
@@ -385,8 +418,14 @@ void pipeline_transfer_open(lua_State *L, transfer *t,
 void pipeline_transfer_close(transfer *t) {
   if (t->easy) curl_easy_cleanup(t->easy);
   t->easy = NULL;
+  /* after the easy handle: the share outlives every handle using it */
+  pipeline_share_release(t->share);
+  t->share = NULL;
   curl_slist_free_all(t->request_headers);
   t->request_headers = NULL;
+  free(t->accepted_origin);
+  t->accepted_origin = NULL;
+  t->accepted_origin_len = 0;
   buffer_free(&t->body);
   buffer_free(&t->headers);
 }
@@ -400,14 +439,73 @@ static int append_header(transfer *t, const char *line) {
   return 1;
 }
 
+/* Whether node holds "name: value" (or "name;" for an empty value). */
+static int header_line_is(const struct curl_slist *node, const char *name, size_t nlen,
+                          const char *value, size_t vlen) {
+  const char *line;
+  if (node == NULL) return 0;
+  line = node->data;
+  if (strncmp(line, name, nlen) != 0) return 0;
+  line += nlen;
+  if (vlen == 0) return strcmp(line, ";") == 0;
+  return line[0] == ':' && line[1] == ' ' && strncmp(line + 2, value, vlen) == 0 &&
+         line[2 + vlen] == '\0';
+}
+
+/* Checks the headers of the table at index table, and tells whether
+ * t->request_headers already holds exactly them (the same names and values
+ * in the same order, with the same trailing lines): a client sends the same
+ * headers call after call, and building the list costs an allocation per
+ * line.  Raises on a bad header, with the list untouched. */
+static int request_headers_unchanged(lua_State *L, transfer *t, int table, int has_body,
+                                     int has_content) {
+  const struct curl_slist *node = t->request_headers;
+  int same = node != NULL && t->headers_have_body == has_body &&
+             t->headers_have_content == has_content;
+  int content_type = 0;
+  if (table) {
+    lua_pushnil(L);
+    while (lua_next(L, table) != 0) {
+      size_t nlen, vlen;
+      const char *name, *value;
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "bad header: names and values must be strings");
+      name = lua_tolstring(L, -2, &nlen);
+      value = lua_tolstring(L, -1, &vlen);
+      if (!is_header_name(name, nlen))
+        luaL_error(L, "bad header name '%s'", name);
+      if (!pipeline_is_header_value(value, vlen))
+        luaL_error(L, "bad value for header '%s': control characters are "
+                      "not allowed", name);
+      if (nlen == 12 && strncasecmp_ascii(name, "content-type", 12) == 0) content_type = 1;
+      if (same && header_line_is(node, name, nlen, value, vlen))
+        node = node->next;
+      else
+        same = 0;
+      lua_pop(L, 1);
+    }
+  }
+  if (same && has_content) {
+    if (node && strcmp(node->data, "Expect:") == 0) node = node->next; else same = 0;
+  }
+  if (same && has_body && !content_type) {
+    if (node && strcmp(node->data, "Content-Type:") == 0) node = node->next; else same = 0;
+  }
+  return same && node == NULL;
+}
+
 /* Builds the request's header list from the table at index table into
- * t->request_headers.  The transfer owns the list, so a check that raises
- * half-way leaves nothing to leak: the next request or close frees it. */
+ * t->request_headers, unless it holds them already.  The transfer owns the
+ * list, so a check that raises half-way leaves nothing to leak: the next
+ * request or close frees it. */
 static void set_request_headers(lua_State *L, transfer *t, int table, int has_body,
                                 int has_content) {
   int content_type = 0;
+  if (request_headers_unchanged(L, t, table, has_body, has_content)) return;
   curl_slist_free_all(t->request_headers);
   t->request_headers = NULL;
+  t->headers_have_body = has_body;
+  t->headers_have_content = has_content;
   if (table) {
     lua_pushnil(L);
     while (lua_next(L, table) != 0) {
@@ -436,6 +534,41 @@ static void set_request_headers(lua_State *L, transfer *t, int table, int has_bo
   /* Without a Content-Type of the caller's, libcurl would claim a form. */
   if (has_body && !content_type && !append_header(t, "Content-Type:"))
     luaL_error(L, "not enough memory");
+}
+
+/* The length of url's "scheme://authority/" (up to and including the slash
+ * that ends the authority), or 0 when it has no such plain form. */
+static size_t origin_length(const char *url) {
+  const char *p = url, *authority;
+  while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.') p++;
+  if (p == url || strncmp(p, "://", 3) != 0) return 0;
+  for (authority = p + 3, p = authority; *p && *p != '/'; p++)
+    if (strchr("?#@\\ ", *p)) return 0;
+  if (*p != '/' || p == authority) return 0;
+  return (size_t)(p - url) + 1;
+}
+
+/* pipeline_url_refusal, for a transfer: its verdict rests on the scheme and
+ * the authority only (and on the transfer's allow_http), so a URL with the
+ * same "scheme://authority/" as the last one accepted, and no space (which
+ * the parser refuses anywhere), is accepted without parsing it again. */
+static const char *url_refusal(transfer *t, const char *url) {
+  size_t origin = origin_length(url);
+  const char *refusal;
+  if (origin && origin == t->accepted_origin_len && t->accepted_origin &&
+      memcmp(url, t->accepted_origin, origin) == 0 && strchr(url, ' ') == NULL)
+    return NULL;
+  refusal = pipeline_url_refusal(url, t->allow_http, 0);
+  if (refusal == NULL && origin) {
+    char *copy = malloc(origin);
+    if (copy) {
+      memcpy(copy, url, origin);
+      free(t->accepted_origin);
+      t->accepted_origin = copy;
+      t->accepted_origin_len = origin;
+    }
+  }
+  return refusal;
 }
 
 static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH",
@@ -517,7 +650,8 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
 
 void pipeline_push_headers(lua_State *L, const char *data) {
   const char *p = data ? data : "";
-  lua_newtable(L);
+  char lowered[64];
+  lua_createtable(L, 0, 8);
   while (*p) {
     /* lines end in CRLF, or in a bare LF from a lax server, which libcurl
      * accepts too */
@@ -527,15 +661,20 @@ void pipeline_push_headers(lua_State *L, const char *data) {
     if (len > 0 && p[len - 1] == '\r') len--;
     colon = memchr(p, ':', len);
     if (colon && colon != p) {
-      luaL_Buffer name;
       const char *v = colon + 1, *vend = p + len;
-      const char *n;
+      size_t nlen = (size_t)(colon - p), i;
       while (v < vend && (*v == ' ' || *v == '\t')) v++;
       while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t')) vend--;
-      luaL_buffinit(L, &name);
-      for (n = p; n < colon; n++)
-        luaL_addchar(&name, (char)tolower((unsigned char)*n));
-      luaL_pushresult(&name);
+      if (nlen <= sizeof lowered) {
+        /* the usual short name: lower-cased on the stack, one Lua string */
+        for (i = 0; i < nlen; i++) lowered[i] = (char)tolower((unsigned char)p[i]);
+        lua_pushlstring(L, lowered, nlen);
+      } else {
+        luaL_Buffer name;
+        luaL_buffinit(L, &name);
+        for (i = 0; i < nlen; i++) luaL_addchar(&name, (char)tolower((unsigned char)p[i]));
+        luaL_pushresult(&name);
+      }
       lua_pushvalue(L, -1);
       lua_rawget(L, -3);
       if (lua_isnil(L, -1)) {
@@ -568,7 +707,7 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   body = luaL_optlstring(L, first + 3, NULL, &body_len);
   if (strlen(url) != url_len || !pipeline_is_header_value(url, url_len))
     luaL_argerror(L, first + 1, "URL holds a control character");
-  refusal = pipeline_url_refusal(url, t->allow_http, 0);
+  refusal = url_refusal(t, url);
   if (refusal)
     luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
   has_body = body != NULL || strcmp(method, "POST") == 0 ||

@@ -28,8 +28,21 @@ typedef struct {
   int overflowed;
 } pipeline_buffer;
 
+/* A libcurl share handle (connections, TLS sessions, DNS) with a count of
+ * the transfers using it, so it is freed after the last of them, whatever
+ * order the garbage collector closes them in.  One Lua state uses it: no
+ * locks. */
+typedef struct pipeline_share pipeline_share;
+
+/* A new share, counted once for the caller; NULL when libcurl cannot make one. */
+pipeline_share *pipeline_share_new(void);
+void pipeline_share_retain(pipeline_share *s);
+/* Drops one count; the last frees the share handle. */
+void pipeline_share_release(pipeline_share *s);
+
 typedef struct {
   CURL *easy; /* NULL once closed */
+  pipeline_share *share; /* counted once for this transfer, or NULL */
   struct curl_slist *request_headers;
   pipeline_buffer body, headers;
   char error[CURL_ERROR_SIZE];
@@ -41,6 +54,11 @@ typedef struct {
   lua_Integer id;  /* the batch's id of the request in progress */
   long interrupts_at_start; /* pipeline_interrupts when the request started */
   int interrupted;          /* aborted because a signal came meanwhile */
+  /* "scheme://authority/" of the last URL that passed pipeline_url_refusal
+   * (malloc'd, or NULL): a URL starting with it passes too, unparsed. */
+  char *accepted_origin;
+  size_t accepted_origin_len;
+  int headers_have_body, headers_have_content; /* what request_headers was built for */
 } pipeline_transfer;
 
 /* How many SIGINT/SIGTERM the command line's handler (core.catch_signals)
@@ -69,8 +87,10 @@ typedef int (*pipeline_other_option)(lua_State *L, const char *name);
 void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_option other,
                                      pipeline_transport_options *o);
 
-/* Creates t's easy handle with the options.  t must be zeroed and owned by
- * a userdata whose __gc calls pipeline_transfer_close: this may raise. */
+/* Creates t's easy handle with the options, using t->share when set (one
+ * count of it belongs to t, released by pipeline_transfer_close).  t must be
+ * otherwise zeroed and owned by a userdata whose __gc calls
+ * pipeline_transfer_close: this may raise. */
 void pipeline_transfer_open(lua_State *L, pipeline_transfer *t,
                             const pipeline_transport_options *o);
 

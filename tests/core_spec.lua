@@ -291,6 +291,71 @@ describe("pipeline.core", function()
       for i = 2, 5 do assert.equal(requests[1].connection, requests[i].connection) end
     end)
 
+    it("sends the headers of each request, when the same list is reused and when it changes", function()
+      local client = core.client()
+      local url = sim.url .. "/echo"
+      client:request("GET", url, { ["X-Auth-Token"] = "first-token", Accept = "application/json" })
+      client:request("GET", url, { ["X-Auth-Token"] = "first-token", Accept = "application/json" })
+      client:request("GET", url, { ["X-Auth-Token"] = "second-token", Accept = "application/json" })
+      client:request("GET", url, { ["X-Auth-Token"] = "second-token" })
+      client:request("POST", url, { ["X-Auth-Token"] = "second-token" }, "x")
+      client:close()
+      local requests = sim:requests()
+      assert.equal(5, #requests)
+      assert.equal("first-token", requests[2].headers["x-auth-token"])
+      assert.equal("second-token", requests[3].headers["x-auth-token"])
+      assert.equal("application/json", requests[3].headers["accept"])
+      assert.equal("second-token", requests[4].headers["x-auth-token"])
+      assert.is_not.equal("application/json", requests[4].headers["accept"])
+      assert.equal("1", requests[5].headers["content-length"])
+      assert.is_nil(requests[5].headers["content-type"])
+    end)
+
+    it("checks every URL, also one with the scheme and host of a URL it accepted", function()
+      local client = core.client()
+      assert.equal(200, (client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+        { ["X-Auth-Token"] = TOKEN })))
+      local userinfo = sim.url:gsub("^http://", "http://user:secret@")
+      assert.error_matches(function() client:request("GET", userinfo .. "/x") end, "user name or password")
+      assert.error_matches(function() client:request("GET", sim.url .. "/a b") end, "URL")
+      assert.error_matches(function() client:request("GET", "http://example.com/x") end, "not loopback")
+      client:close()
+      assert.equal(1, #sim:requests())
+    end)
+
+    it("shares its connections with a batch made with share = client", function()
+      local client = core.client()
+      local path = simulator.retry_path(sim:failed_run())
+      assert.equal(200, (client:request("PUT", sim.url .. path, { ["X-Auth-Token"] = TOKEN })))
+      local batch = core.batch({ concurrency = 1, share = client })
+      assert(batch:add("PUT", sim.url .. simulator.retry_path(sim:failed_run()), { ["X-Auth-Token"] = TOKEN }))
+      local finished = {}
+      while batch:pending() > 0 do
+        for _, done in ipairs(batch:step(1)) do finished[#finished + 1] = done end
+      end
+      assert.equal(200, finished[1][1])
+      -- the client closed first: the batch still works, and closing both in
+      -- either order (or leaving them to the collector) is safe
+      client:close()
+      assert(batch:add("PUT", sim.url .. simulator.retry_path(sim:failed_run()), { ["X-Auth-Token"] = TOKEN }))
+      while batch:pending() > 0 do batch:step(1) end
+      batch:close()
+      local requests = sim:requests()
+      assert.equal(3, #requests)
+      assert.equal(requests[1].connection, requests[2].connection)
+      assert.equal(requests[1].connection, requests[3].connection)
+      for _ = 1, 20 do core.batch({ concurrency = 2, share = core.client() }) end
+      collectgarbage()
+      collectgarbage()
+    end)
+
+    it("raises on a share option that is not an open client", function()
+      assert.error_matches(function() core.batch({ share = {} }) end, "'share' must be a pipeline.client")
+      local closed = core.client()
+      closed:close()
+      assert.error_matches(function() core.batch({ share = closed }) end, "closed client")
+    end)
+
     it("sends a body with its length and no Expect header", function()
       local client = core.client()
       local body = '{"message":"ok"}'

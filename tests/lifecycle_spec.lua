@@ -1419,6 +1419,36 @@ describe("run lifecycle", function()
       assert.is_true(count <= 16, count .. " connections")
     end)
 
+    it("retry_many after retry goes on over the client's connection, and retry after it over the batch's", function()
+      local client = new_client()
+      local first = sim:add_run({ status = "FAILED" })
+      assert(client:retry(PIPELINE, first))
+      local results = client:retry_many({ { PIPELINE, sim:add_run({ status = "FAILED" }) } }, { concurrency = 1 })
+      assert.is_true(results[1].ok)
+      assert(client:retry(PIPELINE, sim:add_run({ status = "FAILED" })))
+      -- a long list on few workers: every job done, in order of the list
+      local list, ids = {}, {}
+      for i = 1, 300 do
+        ids[i] = sim:add_run({ status = "FAILED" })
+        list[i] = { PIPELINE, ids[i] }
+      end
+      results = client:retry_many(list, { concurrency = 2 })
+      client:close()
+      for i = 1, 300 do
+        assert.is_true(results[i].ok, "index " .. i)
+        assert.equal(1, sim:run_state(ids[i]).retries, "index " .. i)
+      end
+      local requests = sim:requests()
+      assert.equal(303, #requests)
+      assert.equal(requests[1].connection, requests[2].connection)
+      assert.equal(requests[1].connection, requests[3].connection)
+      local connections, count = {}, 0
+      for _, request in ipairs(requests) do
+        if not connections[request.connection] then connections[request.connection], count = true, count + 1 end
+      end
+      assert.is_true(count <= 2, count .. " connections")
+    end)
+
     it("retry_many with an empty list returns an empty array and sends nothing", function()
       local client = new_client()
       assert.same({}, client:retry_many({}))

@@ -69,6 +69,20 @@ local ok_all, err = pcall(function()
     local c = core.client({ timeout = 5 })
     c:request("GET", sim.url .. "/x")
   end
+  -- a share handle outlives every handle using it, whatever order they close
+  -- or are collected in
+  for round = 1, 3 do
+    local c = core.client()
+    local b = core.batch({ concurrency = 2, share = c })
+    assert(c:request("GET", sim.url .. "/x"))
+    b:add("GET", sim.url .. "/x")
+    b:add("GET", sim.url .. "/y")
+    while b:pending() > 0 do b:step(0.5) end
+    if round == 1 then c:close() b:add("GET", sim.url .. "/z") b:close() end
+    if round == 2 then b:add("GET", sim.url .. "/z") b:close() c:close() end
+    -- round 3: both left to the collector, a request still in flight
+    if round == 3 then b:add("GET", sim.url .. "/z") end
+  end
   collectgarbage()
   collectgarbage()
 end)

@@ -12,8 +12,6 @@ local cjson = require("cjson.safe").new()
 
 local compat = require("pipeline.compat")
 
-local unpack, pack = compat.unpack, compat.pack
-
 local client = {}
 
 local Client = {}
@@ -91,11 +89,13 @@ function client.new(options, level, op)
   local secrets = credentials.secrets
   secrets.add(config.proxy_password(options.proxy))
 
+  local transport = core.client(transport_options)
   local created = setmetatable({
     -- a batch (multi handle) with the same transport options, for the
-    -- concurrent calls; a closure, as the options may hold a proxy password
+    -- concurrent calls, sharing the client's connections, TLS sessions and
+    -- DNS answers; a closure, as the options may hold a proxy password
     _new_batch = function(concurrency)
-      local batch_options = { concurrency = concurrency }
+      local batch_options = { concurrency = concurrency, share = not transport:is_closed() and transport or nil }
       for name, value in pairs(transport_options) do batch_options[name] = value end
       return core.batch(batch_options)
     end,
@@ -104,7 +104,7 @@ function client.new(options, level, op)
     endpoint = endpoints[1]:gsub("/+$", ""),
     _endpoints = auth.endpoint_set(endpoints),
     project_id = options.project_id,
-    _transport = core.client(transport_options),
+    _transport = transport,
     _auth = credentials,
     _secrets = secrets,
     _retries = retries,
@@ -210,8 +210,8 @@ end
 -- path under it, and iam for one signed without the service's X-Project-Id;
 -- anonymous for one that carries no credentials, content_type for a body that
 -- is not the API's; for a request that must not be sent twice blindly,
--- verify(): after an unknown outcome it tells whether the request took effect
--- (true), did not (false), or cannot tell (nil).
+-- verify(client, spec): after an unknown outcome it tells whether the request
+-- took effect (true), did not (false), or cannot tell (nil).
 function Client:call(spec)
   if not self._transport or self._transport:is_closed() then
     error(("%s: attempt to use a closed client"):format(spec.op), 3)
@@ -229,8 +229,11 @@ function Client:call(spec)
   while true do
     attempt = attempt + 1
     local url = endpoints.urls[endpoints.index] .. "/" .. path
-    -- as the official SDKs send it: on every call, with a body or not
-    local headers = { Accept = "application/json", ["Content-Type"] = spec.content_type or "application/json" }
+    -- Content-Type as the official SDKs send it: on every call, with a body or
+    -- not.  (The constructor sizes the table for the headers the credentials
+    -- add, which a nil field does not fill.)
+    local headers = { Accept = "application/json", ["X-Auth-Token"] = nil,
+      ["Content-Type"] = spec.content_type or "application/json" }
     if not spec.anonymous then
       local ok, message, code, info = self._auth.apply(self, spec.op, spec.method, url, headers, body, spec.iam)
       if not ok then
@@ -238,68 +241,71 @@ function Client:call(spec)
         return nil, message, code, info
       end
     end
-    self:_emit({ type = "request", op = spec.op, method = spec.method, url = url,
-      headers = redacted_headers(headers), attempt = attempt })
-    local started = core.monotonic()
+    if self._on_event then
+      self:_emit({ type = "request", op = spec.op, method = spec.method, url = url,
+        headers = redacted_headers(headers), attempt = attempt })
+    end
+    local started = self._on_event and core.monotonic()
     -- A caller's deadline bounds the request itself, not only the waits; a
     -- second at least, so a deadline just reached still allows one answer.
     local timeout = spec.deadline and math.max(1, spec.deadline - self:_now())
     local status, response, response_headers, sent, partial_status, partial_headers =
       self:_send(spec.method, url, headers, body, not spec.idempotent, timeout)
-    local result = pack(errors.settle(spec.op, spec.expect, self._secrets,
-      status, response, response_headers, sent, partial_status, partial_headers))
-    local failed = result[1] == nil
-    local failure_info = failed and result[4] or nil
-    self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
-      status = status, request_id = status and errors.request_id(response_headers["x-request-id"]) or nil,
-      error = failed and result[2] or nil, code = failed and result[3] or nil,
-      elapsed = core.monotonic() - started, attempt = attempt })
+    -- settle gives true, or json and info, or nil, message, code, info
+    local value, message, code, failure_info = errors.settle(spec.op, spec.expect, self._secrets,
+      status, response, response_headers, sent, partial_status, partial_headers)
+    local failed = value == nil
+    if self._on_event then
+      self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
+        status = status, request_id = status and errors.request_id(response_headers["x-request-id"]) or nil,
+        error = failed and message or nil, code = failed and code or nil,
+        elapsed = core.monotonic() - started, attempt = attempt })
+    end
     if not failed then
       -- A decoded answer comes with its info: count the attempts there too,
       -- for a failure _fetch finds in its shape, and keep the headers, for
       -- an answer whose news is in one (IAM's X-Subject-Token).
-      if type(result[2]) == "table" then
-        result[2].attempts, result[2].headers = attempt, response_headers
-      end
-      return unpack(result, 1, result.n)
+      if message == nil then return value end
+      message.attempts, message.headers = attempt, response_headers
+      return value, message
     end
     failure_info.attempts = attempt
-    if spec.idempotent and (result[3] == "network" or result[3] == "timeout"
+    if spec.idempotent and (code == "network" or code == "timeout"
       or status == 502 or status == 504) then
       failure_info.retryable = true -- a read may be repeated, sent or not
     end
     local delay, moved
-    if result[3] == "network" and not sent and endpoints.index < #endpoints.urls then
+    if code == "network" and not sent and endpoints.index < #endpoints.urls then
       -- No connection, nothing sent: the next endpoint of the set, at once,
       -- and kept for the calls after this one.
       endpoints.index = endpoints.index + 1
       if endpoints == self._endpoints then self.endpoint = endpoints.urls[endpoints.index] end
       failovers, delay, moved = failovers + 1, 0, true
       self:_emit({ type = "failover", op = spec.op, from = url, to = endpoints.urls[endpoints.index],
-        reason = result[2], attempt = attempt })
+        reason = message, attempt = attempt })
     elseif status == 401 and self._auth.invalidate and not refreshed and not spec.anonymous then
       -- The token was refused (expired or revoked early): fetch a new one and
       -- repeat the call once; a 401 means the call was not carried out.
       self._auth.invalidate()
       refreshed, delay = true, 0
-    elseif not spec.idempotent and outcome_unknown(result[3], failure_info, sent) then
+    elseif not spec.idempotent and outcome_unknown(code, failure_info, sent) then
       -- Never sent again blindly: the run's status tells whether it took
       -- effect.  When it shows no effect the server may still be working on
       -- it (a timeout), so it is reported, not repeated.
-      local took = spec.verify and spec.verify()
-      self:_emit({ type = "verify", op = spec.op, url = url, reason = result[3], status = status,
+      local took = spec.verify and spec.verify(self, spec)
+      self:_emit({ type = "verify", op = spec.op, url = url, reason = code, status = status,
         took_effect = took, attempt = attempt })
       if took then return true end
       failure_info.retryable = false
     else
-      delay = self:_retry_delay(result[3], failure_info, status and response_headers,
+      delay = self:_retry_delay(code, failure_info, status and response_headers,
         attempt - failovers, spec.idempotent, sent)
     end
     if delay and spec.deadline and self:_now() + delay > spec.deadline then delay = nil end
-    if not delay then return unpack(result, 1, result.n) end
+    if not delay then return nil, message, code, failure_info end
     if not moved then
       self:_emit({ type = "retry", op = spec.op, method = spec.method, url = url,
-        reason = result[3], status = status, delay = delay, attempt = attempt })
+        reason = code, status = status, delay = delay, attempt = attempt })
     end
     if delay > 0 then self:_pause(delay) end
   end
@@ -404,11 +410,16 @@ local RUN_ACTIONS = {
 -- Retries or stops a run.  An action whose outcome is unknown is never sent
 -- again: the run's status is read, and the call succeeds if it shows the
 -- action took effect.
+-- (verify is one function for every call, reading the run from the spec:
+-- no closure per call.)
+local function verify_run_action(self, spec)
+  return status_shows(self, spec.pipeline_id, spec.run_id, RUN_ACTIONS[spec.op].shows)
+end
+
 function Client:_run_action(action, pipeline_id, run_id)
-  local spec = RUN_ACTIONS[action]
-  return self:call({ op = action, method = spec.method, expect = "success",
-    path = run_path(pipeline_id, run_id, action),
-    verify = function() return status_shows(self, pipeline_id, run_id, spec.shows) end })
+  return self:call({ op = action, method = RUN_ACTIONS[action].method, expect = "success",
+    path = run_path(pipeline_id, run_id, action), pipeline_id = pipeline_id, run_id = run_id,
+    verify = verify_run_action })
 end
 
 --- Retries a pipeline run: true, or nil, message, code, info.

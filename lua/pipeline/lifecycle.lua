@@ -153,6 +153,27 @@ function lifecycle.install(Client, check_id)
     return status, history, run_id
   end
 
+  -- Runs add(runner) -- which adds the jobs and returns them in a list --
+  -- on a new scheduler, and returns the list of their results (table.pack
+  -- of each), aligned with the jobs.  count: how many jobs (for the
+  -- scheduler's size).
+  local function run_jobs(self, count, concurrency, add)
+    local runner = scheduler.new(self, math.min(concurrency, math.max(count, 1)))
+    local jobs = add(runner)
+    local ok, failure = true, nil
+    if scheduler.current() then
+      -- Inside a job, run() yields to that job's scheduler, and Lua 5.1
+      -- cannot yield across pcall; a failing job closes the runner anyway.
+      runner:run()
+    else
+      ok, failure = pcall(runner.run, runner)
+    end
+    runner:close()
+    if not ok then error(failure, 0) end
+    for index = 1, #jobs do jobs[index] = jobs[index].results end
+    return jobs
+  end
+
   --- Calls fn(item, index) for every item of list, concurrently (at most
   -- options.concurrency at once, default 8) over one multi handle.  Client
   -- calls inside fn run side by side; a failure of one never stops the
@@ -165,23 +186,11 @@ function lifecycle.install(Client, check_id)
       error(("bad argument #2 to 'map' (fn must be a function, got %s)"):format(type(fn)), 2)
     end
     options = check_options(options, CONCURRENCY_OPTIONS, 3, "map")
-    local concurrency = options.concurrency or DEFAULT_CONCURRENCY
-    local runner = scheduler.new(self, math.min(concurrency, math.max(#list, 1)))
-    local jobs = {}
-    for index, item in ipairs(list) do jobs[index] = runner:add(fn, item, index) end
-    local ok, failure = true, nil
-    if scheduler.current() then
-      -- Inside a job, run() yields to that job's scheduler, and Lua 5.1
-      -- cannot yield across pcall; a failing job closes the runner anyway.
-      runner:run()
-    else
-      ok, failure = pcall(runner.run, runner)
-    end
-    runner:close()
-    if not ok then error(failure, 0) end
-    local results = {}
-    for index, job in ipairs(jobs) do results[index] = job.results end
-    return results
+    return run_jobs(self, #list, options.concurrency or DEFAULT_CONCURRENCY, function(runner)
+      local jobs = {}
+      for index, item in ipairs(list) do jobs[index] = runner:add(fn, item, index) end
+      return jobs
+    end)
   end
 
   -- Reads a {pipeline_id, run_id} pair (or {pipeline_id = , run_id = }),
@@ -191,21 +200,27 @@ function lifecycle.install(Client, check_id)
       error(("bad argument #1 to '%s' (list[%d] must be a {pipeline_id, run_id} pair)"):format(fname, index), 4)
     end
     local pipeline_id, run_id = item.pipeline_id or item[1], item.run_id or item[2]
-    check_id(pipeline_id, 1, ("list[%d].pipeline_id"):format(index), fname, 5)
-    check_id(run_id, 1, ("list[%d].run_id"):format(index), fname, 5)
+    -- (the argument's name is only made for a bad id: a list may be long)
+    if not core.is_id(pipeline_id) then
+      check_id(pipeline_id, 1, ("list[%d].pipeline_id"):format(index), fname, 5)
+    end
+    if not core.is_id(run_id) then check_id(run_id, 1, ("list[%d].run_id"):format(index), fname, 5) end
     return pipeline_id, run_id
   end
 
-  -- allowed: the options fname takes.
+  -- allowed: the options fname takes.  Every pair is checked before any
+  -- call starts; then call(pipeline_id, run_id) runs for each, as jobs.
   local function many(self, fname, list, options, allowed, call)
     if type(list) ~= "table" then
       error(("bad argument #1 to '%s' (list must be a table, got %s)"):format(fname, type(list)), 3)
     end
     options = check_options(options, allowed, 2, fname, 4)
-    local pairs_of = {}
-    for index, item in ipairs(list) do pairs_of[index] = { pair(item, index, fname) } end
-    local results = self:map(pairs_of, function(ids) return call(ids[1], ids[2]) end,
-      { concurrency = options.concurrency })
+    for index, item in ipairs(list) do pair(item, index, fname) end
+    local results = run_jobs(self, #list, options.concurrency or DEFAULT_CONCURRENCY, function(runner)
+      local jobs = {}
+      for index, item in ipairs(list) do jobs[index] = runner:add(call, pair(item, index, fname)) end
+      return jobs
+    end)
     for index, result in ipairs(results) do
       if result[1] == nil then
         results[index] = { ok = false, message = result[2], code = result[3], info = result[4] }

@@ -24,18 +24,39 @@ end
 local Scheduler = {}
 Scheduler.__index = Scheduler
 
+-- First-in first-out queues of jobs: head and tail indexes, so taking the
+-- first costs the same whatever the length (table.remove(q, 1) shifts them all).
+local function push(queue, job)
+  local tail = queue.tail + 1
+  queue[tail], queue.tail = job, tail
+end
+
+local function shift(queue)
+  local head = queue.head
+  if head > queue.tail then return nil end
+  local job = queue[head]
+  queue[head], queue.head = nil, head + 1
+  return job
+end
+
+local function queue_length(queue)
+  return queue.tail - queue.head + 1
+end
+
 --- A scheduler for client; concurrency: how many jobs run (and requests
--- fly) at once, over a batch the client makes.
+-- fly) at once, over a batch the client makes.  Jobs run on workers, one
+-- coroutine each, which take the queued jobs one after the other: a job
+-- costs no coroutine of its own.
 function scheduler.new(client, concurrency)
   return setmetatable({
     client = client,
     batch = client._new_batch(concurrency),
     concurrency = concurrency,
-    queued = {},     -- jobs not started yet, in order
-    running = 0,     -- jobs started and not finished
-    ready = {},      -- { job, values... } to resume
-    sending = {},    -- batch request id -> job
-    sleeping = {},   -- jobs parked until job.wake_at
+    queued = { head = 1, tail = 0 }, -- jobs not started yet, in order
+    running = 0,     -- workers running (each has a job until the queue is empty)
+    ready = { head = 1, tail = 0 },  -- workers to resume, each with worker.resume_with (or none)
+    sending = {},    -- batch request id -> worker
+    sleeping = {},   -- workers parked until worker.wake_at
     unfinished = 0,
     parent = scheduler.current(), -- when made inside a job: whose clock to keep
   }, Scheduler)
@@ -51,9 +72,11 @@ end
 
 --- Adds a job: fn(...) runs as client code.  Returns the job, whose fields
 -- `done` and `results` (a table.pack of fn's results) tell how it ended.
+-- (The job table holds its arguments too, as [1..n].)
 function Scheduler:add(fn, ...)
-  local job = { fn = fn, args = pack(...), done = false }
-  self.queued[#self.queued + 1] = job
+  local job = pack(...)
+  job.fn, job.done = fn, false
+  push(self.queued, job)
   self.unfinished = self.unfinished + 1
   return job
 end
@@ -68,82 +91,138 @@ function scheduler.sleep(seconds)
   return coroutine.yield("sleep", seconds)
 end
 
--- Resumes job with values; acts on what it yields next.
-function Scheduler:resume(job, ...)
-  -- Every value kept: a job may return (or yield) any number of them.
-  local resumed = pack(coroutine.resume(job.co, ...))
-  local ok, what, a = resumed[1], resumed[2], resumed[3]
-  if not ok then
-    -- An error raised inside a job (a bug, or a host's callback) is not lost:
-    -- it ends the whole run, raised again by step() with the job's traceback.
-    job.done, self.failure = true, debug.traceback(job.co, tostring(what))
-    self.running, self.unfinished = self.running - 1, self.unfinished - 1
-    return
-  end
-  if coroutine.status(job.co) == "dead" then
+-- A worker's body: runs job, then each queued job in turn, until none is
+-- left.  An error raised by a job ends the worker (and the run: see resumed).
+local function work(self, worker)
+  local queued, job = self.queued, worker.job
+  repeat
+    worker.job = job
+    job.results = pack(job.fn(unpack(job, 1, job.n)))
     job.done = true
-    job.results = pack(unpack(resumed, 2, resumed.n))
-    self.running, self.unfinished = self.running - 1, self.unfinished - 1
-  elseif what == "send" then
-    local id = self.batch:add(unpack(resumed, 3, resumed.n))
-    -- A job has at most one request in flight and there are as many batch
-    -- slots as jobs, so a slot is always free.
-    self.sending[id] = job
-  elseif what == "sleep" then
-    job.wake_at = self:now() + math.max(0, a or 0)
-    self.sleeping[#self.sleeping + 1] = job
-  else
-    job.done, self.failure = true, "a job yielded outside the scheduler: " .. tostring(what)
-    self.running, self.unfinished = self.running - 1, self.unfinished - 1
+    self.unfinished = self.unfinished - 1
+    job = shift(queued)
+  until not job
+  worker.job = nil
+end
+
+-- A worker ended; failed: its job with it, by an error.
+local function stopped(self, worker, failed)
+  owner_of[worker.co] = nil
+  self.running = self.running - 1
+  if failed then
+    worker.job.done = true
+    self.unfinished = self.unfinished - 1
   end
 end
 
+-- Acts on what a resumed worker returned or yielded: ok, then the values.
+local function resumed(self, worker, ok, ...)
+  local what = ...
+  if not ok then
+    -- An error raised inside a job (a bug, or a host's callback) is not lost:
+    -- it ends the whole run, raised again by step() with the job's traceback.
+    self.failure = debug.traceback(worker.co, tostring(what))
+    stopped(self, worker, true)
+  elseif coroutine.status(worker.co) == "dead" then
+    stopped(self, worker) -- no job left in the queue
+  elseif what == "send" then
+    -- A worker has at most one request in flight and there are as many
+    -- batch slots as workers, so a slot is always free.
+    self.sending[self.batch:add(select(2, ...))] = worker
+  elseif what == "sleep" then
+    worker.wake_at = self:now() + math.max(0, select(2, ...) or 0)
+    self.sleeping[#self.sleeping + 1] = worker
+  else
+    self.failure = "a job yielded outside the scheduler: " .. tostring(what)
+    stopped(self, worker, true)
+  end
+end
+
+-- Resumes worker with what it waited for: its first job when it starts, a
+-- request's results (worker.resume_with, as batch:step gave them), or nothing.
+local function resume(self, worker)
+  local with = worker.resume_with
+  if with then
+    worker.resume_with = nil
+    return resumed(self, worker, coroutine.resume(worker.co, unpack(with, 1, with.n)))
+  end
+  if not worker.started then
+    worker.started = true
+    return resumed(self, worker, coroutine.resume(worker.co, self, worker))
+  end
+  return resumed(self, worker, coroutine.resume(worker.co))
+end
+
+-- Starts workers for the queued jobs, up to the concurrency.
 local function start(self)
-  while self.running < self.concurrency and #self.queued > 0 do
-    local job = table.remove(self.queued, 1)
-    job.co = coroutine.create(function() return job.fn(unpack(job.args, 1, job.args.n)) end)
-    owner_of[job.co] = self
+  local queued = self.queued
+  while self.running < self.concurrency do
+    local job = shift(queued)
+    if not job then return end
+    local worker = { co = coroutine.create(work), job = job }
+    owner_of[worker.co] = self
     self.running = self.running + 1
-    self.ready[#self.ready + 1] = { job }
+    push(self.ready, worker)
   end
 end
 
 -- Seconds until the first parked job wakes, or nil.
 function Scheduler:next_wake()
   local first
-  for _, job in ipairs(self.sleeping) do
-    if not first or job.wake_at < first then first = job.wake_at end
+  for _, worker in ipairs(self.sleeping) do
+    if not first or worker.wake_at < first then first = worker.wake_at end
   end
   return first and math.max(0, first - self:now())
+end
+
+-- Moves the parked workers whose time has come to the ready queue.
+local function wake_parked(self)
+  local sleeping = self.sleeping
+  if #sleeping == 0 then return end
+  local now, kept = self:now(), 0
+  for i = 1, #sleeping do
+    local worker = sleeping[i]
+    sleeping[i] = nil
+    if worker.wake_at <= now then
+      push(self.ready, worker)
+    else
+      kept = kept + 1
+      sleeping[kept] = worker
+    end
+  end
 end
 
 --- Advances every job once, waiting at most timeout seconds (default 0)
 -- for network progress.  Returns how many jobs are not finished.
 function Scheduler:step(timeout)
+  local ready = self.ready
   start(self)
-  while #self.ready > 0 do
-    local entry = table.remove(self.ready, 1)
-    self:resume(entry[1], unpack(entry, 2, entry.n or #entry))
+  while true do
+    local worker = shift(ready)
+    if not worker then break end
+    resume(self, worker)
     if self.failure then self:close() error(self.failure, 0) end
     start(self)
   end
   if self.batch:pending() > 0 then
-    local wake = self:next_wake()
+    local wake_in = self:next_wake()
+    local sending = self.sending
     -- (a day at most, as the batch takes: a host may pass math.huge)
-    for _, finished in ipairs(self.batch:step(math.min(timeout or 0, wake or math.huge, 86400))) do
-      local job = self.sending[finished.id]
-      self.sending[finished.id] = nil
-      local entry = { job, unpack(finished, 1, finished.n) }
-      entry.n = finished.n + 1
-      self.ready[#self.ready + 1] = entry
+    for _, finished in ipairs(self.batch:step(math.min(timeout or 0, wake_in or math.huge, 86400))) do
+      local worker = sending[finished.id]
+      sending[finished.id] = nil
+      worker.resume_with = finished
+      push(ready, worker)
     end
   end
-  local now, still = self:now(), {}
-  for _, job in ipairs(self.sleeping) do
-    if job.wake_at <= now then self.ready[#self.ready + 1] = { job } else still[#still + 1] = job end
-  end
-  self.sleeping = still
+  wake_parked(self)
   return self.unfinished
+end
+
+--- Whether jobs wait to be resumed (so the next step has work without
+-- waiting).
+function Scheduler:has_ready()
+  return queue_length(self.ready) > 0
 end
 
 -- How often a scheduler run from inside another one's job looks at its
@@ -158,14 +237,19 @@ local NESTED_POLL = 0.01
 -- the host's step(), go on.
 function Scheduler:run()
   local nested = scheduler.current() ~= nil
-  while self:step(0) > 0 do
-    if #self.ready == 0 then
+  -- How long the next step may wait for the network: only when no job is
+  -- ready to go on (a step resumes those first, then waits), so each round
+  -- drives libcurl once and waits once.
+  local timeout = 0
+  while self:step(timeout) > 0 do
+    timeout = 0
+    if not self:has_ready() then
       local wake = self:next_wake()
       if nested then
         if self.batch:pending() > 0 then wake = math.min(wake or NESTED_POLL, NESTED_POLL) end
         scheduler.sleep(wake or 0)
       elseif self.batch:pending() > 0 then
-        self:step(math.min(wake or 1, 1))
+        timeout = math.min(wake or 1, 1)
       elseif wake and wake > 0 then
         self.client:_pause(wake) -- not in a job here: the client's sleep, on its clock
       end
