@@ -172,6 +172,34 @@ function Scheduler:run()
   end
 end
 
+--- run() for a scheduler on a host's loop (see pipeline.loop), from inside a
+-- job of another one: between its steps the job sleeps until one of this
+-- scheduler's jobs wakes, or until the loop wakes it early because this
+-- scheduler's batch saw activity.  No polling.
+function Scheduler:run_parked()
+  local outer = scheduler.current()
+  while self:step(0) > 0 do
+    if #self.ready == 0 then
+      self.parked = { scheduler = outer, co = coroutine.running() }
+      scheduler.sleep(self:next_wake() or math.huge)
+      self.parked = nil
+    end
+  end
+end
+
+--- Wakes a job sleeping in this scheduler before its time: co is the job's
+-- coroutine.  Returns whether it was sleeping.
+function Scheduler:wake(co)
+  for i, job in ipairs(self.sleeping) do
+    if job.co == co then
+      table.remove(self.sleeping, i)
+      self.ready[#self.ready + 1] = { job }
+      return true
+    end
+  end
+  return false
+end
+
 function Scheduler:close()
   self.batch:close()
 end
