@@ -25,9 +25,10 @@ function loop.new(client, watch, timer)
     watch = watch,
     timer = timer,
     entries = {},     -- one per batch in socket mode: { scheduler, curl_due }
-    entry_of = {},    -- scheduler -> its entry
     owner = {},       -- fd -> the entry whose batch uses it
     watched = {},     -- fd -> what the host was told to watch it for
+    wanted = {},      -- fd -> what libcurl last asked for it
+    unsettled = {},   -- fd -> true: the host's watch callback raised for it
     told_due = nil,   -- the monotonic time the host's timer is set for
     kicked = false,   -- a job was started: the host's timer fires at once
     closed = false,
@@ -40,7 +41,6 @@ function Loop:attach(runner)
   runner.loop = self
   local entry = { scheduler = runner }
   self.entries[#self.entries + 1] = entry
-  self.entry_of[runner] = entry
 end
 
 -- Forgets an entry: the host stops watching its sockets.
@@ -48,14 +48,10 @@ function Loop:_detach(entry)
   for i, other in ipairs(self.entries) do
     if other == entry then table.remove(self.entries, i) break end
   end
-  self.entry_of[entry.scheduler] = nil
   for fd, owner in pairs(self.owner) do
     if owner == entry then
-      self.owner[fd] = nil
-      if self.watched[fd] then
-        self.watched[fd] = nil
-        self:_call(self.watch, fd, nil)
-      end
+      self.owner[fd], self.wanted[fd] = nil, nil
+      if self.watched[fd] or self.unsettled[fd] then self:_watch(fd, nil) end
     end
   end
 end
@@ -65,6 +61,18 @@ end
 function Loop:_call(fn, ...)
   local ok, err = pcall(fn, ...)
   if not ok and not self.callback_error then self.callback_error = tostring(err) end
+  return ok
+end
+
+-- Tells the host to watch fd for what (nil: stop).  When its callback
+-- raises, the host's state is unknown: the call is repeated at the next
+-- delivery, which the host's timer brings at once.
+function Loop:_watch(fd, what)
+  if self:_call(self.watch, fd, what) then
+    self.watched[fd], self.unsettled[fd] = what, nil
+  else
+    self.unsettled[fd], self.kicked = true, true
+  end
 end
 
 -- Activity on a nested scheduler's batch: the job running it (parked in its
@@ -151,6 +159,11 @@ function Loop:_deliver()
     local entry = self.entries[i]
     if entry.scheduler.batch:is_closed() then self:_detach(entry) end
   end
+  -- Watches whose callback raised last time, again.
+  for fd in pairs(self.unsettled) do
+    self:_watch(fd, self.wanted[fd])
+    if self.closed then return end
+  end
   local now = core.monotonic()
   for _, entry in ipairs(self.entries) do
     if self.closed then return end
@@ -159,14 +172,21 @@ function Loop:_deliver()
       local list, timer = batch:changes()
       for i = 1, #list, 2 do
         local fd, what = list[i], list[i + 1] or nil
-        if what then self.owner[fd] = entry elseif self.owner[fd] == entry then self.owner[fd] = nil end
-        if self.watched[fd] ~= what then
-          self.watched[fd] = what
-          self:_call(self.watch, fd, what)
+        if what then
+          self.owner[fd], self.wanted[fd] = entry, what
+        elseif self.owner[fd] == entry then
+          self.owner[fd], self.wanted[fd] = nil, nil
+        end
+        -- in order, a stop included: the fd may be a new socket's already
+        if self.watched[fd] ~= what or self.unsettled[fd] then
+          self:_watch(fd, what)
           if self.closed then return end
         end
       end
-      if timer == false then
+      if batch:is_closed() then
+        -- by a callback just now: the next turn's _run tells what became of its calls
+        entry.curl_due, self.kicked = nil, true
+      elseif timer == false then
         entry.curl_due = nil
       elseif timer then
         entry.curl_due = now + timer
@@ -194,9 +214,10 @@ function Loop:_set_timer(now)
   local runner = self.client._runner
   local wake = runner and runner.unfinished > 0 and runner:next_wake()
   if wake and wake < math.huge and (not due or now + wake < due) then due = now + wake end
-  if due ~= self.told_due then
+  if due ~= self.told_due or self.timer_unsettled then
     self.told_due = due
-    self:_call(self.timer, due and math.max(0, due - now) or nil)
+    -- when it raised, the host's timer is in an unknown state: set it again next time
+    self.timer_unsettled = not self:_call(self.timer, due and math.max(0, due - now) or nil)
   end
 end
 
@@ -206,9 +227,8 @@ function Loop:close()
   if self.closed then return end
   self.closed = true
   for _, entry in ipairs(self.entries) do entry.scheduler:close() end
-  self.entries, self.entry_of, self.owner = {}, {}, {}
   for fd in pairs(self.watched) do pcall(self.watch, fd, nil) end
-  self.watched = {}
+  self.watched, self.unsettled = {}, {}
   if self.told_due then pcall(self.timer, nil) end
   self.told_due = nil
 end
