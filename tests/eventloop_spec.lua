@@ -192,6 +192,26 @@ describe_luv("client:use_loop on a luv loop", function()
     client:close()
   end)
 
+  it("refuses socket_ready and timeout from inside a callback, and goes on", function()
+    local ids = runs(1)
+    local client = new_client()
+    local tried = false
+    local host = run_on_luv(client, { watch = function(fd, what)
+      if what and not tried then
+        tried = true
+        client:socket_ready(fd, what) -- wrong: from inside the callback
+      end
+    end })
+    local job = client:start("retry_and_wait", PIPELINE, ids[1], { interval = 0.05 })
+    local seen = host.go()
+    assert.is_nil(seen.gave_up)
+    assert.equal(1, #seen.errors)
+    assert.matches("a callback of the host's loop raised: .*socket_ready or timeout called from inside a callback",
+      seen.errors[1])
+    assert.equal("COMPLETED", (job:result()))
+    client:close()
+  end)
+
   it("raises a timer callback's error from start, and goes on at the next timeout", function()
     local ids = runs(1)
     local client = new_client()

@@ -88,7 +88,11 @@ end
 --- A job was started: the host's timer is asked to fire at once.
 function Loop:kick()
   self.kicked = true
-  if not self.busy then self:_deliver() end -- else _advance delivers
+  if self.busy then return end -- _advance delivers
+  self.busy = true
+  local ok, err = pcall(self._deliver, self)
+  self.busy = false
+  if not ok then error(err, 0) end
 end
 
 -- Runs the client's started jobs until none is ready (or MAX_ROUNDS).
@@ -106,17 +110,18 @@ end
 -- changes.  Returns how many started calls are not finished.
 function Loop:_advance()
   if self.busy then error("pipeline: socket_ready or timeout called from inside a callback", 3) end
-  self.busy = true
+  self.busy = true -- until the callbacks below returned
   local ok, err = pcall(self._run, self)
-  self.busy = false
   if not ok and not self.closed then
     -- A job raised: the scheduler closed itself; stop serving it and its
     -- nested ones, then raise the job's error.
     self.client._runner = nil
     for _, entry in ipairs(self.entries) do entry.scheduler:close() end
   end
-  self:_deliver()
+  local delivered, callback_error = pcall(self._deliver, self)
+  self.busy = false
   if not ok and not self.closed then error(err, 0) end
+  if not delivered then error(callback_error, 0) end
   local runner = self.client._runner
   return runner and runner.unfinished or 0
 end
