@@ -255,7 +255,8 @@ static double timer_due = -1; /* monotonic seconds, -1: no timer */
 static int host_watch(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1), i;
   const char *what = luaL_optstring(L, 2, NULL);
-  for (i = 0; i < socket_count && sockets[i].fd != fd; i++) continue;
+  i = 0;
+  while (i < socket_count && sockets[i].fd != fd) i++;
   if (what == NULL) {
     if (i < socket_count) sockets[i] = sockets[--socket_count];
     return 0;

@@ -15,8 +15,8 @@ local SIDE_INTERVAL = 0.1 -- seconds between the side timer's ticks
 local LIMIT = 60          -- seconds before the example gives up
 
 local pipeline_id = arg[1]
-local many, each, list = {}, {}, nil
-list = many
+local many, each = {}, {}
+local list = many
 for i = 2, #arg do
   if arg[i] == "--wait" then list = each else list[#list + 1] = arg[i] end
 end

@@ -77,7 +77,7 @@ end
 
 -- Activity on a nested scheduler's batch: the job running it (parked in its
 -- own scheduler) is woken, and so on outwards.
-function Loop:_wake(runner)
+local function wake_outwards(runner)
   while runner and runner.parked do
     local parked = runner.parked
     parked.scheduler:wake(parked.co)
@@ -132,7 +132,7 @@ function Loop:socket_ready(fd, what)
   local entry = self.owner[fd]
   if entry and not entry.scheduler.batch:is_closed() then
     entry.scheduler.batch:socket_action(fd, what or "rw")
-    self:_wake(entry.scheduler)
+    wake_outwards(entry.scheduler)
   end
   -- an fd no batch uses any more (the host still watched it) is ignored
   return self:_advance()
@@ -147,7 +147,7 @@ function Loop:timeout()
     if entry.curl_due and entry.curl_due <= due and not entry.scheduler.batch:is_closed() then
       entry.curl_due = nil
       entry.scheduler.batch:socket_action()
-      self:_wake(entry.scheduler)
+      wake_outwards(entry.scheduler)
       entry.fired = true
     end
   end
