@@ -311,7 +311,7 @@ end)
 describe("example hosts on an event loop", function()
   local sim = simulator.fixture()
 
-  local function check_host(argv)
+  local function check_host(argv, env)
     local ids = {}
     for i = 1, 4 do ids[i] = sim:add_run({ status = "FAILED", polls = 2, outcome = "COMPLETED" }) end
     -- a retry held 1 s, a follow held 1 s, a dropped connection on a follow
@@ -319,9 +319,10 @@ describe("example hosts on an event loop", function()
     sim:fault({ kind = "slow", delay = 1, run_id = ids[3], path = "detail" })
     sim:fault({ kind = "close", path = "detail", run_id = ids[4] })
     for _, word in ipairs({ PIPELINE, ids[1], ids[2], "--wait", ids[3], ids[4] }) do argv[#argv + 1] = word end
-    local output, status = support.capture(support.command(argv, support.lua_environment({
-      HOME = "/nonexistent", CODEARTS_PIPELINE_ENDPOINT = sim.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
-      CODEARTS_PIPELINE_TOKEN = TOKEN })))
+    local variables = support.lua_environment({ HOME = "/nonexistent", CODEARTS_PIPELINE_ENDPOINT = sim.url,
+      CODEARTS_PIPELINE_PROJECT_ID = PROJECT, CODEARTS_PIPELINE_TOKEN = TOKEN })
+    for name, value in pairs(env or {}) do variables[name] = value end
+    local output, status = support.capture(support.command(argv, variables))
     assert.equal(0, status, output)
     for _, id in ipairs({ ids[1], ids[2] }) do
       assert.matches("retry_many " .. id .. ": retried", output, 1, true)
@@ -350,7 +351,9 @@ describe("example hosts on an event loop", function()
   if file then file:close() end
   local it_host = file and it or pending
   it_host("pipeline-host poll: results right, the side timer on time, no socket left watched", function()
-    local output = check_host({ HOST, "poll" })
+    -- the binary is not instrumented: no sanitizer runtime preloaded into it
+    -- (under check-memory's, it deadlocks in an exit handler of libp11-kit)
+    local output = check_host({ HOST, "poll" }, { LD_PRELOAD = false, ASAN_OPTIONS = false, UBSAN_OPTIONS = false })
     assert.matches("poll host: 4 runs, 0 failed, 0 sockets still watched", output, 1, true)
   end)
 end)
