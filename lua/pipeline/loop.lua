@@ -109,7 +109,6 @@ end
 -- Common end of socket_ready and timeout: run, then hand the host the
 -- changes.  Returns how many started calls are not finished.
 function Loop:_advance()
-  if self.busy then error("pipeline: socket_ready or timeout called from inside a callback", 3) end
   self.busy = true -- until the callbacks below returned
   local ok, err = pcall(self._run, self)
   if not ok and not self.closed then
@@ -126,8 +125,14 @@ function Loop:_advance()
   return runner and runner.unfinished or 0
 end
 
+-- The host's callbacks must not drive the loop: they run in the middle of it.
+local function refuse_from_callback(self)
+  if self.busy then error("pipeline: socket_ready or timeout called from inside a callback", 4) end
+end
+
 --- The host's news: fd is ready for what ("r", "w" or "rw"; nil: either).
 function Loop:socket_ready(fd, what)
+  refuse_from_callback(self)
   if self.closed then return 0 end
   local entry = self.owner[fd]
   if entry and not entry.scheduler.batch:is_closed() then
@@ -140,6 +145,7 @@ end
 
 --- The host's timer fired.
 function Loop:timeout()
+  refuse_from_callback(self)
   if self.closed then return 0 end
   self.told_due, self.kicked = nil, false -- the host's timer is spent
   local due = core.monotonic() + EARLY
