@@ -50,7 +50,7 @@ ways[#ways + 1] = { "step(0) polled without pause", function(client)
   return job:result()
 end }
 
-ways[#ways + 1] = { ("step(0) once per %.0f ms frame"):format(FRAME * 1000), function(client)
+ways[#ways + 1] = { ("step(0) once per %.1f ms frame"):format(FRAME * 1000), function(client)
   local job = client:start(details, client)
   while client:step(0) > 0 do core.sleep(FRAME) end
   return job:result()
