@@ -10,6 +10,7 @@
  */
 #include "batch.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -26,8 +27,13 @@ typedef struct {
   CURLM *multi; /* NULL once closed */
   int capacity, in_flight;
   lua_Integer next_id;
+  struct batch_sockets *sockets; /* socket mode (see the end of this file), or NULL */
   pipeline_transfer slots[1]; /* capacity of them: the userdata is sized so */
 } batch;
+
+static void sockets_free(batch *b);
+static void push_all_finished(lua_State *L, batch *b);
+static void sockets_register(lua_State *L);
 
 static batch *check_batch(lua_State *L, int index) {
   batch *b = luaL_checkudata(L, index, PIPELINE_BATCH_TYPE);
@@ -47,6 +53,7 @@ static int batch_close(lua_State *L) {
   if (b->multi) curl_multi_cleanup(b->multi);
   b->multi = NULL;
   b->in_flight = 0;
+  sockets_free(b); /* after the cleanup, whose socket callbacks write to it */
   return 0;
 }
 
@@ -156,18 +163,27 @@ static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode
 static int batch_step(lua_State *L) {
   batch *b = check_batch(L, 1);
   lua_Number timeout = luaL_optnumber(L, 2, 0);
-  int running = 0, queued, finished = 0;
-  CURLMsg *msg;
+  int running = 0;
   luaL_argcheck(L, timeout >= 0 && timeout <= 86400, 2, "timeout out of range");
   lua_newtable(L);
   if (b->in_flight == 0) return 1;
-  if (curl_multi_perform(b->multi, &running) != CURLM_OK)
-    return luaL_error(L, "libcurl multi perform failed");
-  if (timeout > 0 && running == b->in_flight) {
-    /* nothing finished yet: wait for activity, then move on */
-    curl_multi_poll(b->multi, NULL, 0, (int)(timeout * 1000), NULL);
-    curl_multi_perform(b->multi, &running);
+  if (b->sockets == NULL) { /* in socket mode, the host's events advance the transfers */
+    if (curl_multi_perform(b->multi, &running) != CURLM_OK)
+      return luaL_error(L, "libcurl multi perform failed");
+    if (timeout > 0 && running == b->in_flight) {
+      /* nothing finished yet: wait for activity, then move on */
+      curl_multi_poll(b->multi, NULL, 0, (int)(timeout * 1000), NULL);
+      curl_multi_perform(b->multi, &running);
+    }
   }
+  push_all_finished(L, b);
+  return 1;
+}
+
+/* Appends every finished request to the table on top of the stack. */
+static void push_all_finished(lua_State *L, batch *b) {
+  int queued, finished = 0;
+  CURLMsg *msg;
   while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
     pipeline_transfer *t = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
@@ -176,7 +192,6 @@ static int batch_step(lua_State *L) {
     push_finished(L, b, t, msg->data.result);
     lua_rawseti(L, -2, ++finished);
   }
-  return 1;
 }
 
 /* batch:pending() -> how many requests are in flight */
@@ -226,4 +241,163 @@ void pipeline_batch_register(lua_State *L) {
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  sockets_register(L);
+}
+
+/* ------------------------------------------------------------ socket mode
+ *
+ * For a host with an event loop of its own: instead of step() waiting on the
+ * sockets, libcurl tells which sockets to watch and when to call it back
+ * (CURLMOPT_SOCKETFUNCTION, CURLMOPT_TIMERFUNCTION), and the host says which
+ * socket is ready or that the time came (curl_multi_socket_action).  The
+ * callbacks run while libcurl is on the C stack, so they only record what
+ * they were told, here; changes() hands it to Lua after libcurl returned,
+ * and step() then only collects what finished, never waiting.
+ */
+
+typedef struct {
+  curl_socket_t fd;
+  int what; /* CURL_POLL_IN, _OUT, _INOUT or _REMOVE */
+} socket_change;
+
+struct batch_sockets {
+  socket_change *changes;
+  size_t count, size;
+  long timer_ms;     /* libcurl's last timer: ms from when it was set, -1 none */
+  int timer_changed; /* set since the last changes() */
+  int out_of_memory; /* a change could not be recorded */
+};
+
+static void sockets_free(batch *b) {
+  if (b->sockets == NULL) return;
+  free(b->sockets->changes);
+  free(b->sockets);
+  b->sockets = NULL;
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  struct batch_sockets *s = userp;
+  (void)easy;
+  (void)socketp;
+  if (s->count == s->size) {
+    size_t size = s->size ? s->size * 2 : 16;
+    socket_change *grown = realloc(s->changes, size * sizeof *grown);
+    if (grown == NULL) {
+      s->out_of_memory = 1;
+      return 0;
+    }
+    s->changes = grown;
+    s->size = size;
+  }
+  s->changes[s->count].fd = fd;
+  s->changes[s->count].what = what;
+  s->count++;
+  return 0;
+}
+
+static int on_timer(CURLM *multi, long ms, void *userp) {
+  struct batch_sockets *s = userp;
+  (void)multi;
+  s->timer_ms = ms;
+  s->timer_changed = 1;
+  return 0;
+}
+
+static batch *check_socket_batch(lua_State *L, int index) {
+  batch *b = check_batch(L, index);
+  if (b->sockets == NULL) luaL_error(L, "the batch is not in socket mode (call use_sockets first)");
+  return b;
+}
+
+/* batch:use_sockets() -> batch
+ * Puts the batch in socket mode, for good; only while nothing is in flight. */
+static int batch_use_sockets(lua_State *L) {
+  batch *b = check_batch(L, 1);
+  struct batch_sockets *s;
+  lua_settop(L, 1);
+  if (b->sockets) return 1;
+  if (b->in_flight > 0) return luaL_error(L, "use_sockets: the batch has requests in flight");
+  s = calloc(1, sizeof *s);
+  if (s == NULL) return luaL_error(L, "not enough memory");
+  s->timer_ms = -1;
+  b->sockets = s;
+  curl_multi_setopt(b->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(b->multi, CURLMOPT_SOCKETDATA, s);
+  curl_multi_setopt(b->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(b->multi, CURLMOPT_TIMERDATA, s);
+  return 1;
+}
+
+/* batch:socket_action([fd, what])
+ * The host's news: socket fd is ready for what ("r", "w" or "rw"), or, with
+ * no fd, the batch's timer fired.  An fd the batch no longer uses (the host
+ * still watched it) is harmless.  Collect what finished with step(). */
+static int batch_socket_action(lua_State *L) {
+  batch *b = check_socket_batch(L, 1);
+  curl_socket_t fd = CURL_SOCKET_TIMEOUT;
+  int mask = 0, running = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Integer n = luaL_checkinteger(L, 2);
+    const char *what = luaL_optstring(L, 3, "rw");
+    luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 2, "not a file descriptor");
+    if (strcmp(what, "r") == 0)
+      mask = CURL_CSELECT_IN;
+    else if (strcmp(what, "w") == 0)
+      mask = CURL_CSELECT_OUT;
+    else if (strcmp(what, "rw") == 0)
+      mask = CURL_CSELECT_IN | CURL_CSELECT_OUT;
+    else
+      return luaL_argerror(L, 3, "must be \"r\", \"w\" or \"rw\"");
+    fd = (curl_socket_t)n;
+  }
+  if (curl_multi_socket_action(b->multi, fd, mask, &running) != CURLM_OK)
+    return luaL_error(L, "libcurl multi socket action failed");
+  return 0;
+}
+
+/* batch:changes() -> list, timer
+ * What libcurl asked for since the last call, in order: list holds pairs
+ * fd, what ("r", "w", "rw", or false: stop watching fd); timer is nil
+ * (unchanged), false (cancelled) or the seconds until socket_action() with
+ * no fd is due. */
+static int batch_changes(lua_State *L) {
+  batch *b = check_socket_batch(L, 1);
+  struct batch_sockets *s = b->sockets;
+  size_t i;
+  if (s->out_of_memory) {
+    s->out_of_memory = 0;
+    return luaL_error(L, "not enough memory to record libcurl's socket changes");
+  }
+  lua_createtable(L, (int)(s->count * 2), 0);
+  for (i = 0; i < s->count; i++) {
+    lua_pushinteger(L, (lua_Integer)s->changes[i].fd);
+    lua_rawseti(L, -2, (int)(2 * i + 1));
+    switch (s->changes[i].what) {
+      case CURL_POLL_IN: lua_pushliteral(L, "r"); break;
+      case CURL_POLL_OUT: lua_pushliteral(L, "w"); break;
+      case CURL_POLL_INOUT: lua_pushliteral(L, "rw"); break;
+      default: lua_pushboolean(L, 0); break;
+    }
+    lua_rawseti(L, -2, (int)(2 * i + 2));
+  }
+  s->count = 0;
+  if (!s->timer_changed)
+    lua_pushnil(L);
+  else if (s->timer_ms < 0)
+    lua_pushboolean(L, 0);
+  else
+    lua_pushnumber(L, (lua_Number)s->timer_ms / 1000);
+  s->timer_changed = 0;
+  return 2;
+}
+
+static void sockets_register(lua_State *L) {
+  static const luaL_Reg methods[] = {{"use_sockets", batch_use_sockets},
+                                     {"socket_action", batch_socket_action},
+                                     {"changes", batch_changes},
+                                     {NULL, NULL}};
+  luaL_getmetatable(L, PIPELINE_BATCH_TYPE);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, methods, 0);
+  lua_pop(L, 2);
 }

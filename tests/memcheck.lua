@@ -40,6 +40,33 @@ local ok_all, err = pcall(function()
   assert(client:retry(PIPELINE, sim:failed_run()) == nil)
   assert(client:detail(PIPELINE, sim:failed_run()))
 
+  -- sockets and timers (client:use_loop), driven by a crude loop that
+  -- reports every watched socket ready; then batches in socket mode closed
+  -- and collected with requests in flight
+  local looped = assert(pipeline.new({ endpoint = sim.url, project_id = PROJECT, token = TOKEN }))
+  local watched, due = {}, nil
+  looped:use_loop({ watch = function(fd, what) watched[fd] = what end,
+    timer = function(seconds) due = seconds and core.monotonic() + seconds end })
+  local many = looped:start("retry_many", { { PIPELINE, sim:failed_run() }, { PIPELINE, sim:failed_run() } })
+  local left, rounds = 1, 0
+  while left > 0 and rounds < 2000 do
+    rounds = rounds + 1
+    for fd, what in pairs(watched) do left = looped:socket_ready(fd, what) end
+    if due and core.monotonic() >= due then due = nil left = looped:timeout() end
+    core.sleep(0.002)
+  end
+  assert(many.done and many:result()[1].ok and many:result()[2].ok, "use_loop")
+  looped:start("detail", PIPELINE, sim:failed_run())
+  looped:timeout()
+  looped:close()
+  for _ = 1, 5 do
+    local b = core.batch({ concurrency = 2 }):use_sockets()
+    b:add("GET", sim.url .. "/x")
+    b:socket_action()
+    b:changes()
+    if _ % 2 == 0 then b:close() end
+  end
+
   -- AK/SK signing, including raised argument errors
   local signed = assert(pipeline.new({ endpoint = sim.url, project_id = PROJECT, ak = "AKEXAMPLE",
     sk = "SKEXAMPLE", retries = false }))

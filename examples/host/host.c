@@ -10,6 +10,13 @@
  *   pipeline-host step PIPELINE RUN...       the same without coroutines of
  *                                            the host's: it calls client:step(0)
  *                                            once per frame and never blocks
+ *   pipeline-host poll PIPELINE RUN... [--wait RUN...]
+ *                                            a poll(2) loop watches the client's
+ *                                            sockets and keeps its timer: the
+ *                                            runs before --wait are retried with
+ *                                            one retry_many, each after it with
+ *                                            retry_and_wait; a side timer ticks
+ *                                            beside them and never waits for them
  *
  * The account comes from the environment, as pipeline.load() reads it
  * (CODEARTS_PIPELINE_ENDPOINT, CODEARTS_PIPELINE_PROJECT_ID,
@@ -17,6 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,18 +238,162 @@ static int step(lua_State *L, int argc, char **argv) {
   return failed ? 1 : 0;
 }
 
+/* ------------------------------------------------------------ poll(2)
+ * The client's sockets and timer on the host's own poll loop
+ * (client:use_loop): watch() and timer() below only record what the client
+ * asks for; the loop calls client:socket_ready / client:timeout. */
+
+#define MAX_SOCKETS 64
+#define SIDE_INTERVAL 0.1 /* seconds between the side timer's ticks */
+#define POLL_LIMIT 60     /* seconds before the host gives up */
+
+static struct pollfd sockets[MAX_SOCKETS];
+static int socket_count;
+static double timer_due = -1; /* monotonic seconds, -1: no timer */
+
+/* watch(fd, what): what is "r", "w", "rw", or nil to stop watching fd. */
+static int host_watch(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1), i;
+  const char *what = luaL_optstring(L, 2, NULL);
+  i = 0;
+  while (i < socket_count && sockets[i].fd != fd) i++;
+  if (what == NULL) {
+    if (i < socket_count) sockets[i] = sockets[--socket_count];
+    return 0;
+  }
+  if (i == socket_count) {
+    if (socket_count == MAX_SOCKETS) return luaL_error(L, "host: too many sockets");
+    socket_count++;
+    sockets[i].fd = fd;
+  }
+  sockets[i].events = (short)((strchr(what, 'r') ? POLLIN : 0) | (strchr(what, 'w') ? POLLOUT : 0));
+  return 0;
+}
+
+/* timer(seconds): the client wants timeout() called then; nil cancels. */
+static int host_timer(lua_State *L) {
+  timer_due = lua_isnoneornil(L, 1) ? -1 : now() + luaL_checknumber(L, 1);
+  return 0;
+}
+
+/* Starts the calls on a client whose loop is this host's; returns the
+ * client and a function that prints the results and returns how many runs
+ * failed. */
+static const char POLL_JOBS[] =
+    "local watch, timer, pipeline_id = ...\n"
+    "local many, each, list = {}, {}, nil\n"
+    "list = many\n"
+    "for i = 4, select('#', ...) do\n"
+    "  local run_id = select(i, ...)\n"
+    "  if run_id == '--wait' then list = each else list[#list + 1] = run_id end\n"
+    "end\n"
+    "local pipeline = require 'pipeline'\n"
+    "local client = assert(pipeline.load())\n"
+    "client:use_loop({ watch = watch, timer = timer })\n"
+    "local pairs_of = {}\n"
+    "for i, run_id in ipairs(many) do pairs_of[i] = { pipeline_id, run_id } end\n"
+    "local many_job = #many > 0 and client:start('retry_many', pairs_of)\n"
+    "local jobs = {}\n"
+    "for i, run_id in ipairs(each) do\n"
+    "  jobs[i] = client:start('retry_and_wait', pipeline_id, run_id, { interval = 0.05, timeout = 30 })\n"
+    "end\n"
+    "return client, function()\n"
+    "  local failed = 0\n"
+    "  for i, item in ipairs(many_job and many_job:result() or {}) do\n"
+    "    print(('retry_many %s: %s'):format(many[i], item.ok and 'retried' or ('failed: ' .. tostring(item.message))))\n"
+    "    if not item.ok then failed = failed + 1 end\n"
+    "  end\n"
+    "  for i, job in ipairs(jobs) do\n"
+    "    local status, err = job:result()\n"
+    "    print(('retry_and_wait %s: %s'):format(each[i], tostring(status or err)))\n"
+    "    if status ~= 'COMPLETED' then failed = failed + 1 end\n"
+    "  end\n"
+    "  client:close()\n"
+    "  return failed, #many + #each\n"
+    "end\n";
+
+/* client:socket_ready(fd, what) or, with fd < 0, client:timeout(); the
+ * client is at index client.  Returns how many calls are left, -1 on error. */
+static int advance(lua_State *L, int client, int fd, const char *what) {
+  int left;
+  lua_getfield(L, client, fd >= 0 ? "socket_ready" : "timeout");
+  lua_pushvalue(L, client);
+  if (fd >= 0) {
+    lua_pushinteger(L, fd);
+    lua_pushstring(L, what);
+  }
+  if (lua_pcall(L, fd >= 0 ? 3 : 1, 1, 0) != 0) {
+    fprintf(stderr, "host: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  left = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return left;
+}
+
+static int poll_loop(lua_State *L, int argc, char **argv) {
+  int client, left = 1, ticks = 0, failed, runs, i;
+  double side_due = now() + SIDE_INTERVAL, latest = 0, give_up = now() + POLL_LIMIT;
+  if (luaL_loadstring(L, POLL_JOBS) != 0) return fail(L, "poll");
+  lua_pushcfunction(L, host_watch);
+  lua_pushcfunction(L, host_timer);
+  for (i = 2; i < argc; i++) lua_pushstring(L, argv[i]);
+  if (lua_pcall(L, 2 + argc - 2, 2, 0) != 0) return fail(L, "poll");
+  client = lua_gettop(L) - 1;
+  while (left > 0 && now() < give_up) {
+    struct pollfd ready[MAX_SOCKETS];
+    int count = socket_count, wait_ms;
+    double next = side_due;
+    if (timer_due >= 0 && timer_due < next) next = timer_due;
+    wait_ms = next <= now() ? 0 : (int)((next - now()) * 1000) + 1;
+    memcpy(ready, sockets, sizeof ready); /* the callbacks below change sockets[] */
+    if (poll(ready, (nfds_t)count, wait_ms) < 0) continue;
+    if (now() >= side_due) { /* the side timer: how late is this tick? */
+      if (now() - side_due > latest) latest = now() - side_due;
+      ticks++;
+      while (side_due <= now()) side_due += SIDE_INTERVAL;
+    }
+    for (i = 0; i < count && left > 0; i++) {
+      short r = ready[i].revents;
+      if (r == 0) continue;
+      /* an error or a hang-up alone: let libcurl find out which */
+      left = advance(L, client, ready[i].fd,
+                     (r & POLLIN) && (r & POLLOUT) ? "rw" : (r & POLLIN) ? "r" : (r & POLLOUT) ? "w" : "rw");
+    }
+    if (left > 0 && timer_due >= 0 && now() >= timer_due) {
+      timer_due = -1;
+      left = advance(L, client, -1, NULL);
+    }
+  }
+  printf("side timer: %d ticks every %d ms, latest %.1f ms late\n", ticks, (int)(SIDE_INTERVAL * 1000),
+         latest * 1000);
+  if (left != 0) {
+    fprintf(stderr, "host: %s\n", left < 0 ? "the client raised" : "not done in time");
+    lua_close(L);
+    return 1;
+  }
+  if (lua_pcall(L, 0, 2, 0) != 0) return fail(L, "poll");
+  failed = (int)lua_tointeger(L, -2);
+  runs = (int)lua_tointeger(L, -1);
+  printf("poll host: %d runs, %d failed, %d sockets still watched\n", runs, failed, socket_count);
+  lua_close(L);
+  return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   lua_State *L;
   int code;
   if (argc < 4 || (strcmp(argv[1], "retry") && strcmp(argv[1], "coroutines") &&
-                   strcmp(argv[1], "step"))) {
-    fprintf(stderr, "usage: %s retry|coroutines|step PIPELINE RUN...\n", argv[0]);
+                   strcmp(argv[1], "step") && strcmp(argv[1], "poll"))) {
+    fprintf(stderr, "usage: %s retry|coroutines|step|poll PIPELINE RUN...\n", argv[0]);
     return 2;
   }
   L = new_state();
   if (L == NULL) return 1;
   if (strcmp(argv[1], "coroutines") == 0) return coroutines(L, argc, argv);
   if (strcmp(argv[1], "step") == 0) return step(L, argc, argv);
+  if (strcmp(argv[1], "poll") == 0) return poll_loop(L, argc, argv);
   if (run_chunk(L, RETRY, argc, argv) != 0) return fail(L, "retry");
   code = (int)lua_tointeger(L, -1);
   lua_close(L);

@@ -764,6 +764,7 @@ end
 -- call more than once.
 function Client:close()
   if self._transport then self._transport:close() end
+  if self._loop then self._loop:close() end -- the host stops watching its sockets
   if self._runner then
     self._runner:close()
     self._runner = nil

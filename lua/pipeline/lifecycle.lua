@@ -5,6 +5,7 @@ local core = require("pipeline.core")
 local errors = require("pipeline.errors")
 local compat = require("pipeline.compat")
 local scheduler = require("pipeline.scheduler")
+local loop = require("pipeline.loop")
 
 local unpack, pack = compat.unpack, compat.pack
 
@@ -161,7 +162,12 @@ function lifecycle.install(Client, check_id)
     local runner = scheduler.new(self, math.min(concurrency, math.max(count, 1)))
     local jobs = add(runner)
     local ok, failure = true, nil
-    if scheduler.current() then
+    local outer = scheduler.current()
+    if outer and outer.loop then
+      -- on a host's loop: this runner's sockets go to the host too
+      outer.loop:attach(runner)
+      runner:run_parked()
+    elseif outer then
       -- Inside a job, run() yields to that job's scheduler, and Lua 5.1
       -- cannot yield across pcall; a failing job closes the runner anyway.
       runner:run()
@@ -269,6 +275,7 @@ function lifecycle.install(Client, check_id)
     end
     if not self._runner then
       self._runner = scheduler.new(self, DEFAULT_CONCURRENCY)
+      if self._loop then self._loop:attach(self._runner) end
     end
     local args = pack(...)
     local job = self._runner:add(function()
@@ -279,6 +286,7 @@ function lifecycle.install(Client, check_id)
       if not j.done then return nil end
       return unpack(j.results, 1, j.results.n)
     end
+    if self._loop then self._loop:kick() end
     return job
   end
 
@@ -293,6 +301,9 @@ function lifecycle.install(Client, check_id)
         :format(type(timeout) == "number" and tostring(timeout) or type(timeout)), 2)
     end
     local runner = self._runner
+    if self._loop then
+      error("client:step: this client runs on its host's loop (use_loop): call socket_ready and timeout", 2)
+    end
     if not runner then return 0 end
     local ok, left = pcall(runner.step, runner, timeout or 0)
     if not ok then
@@ -300,6 +311,56 @@ function lifecycle.install(Client, check_id)
       error(left, 0)
     end
     return left, runner:next_wake()
+  end
+
+  ------------------------------------------------------- host event loop
+
+  local WHAT = { r = true, w = true, rw = true }
+
+  --- Hands the started calls' sockets and timer to the host's event loop
+  -- instead of step(): callbacks.watch(fd, what) asks the host to watch fd
+  -- for "r", "w" or "rw" (replacing what it watched fd for), or with nil to
+  -- stop; callbacks.timer(seconds) sets the host's one timer (replacing the
+  -- last one), nil cancels it.  The host answers with socket_ready(fd, what)
+  -- and timeout().  Call it before start(); once per client.
+  function Client:use_loop(callbacks)
+    if type(callbacks) ~= "table" or type(callbacks.watch) ~= "function"
+      or type(callbacks.timer) ~= "function" then
+      error("bad argument #1 to 'use_loop' (callbacks must be a table with functions watch and timer)", 2)
+    end
+    if self._loop then error("use_loop: this client already runs on a host's loop", 2) end
+    if self._runner then
+      if self._runner.unfinished > 0 then
+        error("use_loop: started calls are running; call use_loop before start", 2)
+      end
+      self._runner:close()
+      self._runner = nil
+    end
+    self._loop = loop.new(self, callbacks.watch, callbacks.timer)
+  end
+
+  local function loop_of(self, fname)
+    if not self._loop then error(("%s: this client has no host loop (call use_loop first)"):format(fname), 3) end
+    return self._loop
+  end
+
+  --- The host's news that fd is ready for what ("r", "w" or "rw"; nil: both
+  -- may be).  Advances the started calls; returns how many are not finished.
+  -- An fd the client no longer uses is ignored.  An error a started call
+  -- raised, or one of the host's callbacks raised, is raised here.
+  function Client:socket_ready(fd, what)
+    if type(fd) ~= "number" or fd < 0 or fd % 1 ~= 0 then
+      error(("bad argument #1 to 'socket_ready' (fd must be a file descriptor, got %s)"):format(tostring(fd)), 2)
+    end
+    if what ~= nil and not WHAT[what] then
+      error(("bad argument #2 to 'socket_ready' (what must be \"r\", \"w\" or \"rw\", got %s)"):format(tostring(what)), 2)
+    end
+    return loop_of(self, "socket_ready"):socket_ready(fd, what)
+  end
+
+  --- The host's timer fired: advances the started calls (as socket_ready).
+  function Client:timeout()
+    return loop_of(self, "timeout"):timeout()
   end
 end
 

@@ -257,6 +257,34 @@ function Scheduler:run()
   end
 end
 
+--- run() for a scheduler on a host's loop (see pipeline.loop), from inside a
+-- job of another one: between its steps the job sleeps until one of this
+-- scheduler's jobs wakes, or until the loop wakes it early because this
+-- scheduler's batch saw activity.  No polling.
+function Scheduler:run_parked()
+  local outer = scheduler.current()
+  while self:step(0) > 0 do
+    if not self:has_ready() then
+      self.parked = { scheduler = outer, co = coroutine.running() }
+      scheduler.sleep(self:next_wake() or math.huge)
+      self.parked = nil
+    end
+  end
+end
+
+--- Wakes a job sleeping in this scheduler before its time: co is the job's
+-- coroutine.  Returns whether it was sleeping.
+function Scheduler:wake(co)
+  for i, worker in ipairs(self.sleeping) do
+    if worker.co == co then
+      table.remove(self.sleeping, i)
+      push(self.ready, worker)
+      return true
+    end
+  end
+  return false
+end
+
 function Scheduler:close()
   self.batch:close()
 end
