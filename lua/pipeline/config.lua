@@ -16,7 +16,7 @@ config.CLIENT_OPTIONS = {
   timeout = "number", connect_timeout = "number", max_response_size = "number",
   retries = "table|false",
   ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string",
-  allow_http = "boolean", user_agent = "string",
+  allow_http = "boolean", user_agent = "string", rate = "number",
   on_event = "function", sleep = "function",
 }
 
@@ -78,6 +78,9 @@ local VALUE_RULES = {
   endpoint = plain_string, ca_file = plain_string, ca_path = plain_string, proxy = plain_string,
   user_agent = plain_string, iam_endpoint = plain_string, iam_project_id = iam_id,
   timeout = seconds, connect_timeout = seconds,
+  rate = function(value)
+    if not (value > 0 and value < math.huge) then return "must be a positive number of requests per second" end
+  end,
   max_response_size = function(value)
     if not (value >= 1 and value <= 2147483647 and value == math.floor(value)) then
       return "must be a whole number of bytes from 1 to 2^31 - 1"

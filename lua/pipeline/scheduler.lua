@@ -5,6 +5,7 @@
 -- its time comes.  step(timeout) advances everything once, so a host can
 -- drive the jobs from its own loop; run() steps until every job is done.
 local core = require("pipeline.core")
+local clock = require("pipeline.clock")
 
 local compat = require("pipeline.compat")
 
@@ -38,6 +39,17 @@ function scheduler.new(client, concurrency)
     sleeping = {},   -- jobs parked until job.wake_at
     unfinished = 0,
     parent = scheduler.current(), -- when made inside a job: whose clock to keep
+    -- Adaptive concurrency: at most `limit` requests in flight.  A 429 halves
+    -- it and its Retry-After holds every request of the batch until
+    -- paused_until; each `limit` answers in a row that are not 429 grow it
+    -- by one, back up to `concurrency`.
+    limit = concurrency,
+    in_flight = 0,
+    held = {},       -- { job, request arguments... } waiting for a slot or the pause's end
+    paused_until = nil,
+    cut_at = nil,    -- when limit was last halved: 429s to requests sent before it do not halve it again
+    grown = 0,
+    throttled = 0,   -- 429 answers seen
   }, Scheduler)
 end
 
@@ -85,16 +97,67 @@ function Scheduler:resume(job, ...)
     job.results = pack(unpack(resumed, 2, resumed.n))
     self.running, self.unfinished = self.running - 1, self.unfinished - 1
   elseif what == "send" then
-    local id = self.batch:add(unpack(resumed, 3, resumed.n))
-    -- A job has at most one request in flight and there are as many batch
-    -- slots as jobs, so a slot is always free.
-    self.sending[id] = job
+    local request = { job, unpack(resumed, 3, resumed.n) }
+    request.n = resumed.n - 1
+    -- A request retried after a 429 goes first: it has waited its turn.
+    table.insert(self.held, job.throttled and 1 or #self.held + 1, request)
+    self:_release()
   elseif what == "sleep" then
     job.wake_at = self:now() + math.max(0, a or 0)
     self.sleeping[#self.sleeping + 1] = job
   else
     job.done, self.failure = true, "a job yielded outside the scheduler: " .. tostring(what)
     self.running, self.unfinished = self.running - 1, self.unfinished - 1
+  end
+end
+
+-- Sends held requests while the batch is not paused and has room under its
+-- limit.  A job has at most one request in flight and there are as many
+-- batch slots as jobs, so a slot is always free.
+function Scheduler:_release()
+  if self.paused_until and self:now() < self.paused_until then return end
+  self.paused_until = nil
+  while #self.held > 0 and self.in_flight < self.limit do
+    local request = table.remove(self.held, 1)
+    local job = request[1]
+    local id = self.batch:add(unpack(request, 2, request.n))
+    job.sent_at = self:now()
+    self.sending[id] = job
+    self.in_flight = self.in_flight + 1
+  end
+end
+
+-- Seconds a Retry-After value asks for (delay-seconds or an HTTP date), or nil.
+local function retry_after(value)
+  if type(value) ~= "string" then return nil end
+  local seconds = tonumber(value:match("^%s*(%d+)%s*$") or "")
+  if seconds then return seconds end
+  local at = clock.http_date(value)
+  return at and math.max(0, at - os.time())
+end
+
+-- Adapts the limit to one answer (status nil: no answer at all).
+function Scheduler:_observe(job, status, headers)
+  if status == 429 then
+    self.throttled = self.throttled + 1
+    job.throttled = true
+    local now = self:now()
+    if not self.cut_at or (job.sent_at or now) >= self.cut_at then
+      self.limit = math.max(1, math.floor(self.limit / 2))
+      self.cut_at, self.grown = now, 0
+    end
+    local wait = retry_after(type(headers) == "table" and headers["retry-after"] or nil)
+    if wait then
+      wait = math.min(wait, self.client._retries and self.client._retries.max_delay or wait)
+      self.paused_until = math.max(self.paused_until or 0, now + wait)
+    end
+    self.client:_emit({ type = "throttle", concurrency = self.limit, pause = wait })
+  elseif status then
+    job.throttled = nil
+    self.grown = self.grown + 1
+    if self.grown >= self.limit and self.limit < self.concurrency then
+      self.limit, self.grown = self.limit + 1, 0
+    end
   end
 end
 
@@ -114,6 +177,10 @@ function Scheduler:next_wake()
   for _, job in ipairs(self.sleeping) do
     if not first or job.wake_at < first then first = job.wake_at end
   end
+  -- requests held by a pause go when it ends
+  if #self.held > 0 and self.paused_until and (not first or self.paused_until < first) then
+    first = self.paused_until
+  end
   return first and math.max(0, first - self:now())
 end
 
@@ -132,11 +199,14 @@ function Scheduler:step(timeout)
     for _, finished in ipairs(self.batch:step(math.min(timeout or 0, wake or math.huge))) do
       local job = self.sending[finished.id]
       self.sending[finished.id] = nil
+      self.in_flight = self.in_flight - 1
+      self:_observe(job, finished[1], finished[3])
       local entry = { job, unpack(finished, 1, finished.n) }
       entry.n = finished.n + 1
       self.ready[#self.ready + 1] = entry
     end
   end
+  self:_release()
   local now, still = self:now(), {}
   for _, job in ipairs(self.sleeping) do
     if job.wake_at <= now then self.ready[#self.ready + 1] = { job } else still[#still + 1] = job end
