@@ -19,6 +19,7 @@
 #include "client.h"
 #include "compat.h"
 #include "sign.h"
+#include "signals.h"
 #include "transfer.h"
 
 /* libcurl must be initialised once per process; pthread_once makes the first
@@ -86,7 +87,10 @@ static int core_sleep(lua_State *L) {
   luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "out of range");
   ts.tv_sec = (time_t)seconds;
   ts.tv_nsec = (long)((seconds - (lua_Number)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  /* a signal noted by core.catch_signals ends the sleep early */
+  if (pipeline_signal_pending())
+    return 0;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !pipeline_signal_pending()) {
   }
   return 0;
 }
@@ -294,6 +298,9 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
       {"sleep", core_sleep},
       {"monotonic", core_monotonic},
       {"isatty", core_isatty},
+      {"catch_signals", pipeline_catch_signals},
+      {"caught_signal", pipeline_caught_signal},
+      {"release_signals", pipeline_release_signals},
       {NULL, NULL}};
   pthread_once(&curl_once, init_curl);
   if (curl_init_result != CURLE_OK)

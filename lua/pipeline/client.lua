@@ -738,6 +738,7 @@ function Client:__tostring()
 end
 
 lifecycle.install(Client, check_id)
+require("pipeline.watch").install(Client, check_id)
 
 client.Client = Client
 

@@ -195,23 +195,41 @@ local function run_bounded(chunk)
   return ok, result
 end
 
+--- Runs the Lua file path (what names it in messages: "config file",
+-- "policy file") in the config file's sandbox: loaded as text only, with env
+-- (default: empty) as its globals, under an instruction budget.  Returns
+-- true and what the chunk returns, or false when an optional file is
+-- absent, or nil and a message naming the file and the stage that failed.
+function config.run_file(path, what, required, env)
+  local text, err = read_file(path)
+  if not text then
+    if not required and core.file_mode(path) == nil then return false end
+    return nil, ("cannot read %s: %s"):format(what, tostring(err))
+  end
+  local chunk, syntax = compat.load(text, "@" .. path, env or {})
+  if not chunk then
+    -- Lua quotes the text it stopped at ("near '...'"), which may be a secret.
+    return nil, ("%s %s: syntax error: %s"):format(what, path, (syntax:gsub("%s+near%s.*$", "")))
+  end
+  local ok, result = run_bounded(chunk)
+  if not ok then return nil, ("%s %s: error while running it: %s"):format(what, path, tostring(result)) end
+  return true, result
+end
+
+--- Calls fn(...) under the sandbox's instruction budget: true and its first
+-- result, or false and the error.
+function config.run_bounded(fn, ...)
+  local args = compat.pack(...)
+  return run_bounded(function() return fn(compat.unpack(args, 1, args.n)) end)
+end
+
 --- Loads a config file: a Lua chunk run as text in an empty environment,
 -- returning `{ default_profile = "...", profiles = { name = {...} } }`.
 -- Returns the table, or false when an optional file is absent, or nil and a
 -- message naming the file and the stage that failed.
 function config.read_file(path, required)
-  local text, err = read_file(path)
-  if not text then
-    if not required and core.file_mode(path) == nil then return false end
-    return nil, ("cannot read config file: %s"):format(tostring(err))
-  end
-  local chunk, syntax = compat.load(text, "@" .. path, {})
-  if not chunk then
-    -- Lua quotes the text it stopped at ("near '...'"), which may be a secret.
-    return nil, ("config file %s: syntax error: %s"):format(path, (syntax:gsub("%s+near%s.*$", "")))
-  end
-  local ok, result = run_bounded(chunk)
-  if not ok then return nil, ("config file %s: error while running it: %s"):format(path, tostring(result)) end
+  local ran, result = config.run_file(path, "config file", required)
+  if not ran then return ran, result end
   if type(result) ~= "table" then
     return nil, ("config file %s: must return a table (got %s)"):format(path, type(result))
   end
@@ -362,6 +380,19 @@ local function default_config_path(getenv)
     base = home .. "/.config"
   end
   return base .. "/codearts-pipeline/config.lua"
+end
+
+--- The profile names of the config file that resolve() would read (path:
+-- the one asked for, else CODEARTS_PIPELINE_CONFIG, else the default), in
+-- order; an empty list when there is no such file; or nil and a message.
+function config.profile_names(path, getenv)
+  getenv = getenv or os.getenv
+  path = path or nonempty(getenv("CODEARTS_PIPELINE_CONFIG"))
+  path = path and expand_home(path, getenv) or default_config_path(getenv)
+  if not path then return {} end
+  local file, err = config.read_file(path, false)
+  if file == nil then return nil, err end
+  return file and sorted_keys(file.profiles or {}) or {}
 end
 
 -- Reads a profile's token_file (relative to the config file's folder).
