@@ -1193,13 +1193,8 @@ function cli.open_for_address(ctx, options)
     if resolved.region and resolved.region ~= address.region then
       usage(("the address is in region %s but the configuration gives region %s: drop one")
         :format(address.region, resolved.region), command)
-    elseif resolved.endpoint and not resolved.region then
-      local host = resolved.endpoint:match("^%a[%w+.-]*://([^/?#]*)") or resolved.endpoint
-      if not host:find("." .. address.region .. ".", 1, true) then
-        usage(("the address is in region %s but the configured endpoint %s is not: drop one")
-          :format(address.region, resolved.endpoint), command)
-      end
     elseif not resolved.endpoint then
+      -- (a configured endpoint decides where requests go: the region is not needed)
       resolved.region = address.region
     end
   end

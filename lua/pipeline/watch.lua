@@ -193,22 +193,45 @@ function watch.install(Client, check_id)
         emit({ type = "error", message = message, code = code })
         return
       end
-      local failed = {}
+      local function seen(item, run_id, status)
+        if run_id ~= item.run_id or status ~= item.status then
+          emit({ type = "status", pipeline_id = item.pipeline_id, run_id = run_id, status = status,
+            previous = run_id == item.run_id and item.status or nil })
+        end
+        item.run_id, item.status = run_id, status
+      end
+      local concurrency = { concurrency = options.concurrency or DEFAULT_CONCURRENCY }
+      local followed = {}
       for _, run in ipairs(runs) do
         local item = type(run) == "table" and state[run.pipeline_id]
         local run_id = item and run_id_of(run)
         if item and core.is_id(run_id) and type(run.status) == "string" then
-          if run_id ~= item.run_id or run.status ~= item.status then
-            emit({ type = "status", pipeline_id = item.pipeline_id, run_id = run_id, status = run.status,
-              previous = run_id == item.run_id and item.status or nil })
-          end
-          item.run_id, item.status = run_id, run.status
-          if run.status == "FAILED" and not item.decided[run_id] then failed[#failed + 1] = item end
+          item.detail = nil
+          seen(item, run_id, run.status)
+          -- a run retried here and still going is followed by its detail,
+          -- as retry_and_wait follows one
+          if item.retries[run_id] and not lifecycle.TERMINAL[run.status] then followed[#followed + 1] = item end
         end
       end
+      local read = self:map(followed, function(item) return self:detail(item.pipeline_id, item.run_id) end,
+        concurrency)
+      for i, item in ipairs(followed) do
+        local run = read[i][1]
+        if run then
+          item.detail = run
+          seen(item, item.run_id, run.status)
+        end
+      end
+      local failed = {}
+      for _, id in ipairs(order) do
+        local item = state[id]
+        if item.status == "FAILED" and not item.decided[item.run_id] then failed[#failed + 1] = item end
+      end
       -- decide on each failed run, from its detail (the latest runs carry no jobs)
-      local details = self:map(failed, function(item) return self:detail(item.pipeline_id, item.run_id) end,
-        { concurrency = options.concurrency or DEFAULT_CONCURRENCY })
+      local details = self:map(failed, function(item)
+        if item.detail then return item.detail end
+        return self:detail(item.pipeline_id, item.run_id)
+      end, concurrency)
       local to_retry = {}
       for i, item in ipairs(failed) do
         local run, why = details[i][1], details[i][2]
@@ -232,7 +255,7 @@ function watch.install(Client, check_id)
       end
       local results = self:map(to_retry, function(entry)
         return self:retry(entry.item.pipeline_id, entry.item.run_id)
-      end, { concurrency = options.concurrency or DEFAULT_CONCURRENCY })
+      end, concurrency)
       for i, entry in ipairs(to_retry) do
         local item, result = entry.item, results[i]
         local ok = result[1]
