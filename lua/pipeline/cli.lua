@@ -1578,7 +1578,8 @@ local function zsh_option(name)
   local action = " "
   if name == "--profile" then action = "_codearts_pipeline_profiles"
   elseif FILE_OPTIONS[name] then action = "_files" end
-  return zsh_word(("%s=:%s:%s"):format(name, spec.arg, action))
+  -- (a leading * lets an option that gathers a list come again)
+  return zsh_word(("%s%s=:%s:%s"):format(spec.list and "*" or "", name, spec.arg, action))
 end
 
 local function zsh_script()
