@@ -352,8 +352,8 @@ describe("on call", function()
       local asked = {}
       local client = new_client()
       local summary = client:watch({ PIPELINE }, { interval = 1, until_settled = true,
-        policy = function(run, attempts)
-          asked[#asked + 1] = { run.id, attempts, #run.stages }
+        policy = function(detail, attempts)
+          asked[#asked + 1] = { detail.id, attempts, #detail.stages }
           return false, "not today"
         end })
       client:close()
