@@ -353,7 +353,7 @@ local function overview()
   for _, line in ipairs({
     "",
     "PIPELINE and RUN are 32-character ids (ASCII letters and digits), as in a run's",
-    "page address: .../pipeline/detail/PIPELINE/RUN.",
+    "page address: .../pipeline/detail/PIPELINE/RUN. That address may stand for both.",
     "",
     "Global options (before or after the command):",
     "  --profile P     use profile P of the config file",
