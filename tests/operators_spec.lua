@@ -387,6 +387,21 @@ describe("on call", function()
       assert.is_true(summary.green)
     end)
 
+    it("runs inside a host's loop: client:start and client:step", function()
+      local client = new_client()
+      local job = client:start("watch", { PIPELINE, DEPLOY }, { interval = 1, until_settled = true })
+      local core = require("pipeline.core")
+      local deadline = core.monotonic() + 60
+      while not job.done and core.monotonic() < deadline do
+        local _, wake = client:step(0.05)
+        if wake and wake > 0 then core.sleep(math.min(wake, 0.1)) end
+      end
+      local summary = job:result()
+      client:close()
+      assert.is_true(summary.green)
+      assert.equal(1, sim:run_state(RUN_A).retries)
+    end)
+
     it("loads a policy file in the config file's sandbox", function()
       local dir = support.test_dir()
       local good = support.write_file(dir .. "/policy.lua",
