@@ -1,7 +1,7 @@
 -- Benchmark of the quota handling: N retries through retry_many at
 -- concurrency 64 against the simulator's quota mode (Q requests per second
--- per token), with the client option `rate` and with adaptive concurrency
--- alone.  Prints, for each, the time taken, the throughput against the quota
+-- per token), with the client option `rate` (at the quota, and a little
+-- below it) and with adaptive concurrency alone.  Prints, for each, the time taken, the throughput against the quota
 -- (a ratio, no threshold) and the count of 429 answers received.
 --
 --   scripts/bench        (or: lua5.4 bench/quota.lua, with LUA_PATH/LUA_CPATH set)
@@ -39,5 +39,6 @@ local function measure(label, extra)
 end
 
 measure(("rate %d:"):format(QUOTA), { rate = QUOTA })
+measure(("rate %d (0.9 x the quota):"):format(QUOTA * 0.9), { rate = QUOTA * 0.9 })
 measure("adaptive concurrency alone:", {})
 sim:stop()
