@@ -82,6 +82,10 @@ int pipeline_batch_new(lua_State *L) {
   if (b->multi == NULL) luaL_error(L, "libcurl could not create a multi handle");
   b->capacity = capacity;
   curl_multi_setopt(b->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)capacity);
+  /* Keep every slot's connection idle in the cache, even when few transfers
+   * are added (a Retry-After pause holds them all): libcurl's default, 4 per
+   * added handle, would close some and open new ones afterwards. */
+  curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, (long)capacity);
   for (i = 0; i < capacity; i++) pipeline_transfer_open(L, &b->slots[i], &o);
   return 1;
 }
