@@ -109,6 +109,10 @@ int pipeline_batch_new(lua_State *L) {
    * batches of the client hold, and park this batch's requests waiting for
    * one of its own to end -- for ever, when it has none in flight. */
   if (share == NULL) curl_multi_setopt(b->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)capacity);
+  /* Keep every slot's connection idle in the cache, even when few transfers
+   * are added (a Retry-After pause holds them all): libcurl's default, 4 per
+   * added handle, would close some and open new ones afterwards. */
+  curl_multi_setopt(b->multi, CURLMOPT_MAXCONNECTS, (long)capacity);
   for (i = 0; i < capacity; i++) {
     if (share) {
       pipeline_share_retain(share);

@@ -94,13 +94,13 @@ static void on_signal(int signum) {
   pipeline_interrupts = pipeline_interrupts + 1;
 }
 
-/* core.catch_signals(): installs the handler for SIGINT and SIGTERM
- * (without SA_RESTART, so a blocking call returns), keeping the previous
- * ones for core.release_signals. */
+/* core.catch_signals() -> true: installs the handler for SIGINT and
+ * SIGTERM (without SA_RESTART, so a blocking call returns), keeping the
+ * previous ones for core.release_signals. */
 static int core_catch_signals(lua_State *L) {
   struct sigaction sa;
-  (void)L;
-  if (catching) return 0;
+  lua_pushboolean(L, 1);
+  if (catching) return 1;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
@@ -109,23 +109,36 @@ static int core_catch_signals(lua_State *L) {
   sigaction(SIGINT, &sa, &previous_int);
   sigaction(SIGTERM, &sa, &previous_term);
   catching = 1;
-  return 0;
+  return 1;
 }
 
-/* core.release_signals(): puts the previous handlers back. */
+/* core.release_signals() -> true: puts the previous handlers back and
+ * forgets the last signal caught. */
 static int core_release_signals(lua_State *L) {
-  (void)L;
-  if (!catching) return 0;
+  lua_pushboolean(L, 1);
+  last_signal = 0;
+  if (!catching) return 1;
   sigaction(SIGINT, &previous_int, NULL);
   sigaction(SIGTERM, &previous_term, NULL);
   catching = 0;
-  return 0;
+  return 1;
 }
 
 /* core.interrupted() -> the number of the last signal caught, or nil */
 static int core_interrupted(lua_State *L) {
   if (last_signal == 0) return 0;
   lua_pushinteger(L, (lua_Integer)last_signal);
+  return 1;
+}
+
+/* core.caught_signal() -> "SIGINT", "SIGTERM" or nil: the last one caught */
+static int core_caught_signal(lua_State *L) {
+  if (last_signal == SIGINT)
+    lua_pushliteral(L, "SIGINT");
+  else if (last_signal == SIGTERM)
+    lua_pushliteral(L, "SIGTERM");
+  else
+    lua_pushnil(L);
   return 1;
 }
 
@@ -362,6 +375,7 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
       {"catch_signals", core_catch_signals},
       {"release_signals", core_release_signals},
       {"interrupted", core_interrupted},
+      {"caught_signal", core_caught_signal},
       {"monotonic", core_monotonic},
       {"isatty", core_isatty},
       {NULL, NULL}};

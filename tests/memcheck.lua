@@ -26,6 +26,13 @@ local ok_all, err = pcall(function()
   sim:fault({ kind = "drop_after_processing" })
   assert(client:retry(PIPELINE, sim:failed_run()), "drop_after_processing")
 
+  -- signals noted, not acted on; a noted one ends a sleep at once
+  assert(core.catch_signals() and core.caught_signal() == nil)
+  os.execute("kill -TERM " .. tostring(assert(io.open("/proc/self/stat")):read("*l"):match("^(%d+)")))
+  core.sleep(5)
+  assert(core.caught_signal() == "SIGTERM")
+  assert(core.release_signals() and core.caught_signal() == nil)
+
   -- many at once over the multi interface, with failures among them
   local list = {}
   for i = 1, 40 do list[i] = { PIPELINE, i % 5 == 0 and simulator.new_id() or sim:failed_run() } end

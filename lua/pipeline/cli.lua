@@ -214,6 +214,135 @@ Example:
   },
 }
 
+-- The commands for the people on call: why a run failed, its reviews and
+-- artifacts, a fleet watcher, and shell completion.
+COMMAND_OPTIONS["--failed"] = { key = "failed" }
+COMMAND_OPTIONS["--job"] = { key = "jobs", arg = "NAME", list = true }
+COMMAND_OPTIONS["--follow"] = { key = "follow" }
+COMMAND_OPTIONS["--step"] = { key = "step", arg = "ID" }
+COMMAND_OPTIONS["--all"] = { key = "all" }
+COMMAND_OPTIONS["--policy"] = { key = "policy", arg = "FILE.lua" }
+COMMAND_OPTIONS["--until-settled"] = { key = "until_settled" }
+
+local ADDRESS_NOTE = [[
+
+PIPELINE RUN may also be the run's page address, copied from the browser
+(https://devcloud.<region>.huaweicloud.com/cicd/project/<project id>/pipeline/detail/<pipeline id>/<run id>):
+its project id and region fill what the configuration does not give.]]
+
+for _, command in ipairs({
+  {
+    name = "logs", args = { "PIPELINE", "RUN" }, options = { "--failed", "--job", "--follow", "--interval" },
+    usage = "logs PIPELINE RUN [--failed] [--job NAME]... [--follow [--interval S]]",
+    summary = "print the run's step logs, each headed by stage / job / step",
+    help = [[
+Prints the logs of the steps of run RUN of pipeline PIPELINE, each headed by
+"==> stage / job / step (STATUS)". Logs are read page by page and printed as
+they come, never held whole in memory.
+
+Options:
+  --failed        only the steps that failed (what to read after a red run)
+  --job NAME      only the jobs named NAME (a job name, a stage name or
+                  "stage/job"); repeat for more
+  --follow        keep reading while the run goes on, each page from where
+                  the previous one ended (no line printed twice); ends with
+                  the run
+  --interval S    with --follow: seconds between two looks (default 5)
+  --json          one JSON object per step (with --follow: per step and page):
+                  {stage, job, step, job_run_id, step_run_id, status, log}
+
+Examples:
+  codearts-pipeline logs $PIPELINE $RUN --failed
+  codearts-pipeline logs "$RUN_PAGE_ADDRESS" --follow]] .. ADDRESS_NOTE,
+  },
+  {
+    name = "approve", args = { "PIPELINE", "RUN" }, options = { "--step" },
+    usage = "approve PIPELINE RUN [--step ID]",
+    summary = "pass the run's pending manual review",
+    help = [[
+Passes the manual review waiting in run RUN of pipeline PIPELINE (a step
+PAUSED for a decision). When several wait, they are listed and --step ID
+chooses one. Exit 3 when none waits.
+
+Options:
+  --step ID       the review step's id, as listed
+
+Example:
+  codearts-pipeline approve $PIPELINE $RUN]] .. ADDRESS_NOTE,
+  },
+  {
+    name = "reject", args = { "PIPELINE", "RUN" }, options = { "--step" },
+    usage = "reject PIPELINE RUN [--step ID]",
+    summary = "refuse the run's pending manual review",
+    help = [[
+Refuses the manual review waiting in run RUN of pipeline PIPELINE (the run
+then ends FAILED). When several wait, they are listed and --step ID chooses
+one. Exit 3 when none waits.
+
+Options:
+  --step ID       the review step's id, as listed
+
+Example:
+  codearts-pipeline reject $PIPELINE $RUN --step $STEP]] .. ADDRESS_NOTE,
+  },
+  {
+    name = "artifacts", args = { "PIPELINE", "RUN" }, options = {},
+    usage = "artifacts PIPELINE RUN",
+    summary = "list the artifacts a run produced",
+    help = [[
+Lists the artifacts of run RUN of pipeline PIPELINE: name, version, type,
+size in bytes and download address. --json gives the API's objects.
+
+Example:
+  codearts-pipeline artifacts $PIPELINE $RUN --json | jq -r '.artifacts[].name']] .. ADDRESS_NOTE,
+  },
+  {
+    name = "watch", args = { "PIPELINE" }, variadic = true,
+    options = { "--all", "--attempts", "--interval", "--policy", "--job", "--until-settled" },
+    usage = "watch PIPELINE... | --all [--attempts N] [--interval S] [--policy FILE.lua] [--job NAME]... [--until-settled]",
+    summary = "keep pipelines green: retry their failed runs, within the quota",
+    help = [[
+Watches pipelines: every S seconds one request reads the latest run of all of
+them; a run that ended FAILED is retried (and followed), at most N times per
+run, when the policy says so. One line per event (JSON lines with --json), a
+summary at the end. Runs until SIGINT or SIGTERM (or, with --until-settled,
+until every latest run has ended and none is retried again); a retry in
+flight is finished and settled first. Exit 0 when every watched pipeline's
+latest run ended COMPLETED, 1 otherwise.
+
+Options:
+  --all             every pipeline of the project
+  --attempts N      at most N retries of a run (default 3)
+  --interval S      seconds between two looks (default 30)
+  --policy FILE.lua a file returning function(run, attempts) -> retry, reason
+                    (run: the run's detail; loaded in the config file's sandbox
+                    with string, table, math, pairs, ipairs, type, tostring,
+                    tonumber, select, next, error)
+  --job NAME        without --policy: retry only runs whose failed jobs are all
+                    named (job, stage or "stage/job"); repeat for more
+  --until-settled   end once every latest run has ended and none is retried again
+
+Examples:
+  codearts-pipeline watch --all --attempts 2 --interval 60
+  codearts-pipeline watch $P1 $P2 --job unit-tests --json >> watch.log]],
+  },
+  {
+    name = "completion", args = { "SHELL" }, choices = { "bash", "zsh", "profiles" }, options = {}, offline = true,
+    usage = "completion bash|zsh|profiles",
+    summary = "print the shell completion script (or the config file's profiles)",
+    help = [[
+Prints the completion script for bash or zsh, made from the same table as
+this help (commands, options), completing profile names from the config file
+(`completion profiles` prints them, one a line). Installed with the program:
+bash: share/bash-completion/completions/codearts-pipeline,
+zsh: share/zsh/site-functions/_codearts-pipeline.
+
+Examples:
+  source <(codearts-pipeline completion bash)
+  codearts-pipeline completion zsh > ~/.zfunc/_codearts-pipeline]],
+  },
+}) do COMMANDS[#COMMANDS + 1] = command end
+
 local COMMAND = {}
 for _, command in ipairs(COMMANDS) do COMMAND[command.name] = command end
 
@@ -235,7 +364,7 @@ local function overview()
   for _, line in ipairs({
     "",
     "PIPELINE and RUN are 32-character ids (ASCII letters and digits), as in a run's",
-    "page address: .../pipeline/detail/PIPELINE/RUN.",
+    "page address: .../pipeline/detail/PIPELINE/RUN. That address may stand for both.",
     "",
     "Global options (before or after the command):",
     "  --profile P     use profile P of the config file",
@@ -642,7 +771,7 @@ end
 -- Splits args into the command, its positional arguments and the options.
 -- Options may come anywhere; "--" ends them.  Raises a Usage error.
 local function parse(args)
-  local positional, options, given = {}, { vars = {} }, {}
+  local positional, options, given = {}, { vars = {}, jobs = {} }, {}
   local i, only_positional = 1, false
   while i <= #args do
     local word = args[i]
@@ -695,15 +824,28 @@ local function validate(name, positional, options, given)
       usage(("option %s does not apply to '%s'"):format(given[option.key], name), command)
     end
   end
-  for i, what in ipairs(command.args) do
+  if command.args[2] == "RUN" then cli.expand_address(positional, options, command) end
+  for i, what in ipairs(command.variadic and {} or command.args) do
     if positional[i] == nil then usage("missing " .. what, command) end
-    check_id(what, positional[i], command)
+    if command.choices then
+      cli.check_choice(what, positional[i], command)
+    else
+      check_id(what, positional[i], command)
+    end
   end
-  if #positional > #command.args then
+  if command.variadic then
+    cli.check_variadic(command, positional, options)
+  elseif #positional > #command.args then
     usage("unexpected argument " .. quoted(positional[#command.args + 1]), command)
   end
   if options.interval and allowed.wait and not options.wait then
     usage("--interval needs --wait", command)
+  end
+  if options.interval and allowed.follow and not options.follow then
+    usage("--interval needs --follow", command)
+  end
+  if options.step and not options.step:find("^%w+$") then
+    usage(("--step needs a step id (ASCII letters and digits), got %s"):format(quoted(options.step)), command)
   end
   if options.project then check_id("--project", options.project, command) end
   if options.timeout then options.timeout = number_option("--timeout", options.timeout, false, 0.001, command) end
@@ -908,6 +1050,7 @@ end
 -- The client, from the configuration chain.  With an injected getenv the
 -- same chain runs over it (pipeline.load reads os.getenv).
 local function open_client(ctx, options)
+  if ctx.address then return cli.open_for_address(ctx, options) end
   if ctx.getenv == os.getenv then return pipeline.load(options) end
   local resolved, message, code, info = config.resolve(options, ctx.getenv)
   if not resolved then return nil, message, code, info end
@@ -1117,10 +1260,557 @@ RUN.pipelines = function(ctx, client)
   return 0
 end
 
+------------------------------------------------------------------ run addresses
+
+local ADDRESS_SHAPE = "https://devcloud.<region>.huaweicloud.com/cicd/project/<project id>/pipeline/detail/"
+  .. "<pipeline id>/<run id>"
+
+--- Reads a run's page address as people copy it from the browser:
+-- {project_id, pipeline_id, run_id, region (nil for a host that names
+-- none)}, or nil and what is wrong, with the shape expected.
+function cli.parse_address(text)
+  local function wrong(why)
+    return nil, ("cannot read the run's page address %s: %s; expected %s (ids of 32 ASCII letters or digits)")
+      :format(quoted(text), why, ADDRESS_SHAPE)
+  end
+  local scheme, host, path, rest = text:match("^(%a[%w+.-]*)://([^/?#]*)([^?#]*)(.*)$")
+  if not scheme then return wrong("not an address") end
+  if scheme:lower() ~= "https" and scheme:lower() ~= "http" then return wrong("scheme " .. quoted(scheme)) end
+  if host:find("@", 1, true) then return wrong("a user name in the address") end
+  host = host:lower():gsub(":%d+$", "")
+  local region
+  local named = host:match("^devcloud%.(.+)%.huaweicloud%.com$")
+  if named then
+    if not named:find("^%l%l%-%l+%-%d+$") then
+      return wrong(("host %s: %s is not a region id"):format(quoted(host), quoted(named)))
+    end
+    region = named
+  elseif host:find("huaweicloud", 1, true) then
+    return wrong(("host %s is not devcloud.<region>.huaweicloud.com"):format(quoted(host)))
+  end
+  if rest ~= "" and not rest:find("^[?#]") then return wrong("text after the path") end
+  local segments = {}
+  for segment in path:gmatch("[^/]+") do segments[#segments + 1] = segment end
+  local project_at, detail_at
+  for i, segment in ipairs(segments) do
+    if segment == "project" then
+      if project_at then return wrong("/project/ twice in the path") end
+      project_at = i
+    elseif segment == "pipeline" and segments[i + 1] == "detail" then
+      if detail_at then return wrong("pipeline/detail/ twice in the path") end
+      detail_at = i
+    end
+  end
+  if not project_at or not core.is_id(segments[project_at + 1]) then
+    return wrong("no /project/<project id>/ in the path")
+  end
+  if not detail_at or not (core.is_id(segments[detail_at + 2]) and core.is_id(segments[detail_at + 3])) then
+    return wrong("no pipeline/detail/<pipeline id>/<run id> in the path")
+  end
+  if #segments > detail_at + 3 then return wrong("more path after the run id") end
+  if project_at > detail_at then return wrong("the project after the run in the path") end
+  return { project_id = segments[project_at + 1], pipeline_id = segments[detail_at + 2],
+    run_id = segments[detail_at + 3], region = region }
+end
+
+-- Where a command takes PIPELINE RUN, a page address in the first place
+-- stands for both: the ids replace it, the project and region go to
+-- options.address for open_for_address.
+function cli.expand_address(positional, options, command)
+  local first = positional[1]
+  if type(first) ~= "string" or not first:find("://", 1, true) then return end
+  local address, why = cli.parse_address(first)
+  if not address then usage(why, command) end
+  table.remove(positional, 1)
+  table.insert(positional, 1, address.run_id)
+  table.insert(positional, 1, address.pipeline_id)
+  options.address = address
+end
+
+--- The client for a command given a page address: its project id and region
+-- fill what the configuration leaves out; a different one there is a usage
+-- error.
+function cli.open_for_address(ctx, options)
+  local address, command = ctx.address, COMMAND[ctx.name]
+  local resolved, message, code, info = config.resolve(options, ctx.getenv)
+  if not resolved then return nil, message, code, info end
+  if resolved.project_id and resolved.project_id ~= address.project_id then
+    usage(("the address is in project %s but the configuration gives project_id %s (from --project, "
+      .. "CODEARTS_PIPELINE_PROJECT_ID or the config file): drop one"):format(address.project_id,
+      resolved.project_id), command)
+  end
+  resolved.project_id = address.project_id
+  if address.region then
+    if resolved.region and resolved.region ~= address.region then
+      usage(("the address is in region %s but the configuration gives region %s: drop one")
+        :format(address.region, resolved.region), command)
+    elseif not resolved.endpoint then
+      -- (a configured endpoint decides where requests go: the region is not needed)
+      resolved.region = address.region
+    end
+  end
+  return require("pipeline.client").new(resolved, 2, "pipeline.load")
+end
+
+-- Raises unless value is one of the command's choices.
+function cli.check_choice(what, value, command)
+  for _, choice in ipairs(command.choices) do
+    if value == choice then return end
+  end
+  usage(("%s must be one of %s, got %s"):format(what, table.concat(command.choices, ", "), quoted(value)), command)
+end
+
+-- PIPELINE... of watch: ids, or --all instead.
+function cli.check_variadic(command, positional, options)
+  if options.all and #positional > 0 then usage("give PIPELINE ids or --all, not both", command) end
+  if not options.all and #positional == 0 then usage("missing PIPELINE (or --all)", command) end
+  for _, id in ipairs(positional) do check_id("PIPELINE", id, command) end
+end
+
+------------------------------------------------------------------ step logs
+
+local STEP_FAILED = { FAILED = true, ASYNC_FAILED = true }
+
+local function is_part_id(value)
+  return type(value) == "string" and value:find("^%w+$") ~= nil
+end
+
+-- The steps of a run detail, in order, each {stage, job, step, job_run_id,
+-- step_run_id, status, failed}.  A failed job none of whose steps failed
+-- counts all its steps as failed (the log of one of them says why).
+local function steps_of(run)
+  local list = {}
+  for _, stage in ipairs(type(run.stages) == "table" and run.stages or {}) do
+    local jobs = type(stage) == "table" and type(stage.jobs) == "table" and stage.jobs or {}
+    for _, job in ipairs(jobs) do
+      local steps = type(job) == "table" and type(job.steps) == "table" and job.steps or {}
+      local a_step_failed = false
+      for _, step in ipairs(steps) do
+        if type(step) == "table" and STEP_FAILED[step.status] then a_step_failed = true end
+      end
+      for _, step in ipairs(steps) do
+        if type(step) == "table" and is_part_id(step.id) and is_part_id(job.id) then
+          list[#list + 1] = { stage = clean(stage.name), job = clean(job.name), step = clean(step.name),
+            job_run_id = job.id, step_run_id = step.id, status = clean(step.status),
+            failed = STEP_FAILED[step.status] or (STEP_FAILED[job.status] and not a_step_failed) or false }
+        end
+      end
+    end
+  end
+  return list
+end
+
+local function step_wanted(ctx, step)
+  if ctx.options.failed and not step.failed then return false end
+  if #ctx.options.jobs == 0 then return true end
+  for _, name in ipairs(ctx.options.jobs) do
+    if name == step.job or name == step.stage or name == step.stage .. "/" .. step.job then return true end
+  end
+  return false
+end
+
+-- Text as the inside of a JSON string.
+local function json_text(text)
+  return (cjson.encode(text):sub(2, -2):gsub("\\/", "/"))
+end
+
+RUN.logs = function(ctx, client, pipeline_id, run_id)
+  local ids = { pipeline_id = pipeline_id, run_id = run_id }
+  local run, message, code, info = client:detail(pipeline_id, run_id)
+  if not run then return ctx:fail(message, code, info, ids) end
+  local json, following = ctx.options.json, ctx.options.follow
+  local offsets = {}   -- step_run_id -> { start_offset, end_offset } of the page read last
+  local headed         -- the step whose lines were printed last
+  local out = ctx.out
+
+  -- Prints what is new in step's log, page by page as it comes: from the
+  -- offsets of the page read last, so no line comes twice.  Without
+  -- --follow every step gets its header (its JSON object) even when empty.
+  local function read(step)
+    local at = offsets[step.step_run_id] or { 0, 0 }
+    offsets[step.step_run_id] = at
+    local opened = false
+    local function open()
+      if opened then return end
+      opened = true
+      if json then
+        local head = encode({ pipeline_id = pipeline_id, run_id = run_id, stage = step.stage, job = step.job,
+          step = step.step, job_run_id = step.job_run_id, step_run_id = step.step_run_id, status = step.status })
+        out:write(head:sub(1, -2), ',"log":"')
+      elseif headed ~= step.step_run_id then
+        out:write(("==> %s / %s / %s (%s)\n"):format(step.stage, step.job, step.step, step.status))
+        headed = step.step_run_id
+      end
+    end
+    if not following then open() end
+    while true do
+      local page, why, failure, details = client:logs(pipeline_id, run_id, step.job_run_id, step.step_run_id,
+        { start_offset = at[1], end_offset = at[2] })
+      if not page then
+        if opened and json then out:write('"}\n') end
+        return nil, why, failure, details
+      end
+      if page.log ~= "" then
+        open()
+        out:write(json and json_text(page.log) or page.log)
+        if out.flush then out:flush() end
+      end
+      local start_offset, end_offset = tonumber(page.start_offset), tonumber(page.end_offset)
+      local same = start_offset == at[1] and end_offset == at[2]
+      if start_offset and end_offset then at[1], at[2] = start_offset, end_offset end
+      if not page.has_more or same or not (start_offset and end_offset) then break end
+    end
+    if opened and json then out:write('"}\n') end
+    return true
+  end
+
+  local interval = ctx.options.interval or DEFAULT_INTERVAL
+  local matched
+  while true do
+    local ended = TERMINAL[run.status]
+    matched = 0
+    for _, step in ipairs(steps_of(run)) do
+      if step_wanted(ctx, step) then
+        matched = matched + 1
+        local ok, why, failure, details = read(step)
+        if not ok then return ctx:fail(why, failure, details, ids) end
+      end
+    end
+    if not following or ended then break end
+    ctx.sleep(interval)
+    run, message, code, info = client:detail(pipeline_id, run_id)
+    if not run then return ctx:fail(message, code, info, ids) end
+  end
+  if matched == 0 then
+    ctx:say(("No %sstep%s in run %s (%s)."):format(ctx.options.failed and "failed " or "",
+      #ctx.options.jobs > 0 and (" of job " .. table.concat(ctx.options.jobs, ", ")) or "", run_id,
+      clean(run.status)))
+  end
+  return 0
+end
+
+------------------------------------------------------------------ reviews
+
+-- Passes (action "approve") or refuses ("reject") the run's pending review.
+local function review(ctx, client, pipeline_id, run_id, action)
+  local ids = { pipeline_id = pipeline_id, run_id = run_id }
+  local command = COMMAND[ctx.name]
+  local run, message, code, info = client:detail(pipeline_id, run_id)
+  if not run then return ctx:fail(message, code, info, ids) end
+  local pending = {}
+  for _, step in ipairs(steps_of(run)) do
+    if step.status == "PAUSED" then pending[#pending + 1] = step end
+  end
+  local function listed()
+    local lines = {}
+    for _, step in ipairs(pending) do
+      lines[#lines + 1] = ("  --step %s  (%s / %s / %s)"):format(step.step_run_id, step.stage, step.job, step.step)
+    end
+    return table.concat(lines, "\n")
+  end
+  if #pending == 0 then
+    return ctx:fail(("run %s has no manual review waiting for a decision (the run is %s)")
+      :format(run_id, clean(run.status)), "not_found", nil, ids)
+  end
+  local chosen
+  if ctx.options.step then
+    for _, step in ipairs(pending) do
+      if step.step_run_id == ctx.options.step then chosen = step end
+    end
+    if not chosen then
+      usage(("--step %s is not a manual review waiting in run %s; waiting:\n%s"):format(ctx.options.step, run_id,
+        listed()), command)
+    end
+  elseif #pending > 1 then
+    usage(("%d manual reviews wait in run %s: choose one with\n%s"):format(#pending, run_id, listed()), command)
+  else
+    chosen = pending[1]
+  end
+  ids.job_run_id, ids.step_run_id, ids.step = chosen.job_run_id, chosen.step_run_id, chosen.step
+  local ok
+  ok, message, code, info = client[action](client, pipeline_id, run_id, chosen.job_run_id, chosen.step_run_id)
+  if not ok then return ctx:fail(message, code, info, ids) end
+  local document = { ok = true, exit = 0, command = ctx.name, decision = action == "approve" and "pass" or "refuse" }
+  for name, value in pairs(ids) do document[name] = value end
+  ctx:result(document, ("%s the manual review %s / %s / %s of run %s.\n"):format(
+    action == "approve" and "Passed" or "Refused", chosen.stage, chosen.job, chosen.step, run_id))
+  return 0
+end
+
+RUN.approve = function(ctx, client, pipeline_id, run_id) return review(ctx, client, pipeline_id, run_id, "approve") end
+RUN.reject = function(ctx, client, pipeline_id, run_id) return review(ctx, client, pipeline_id, run_id, "reject") end
+
+------------------------------------------------------------------ artifacts
+
+RUN.artifacts = function(ctx, client, pipeline_id, run_id)
+  local artifacts, message, code, info = client:artifacts(pipeline_id, run_id)
+  if not artifacts then return ctx:fail(message, code, info, { pipeline_id = pipeline_id, run_id = run_id }) end
+  local text = "No artifacts.\n"
+  if #artifacts > 0 then
+    local rows = { { "NAME", "VERSION", "TYPE", "SIZE", "DOWNLOAD" } }
+    for _, item in ipairs(artifacts) do
+      if type(item) == "table" then
+        rows[#rows + 1] = { clean(item.name), clean(item.artifact_version),
+          clean(item.artifact_type or item.artifact_package_type), clean(item.file_size),
+          clean(item.artifact_download_url_with_id or item.artifact_uri) }
+      end
+    end
+    text = render_table(rows)
+  end
+  ctx:result({ ok = true, exit = 0, command = "artifacts", pipeline_id = pipeline_id, run_id = run_id,
+    artifacts = artifacts }, text)
+  return 0
+end
+
+------------------------------------------------------------------ watch
+
+local DEFAULT_SIGNALS = { catch = core.catch_signals, caught = core.caught_signal, release = core.release_signals }
+
+-- One line for a person per watcher event (nil: none).
+local function event_line(event)
+  local p, r = clean(event.pipeline_id), clean(event.run_id)
+  local kind = event.type
+  if kind == "start" then
+    return ("watching %d pipeline%s: at most %d retr%s a run, a look every %gs"):format(event.pipelines,
+      event.pipelines == 1 and "" or "s", event.attempts, event.attempts == 1 and "y" or "ies", event.interval)
+  elseif kind == "status" then
+    return ("pipeline %s: run %s %s"):format(p, r, clean(event.status))
+  elseif kind == "retry" then
+    return ("pipeline %s: run %s retried (attempt %d)%s"):format(p, r, event.attempt,
+      event.reason and (": " .. clean(event.reason)) or "")
+  elseif kind == "skip" then
+    return ("pipeline %s: run %s FAILED, not retried%s"):format(p, r, event.reason and (": " .. clean(event.reason)) or "")
+  elseif kind == "gave_up" then
+    return ("pipeline %s: run %s still FAILED after %d retr%s"):format(p, r, event.attempts,
+      event.attempts == 1 and "y" or "ies")
+  elseif kind == "retry_failed" then
+    return ("pipeline %s: the retry of run %s failed: %s"):format(p, r, clean(event.message))
+  elseif kind == "error" then
+    return ("%s%s (%s)"):format(event.pipeline_id and ("pipeline " .. p .. ": ") or "a look failed: ",
+      clean(event.message), clean(event.code))
+  end
+end
+
+RUN.watch = function(ctx, client)
+  local options = ctx.options
+  local policy
+  if options.policy then
+    local why
+    policy, why = pipeline.watch.load_policy(options.policy)
+    if not policy then return ctx:fail(why, "config") end
+  end
+  local signals = ctx.signals or DEFAULT_SIGNALS
+  local function on_event(event)
+    if options.json then
+      ctx.out:write(encode(event), "\n")
+    else
+      local line = event_line(event)
+      if line then ctx.out:write(os.date("!%H:%M:%S ", event.time), line, "\n") end
+    end
+    if ctx.out.flush then ctx.out:flush() end
+  end
+  signals.catch()
+  local done = compat.pack(pcall(client.watch, client, options.all and "all" or ctx.positional, {
+    attempts = options.attempts, interval = options.interval, policy = policy,
+    jobs = #options.jobs > 0 and options.jobs or nil, on_event = on_event, until_settled = options.until_settled,
+    stop = function() return signals.caught() ~= nil end }))
+  local caught = signals.caught()
+  signals.release()
+  if not done[1] then
+    if tostring(done[2]):find("^policy file ") then return ctx:fail(tostring(done[2]), "config") end
+    error(done[2], 0)
+  end
+  local summary = done[2]
+  if not summary then return ctx:fail(done[3], done[4], done[5]) end
+  local exit = summary.green and 0 or 1
+  local document = { type = "summary", ok = summary.green, exit = exit, command = "watch", green = summary.green,
+    pipelines = summary.pipelines, retries = summary.retries, polls = summary.polls,
+    stopped = caught or summary.stopped }
+  local lines = { ("Watched %d pipeline%s, %d look%s, %d retr%s%s: %s."):format(#summary.pipelines,
+    #summary.pipelines == 1 and "" or "s", summary.polls, summary.polls == 1 and "" or "s", summary.retries,
+    summary.retries == 1 and "y" or "ies", caught and (", stopped by " .. caught) or "",
+    summary.green and "all green" or "not all green") }
+  for _, item in ipairs(summary.pipelines) do
+    lines[#lines + 1] = ("  %s  %s  %s  %d retr%s"):format(item.pipeline_id, item.run_id or "-",
+      clean(item.status or "no run"), item.attempts, item.attempts == 1 and "y" or "ies")
+  end
+  ctx:result(document, table.concat(lines, "\n") .. "\n")
+  return exit
+end
+
+------------------------------------------------------------------ completion
+
+local function sorted_keys(t)
+  local keys = {}
+  for key in pairs(t) do keys[#keys + 1] = key end
+  table.sort(keys)
+  return keys
+end
+
+-- The option names of a command, and which of all options take a value.
+local function option_words()
+  local global, with_value = {}, {}
+  for _, name in ipairs(sorted_keys(GLOBAL_OPTIONS)) do
+    global[#global + 1] = name
+    if GLOBAL_OPTIONS[name].arg then with_value[#with_value + 1] = name end
+  end
+  for _, name in ipairs(sorted_keys(COMMAND_OPTIONS)) do
+    if COMMAND_OPTIONS[name].arg then with_value[#with_value + 1] = name end
+  end
+  return global, with_value
+end
+
+-- Options whose values complete: profiles, files.
+local FILE_OPTIONS = { ["--config"] = true, ["--policy"] = true }
+
+local function bash_script()
+  local global, with_value = option_words()
+  local names = {}
+  for _, command in ipairs(COMMANDS) do names[#names + 1] = command.name end
+  names[#names + 1] = "help"
+  local others = {}
+  for _, name in ipairs(with_value) do
+    if name ~= "--profile" and name ~= "--config" and not FILE_OPTIONS[name] then others[#others + 1] = name end
+  end
+  local cases = {}
+  for _, command in ipairs(COMMANDS) do
+    local line = ("    %s) options=\"$options %s\""):format(command.name, table.concat(command.options, " "))
+    if command.choices then
+      line = line .. ("\n      [[ $cur != -* ]] && { COMPREPLY=($(compgen -W %q -- \"$cur\")); return; }")
+        :format(table.concat(command.choices, " "))
+    end
+    cases[#cases + 1] = line .. " ;;"
+  end
+  return table.concat({
+    "# bash completion for " .. PROGRAM .. ": generated by `" .. PROGRAM .. " completion bash` from the",
+    "# program's command table (the one --help shows); regenerate, do not edit.",
+    "_codearts_pipeline() {",
+    "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}",
+    "  local command='' config='' i word options",
+    "  for ((i = 1; i < COMP_CWORD; i++)); do",
+    "    word=${COMP_WORDS[i]}",
+    "    case $word in",
+    "      --config) config=${COMP_WORDS[i+1]}; ((i++)) ;;",
+    "      " .. table.concat(with_value, "|") .. ") ((i++)) ;;",
+    "      -*) ;;",
+    "      *) [[ -z $command ]] && command=$word ;;",
+    "    esac",
+    "  done",
+    "  case $prev in",
+    "    --profile)",
+    "      COMPREPLY=($(compgen -W \"$(" .. PROGRAM .. " ${config:+--config \"$config\"} completion profiles "
+      .. "2>/dev/null)\" -- \"$cur\"))",
+    "      return ;;",
+    "    --config|--policy) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;",
+    "    " .. table.concat(others, "|") .. ") COMPREPLY=(); return ;;",
+    "  esac",
+    "  options=" .. ("%q"):format(table.concat(global, " ")),
+    "  case $command in",
+    "    '') [[ $cur != -* ]] && { COMPREPLY=($(compgen -W " .. ("%q"):format(table.concat(names, " "))
+      .. " -- \"$cur\")); return; } ;;",
+    "    help) COMPREPLY=($(compgen -W " .. ("%q"):format(table.concat(names, " ")) .. " -- \"$cur\")); return ;;",
+    table.concat(cases, "\n"),
+    "  esac",
+    "  COMPREPLY=($(compgen -W \"$options\" -- \"$cur\"))",
+    "}",
+    "complete -F _codearts_pipeline " .. PROGRAM,
+    "",
+  }, "\n")
+end
+
+-- zsh wants ':' and '[' ']' escaped in descriptions, and quotes doubled.
+local function zsh_word(text)
+  return "'" .. text:gsub("'", "'\\''") .. "'"
+end
+
+local function zsh_option(name)
+  local spec = GLOBAL_OPTIONS[name] or COMMAND_OPTIONS[name]
+  if not spec.arg then return zsh_word(name) end
+  local action = " "
+  if name == "--profile" then action = "_codearts_pipeline_profiles"
+  elseif FILE_OPTIONS[name] then action = "_files" end
+  -- (a leading * lets an option that gathers a list come again)
+  return zsh_word(("%s%s=:%s:%s"):format(spec.list and "*" or "", name, spec.arg, action))
+end
+
+local function zsh_script()
+  local global = option_words()
+  local global_words = {}
+  for _, name in ipairs(global) do global_words[#global_words + 1] = "    " .. zsh_option(name) end
+  local commands = {}
+  for _, command in ipairs(COMMANDS) do
+    commands[#commands + 1] = "    " .. zsh_word(command.name .. ":" .. command.summary:gsub(":", "\\:"))
+  end
+  commands[#commands + 1] = "    " .. zsh_word("help:a command's help")
+  local cases = {}
+  for _, command in ipairs(COMMANDS) do
+    local words = {}
+    for _, name in ipairs(command.options) do words[#words + 1] = zsh_option(name) end
+    if command.choices then
+      words[#words + 1] = zsh_word("1:" .. command.args[1]:lower() .. ":(" .. table.concat(command.choices, " ") .. ")")
+    else
+      words[#words + 1] = zsh_word("*:" .. table.concat(command.args, " "):lower() .. ": ")
+    end
+    cases[#cases + 1] = ("        %s) _arguments $global %s ;;"):format(command.name, table.concat(words, " "))
+  end
+  return table.concat({
+    "#compdef " .. PROGRAM,
+    "# zsh completion for " .. PROGRAM .. ": generated by `" .. PROGRAM .. " completion zsh` from the",
+    "# program's command table (the one --help shows); regenerate, do not edit.",
+    "_codearts_pipeline_profiles() {",
+    "  local -a profiles",
+    "  profiles=(${(f)\"$(" .. PROGRAM .. " completion profiles 2>/dev/null)\"})",
+    "  compadd -a profiles",
+    "}",
+    "_codearts-pipeline() {",
+    "  local curcontext=$curcontext state line",
+    "  local -a global commands",
+    "  global=(",
+    table.concat(global_words, "\n"),
+    "  )",
+    "  commands=(",
+    table.concat(commands, "\n"),
+    "  )",
+    "  _arguments -C $global '1:command:->command' '*::argument:->argument'",
+    "  case $state in",
+    "    command) _describe command commands ;;",
+    "    argument)",
+    "      case $line[1] in",
+    "        help) _describe command commands ;;",
+    table.concat(cases, "\n"),
+    "      esac ;;",
+    "  esac",
+    "}",
+    "_codearts-pipeline \"$@\"",
+    "",
+  }, "\n")
+end
+
+--- The completion script for shell ("bash" or "zsh"), made from the
+-- command table that --help shows.
+function cli.completion_script(shell)
+  if shell == "bash" then return bash_script() end
+  if shell == "zsh" then return zsh_script() end
+  error(("bad argument #1 to 'completion_script' (shell must be \"bash\" or \"zsh\", got %s)"):format(tostring(shell)), 2)
+end
+
+RUN.completion = function(ctx, what)
+  if what == "profiles" then
+    local names, why = config.profile_names(ctx.options.config, ctx.getenv)
+    if not names then return ctx:fail(why, "config") end
+    ctx:result({ ok = true, exit = 0, command = "completion", profiles = names },
+      #names > 0 and (table.concat(names, "\n") .. "\n") or "")
+    return 0
+  end
+  local script = cli.completion_script(what)
+  ctx:result({ ok = true, exit = 0, command = "completion", shell = what, script = script }, script)
+  return 0
+end
+
 -- Parses, checks, loads the client and runs the command.
 local function execute(ctx, args)
   local name, positional, options, given = parse(args)
-  ctx.options = options
+  ctx.options, ctx.positional = options, positional
   if name == "help" then options.help, name = true, table.remove(positional, 1) end
   ctx.name = name
   if options.help then
@@ -1138,6 +1828,8 @@ local function execute(ctx, args)
   end
   if not name then usage("no command given") end
   local command = validate(name, positional, options, given)
+  ctx.address = options.address
+  if command.offline then return RUN[command.name](ctx, positional[1]) end
   local client, message, code, info = open_client(ctx, load_options(ctx))
   if not client then return ctx:fail(message, code, info) end
   ctx.out, ctx.err = redacting(ctx.out, client._secrets), redacting(ctx.err, client._secrets)
@@ -1162,6 +1854,7 @@ function cli.main(args, env)
     getenv = getenv,
     sleep = env.sleep or core.sleep,
     clock = env.clock or core.monotonic,
+    signals = env.signals, -- catch, caught, release: the watcher's (default: core's)
     tty = false,
     width = 80,
     options = {},

@@ -110,6 +110,8 @@ function client.new(options, level, op)
     _retries = retries,
     _on_event = options.on_event,
     _sleep = options.sleep or core.sleep,
+    _rate = options.rate, -- requests per second, for every call of this client
+    _next_slot = nil,     -- on the _now() clock: when the next request may go
     _skew = 0, -- seconds _now() runs ahead of core.monotonic (see _pause)
   }, Client)
   if options.insecure then
@@ -184,6 +186,20 @@ function Client:_now()
   return core.monotonic() + self._skew
 end
 
+--- Waits for the client's turn under options.rate (requests per second): a
+-- token bucket of one token, shared by every call of the client (batches,
+-- the watcher and IAM calls included).  Each request takes the next free
+-- slot, 1/rate after the one before, so jobs running side by side queue up
+-- in order instead of bursting against the gateway's quota.
+function Client:_take_slot()
+  local rate = self._rate
+  if not rate then return end
+  local now = self:_now()
+  local slot = math.max(now, self._next_slot or now)
+  self._next_slot = slot + 1 / rate
+  if slot > now then self:_pause(slot - now) end
+end
+
 --- Waits seconds (at most client.MAX_SLEEP): parks the job inside the
 -- scheduler, else the client's sleep.
 function Client:_pause(seconds)
@@ -228,6 +244,7 @@ function Client:call(spec)
   local attempt, failovers, refreshed = 0, 0, false
   while true do
     attempt = attempt + 1
+    self:_take_slot()
     local url = endpoints.urls[endpoints.index] .. "/" .. path
     -- Content-Type as the official SDKs send it: on every call, with a body or
     -- not.  (The constructor sizes the table for the headers the credentials
@@ -780,6 +797,7 @@ function Client:__tostring()
 end
 
 lifecycle.install(Client, check_id)
+require("pipeline.watch").install(Client, check_id)
 
 client.Client = Client
 

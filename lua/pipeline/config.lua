@@ -4,6 +4,7 @@
 -- defaults.
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
+local compat = require("pipeline.compat")
 
 local config = {}
 
@@ -15,7 +16,7 @@ config.CLIENT_OPTIONS = {
   timeout = "number", connect_timeout = "number", max_response_size = "number",
   retries = "table|false",
   ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string",
-  allow_http = "boolean", user_agent = "string",
+  allow_http = "boolean", user_agent = "string", rate = "number",
   on_event = "function", sleep = "function",
 }
 
@@ -77,6 +78,9 @@ local VALUE_RULES = {
   endpoint = plain_string, ca_file = plain_string, ca_path = plain_string, proxy = plain_string,
   user_agent = plain_string, iam_endpoint = plain_string, iam_project_id = iam_id,
   timeout = seconds, connect_timeout = seconds,
+  rate = function(value)
+    if not (value > 0 and value < math.huge) then return "must be a positive number of requests per second" end
+  end,
   max_response_size = function(value)
     if not (value >= 1 and value <= 2147483647 and value == math.floor(value)) then
       return "must be a whole number of bytes from 1 to 2^31 - 1"
@@ -196,6 +200,47 @@ end
 
 --- The most profiles a config file may hold.
 config.MAX_PROFILES = 1000
+
+-- Runs a chunk of the main state with a budget of instructions, so a policy
+-- with an endless loop fails instead of hanging the host.  (A config file
+-- runs apart, in core.run_config's sandbox; a policy's function is called
+-- in this state, so it is loaded here.)
+local POLICY_INSTRUCTION_BUDGET = 10000000
+local function run_bounded(chunk)
+  local co = coroutine.create(chunk)
+  debug.sethook(co, function() error("took too long (endless loop?)", 2) end, "", POLICY_INSTRUCTION_BUDGET)
+  local ok, result = coroutine.resume(co)
+  if ok and coroutine.status(co) ~= "dead" then return false, "must not yield" end
+  return ok, result
+end
+
+--- Runs the Lua file path (what names it in messages: "policy file") as
+-- text only, with env (default: empty) as its globals, under an instruction
+-- budget, after the same file checks as a config file's.  Returns
+-- true and what the chunk returns, or false when an optional file is
+-- absent, or nil and a message naming the file and the stage that failed.
+function config.run_file(path, what, required, env)
+  local text, err = read_file(path)
+  if not text then
+    if not required and core.file_mode(path) == nil then return false end
+    return nil, ("cannot read %s: %s"):format(what, tostring(err))
+  end
+  local chunk, syntax = compat.load(text, "@" .. path, env or {})
+  if not chunk then
+    -- Lua quotes the text it stopped at ("near '...'"), which may be a secret.
+    return nil, ("%s %s: syntax error: %s"):format(what, path, (syntax:gsub("%s+near%s.*$", "")))
+  end
+  local ok, result = run_bounded(chunk)
+  if not ok then return nil, ("%s %s: error while running it: %s"):format(what, path, tostring(result)) end
+  return true, result
+end
+
+--- Calls fn(...) under the sandbox's instruction budget: true and its first
+-- result, or false and the error.
+function config.run_bounded(fn, ...)
+  local args = compat.pack(...)
+  return run_bounded(function() return fn(compat.unpack(args, 1, args.n)) end)
+end
 
 --- Loads a config file: a Lua chunk run as text in an empty environment,
 -- returning `{ default_profile = "...", profiles = { name = {...} } }`.
@@ -377,6 +422,19 @@ local function default_config_path(getenv)
     base = home .. "/.config"
   end
   return base .. "/codearts-pipeline/config.lua"
+end
+
+--- The profile names of the config file that resolve() would read (path:
+-- the one asked for, else CODEARTS_PIPELINE_CONFIG, else the default), in
+-- order; an empty list when there is no such file; or nil and a message.
+function config.profile_names(path, getenv)
+  getenv = getenv or os.getenv
+  path = path or nonempty(getenv("CODEARTS_PIPELINE_CONFIG"))
+  path = path and expand_home(path, getenv) or default_config_path(getenv)
+  if not path then return {} end
+  local file, err = config.read_file(path, false)
+  if file == nil then return nil, err end
+  return file and sorted_keys(file.profiles or {}) or {}
 end
 
 -- Reads a profile's token_file (relative to the config file's folder).

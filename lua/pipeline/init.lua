@@ -12,6 +12,7 @@ local client = require("pipeline.client")
 local regions = require("pipeline.regions")
 local errors = require("pipeline.errors")
 local compat = require("pipeline.compat")
+local watch = require("pipeline.watch")
 
 local pipeline = {
   _VERSION = core._VERSION,
@@ -20,6 +21,9 @@ local pipeline = {
   null = errors.null,
   -- SDK-HMAC-SHA256 signing, for requests of one's own: the headers to add
   sign = core.sign,
+  -- the fleet watcher's helpers (client:watch is the watcher itself):
+  -- load_policy(path), default_policy(names), failed_jobs(run)
+  watch = watch,
 }
 
 --- A client from options alone (no environment, no config file).

@@ -5,6 +5,7 @@
 -- its time comes.  step(timeout) advances everything once, so a host can
 -- drive the jobs from its own loop; run() steps until every job is done.
 local core = require("pipeline.core")
+local clock = require("pipeline.clock")
 
 local compat = require("pipeline.compat")
 
@@ -59,6 +60,17 @@ function scheduler.new(client, concurrency)
     sleeping = {},   -- workers parked until worker.wake_at
     unfinished = 0,
     parent = scheduler.current(), -- when made inside a job: whose clock to keep
+    -- Adaptive concurrency: at most `limit` requests in flight.  A 429 halves
+    -- it and its Retry-After holds every request of the batch until
+    -- paused_until; each `limit` answers in a row that are not 429 grow it
+    -- by one, back up to `concurrency`.
+    limit = concurrency,
+    in_flight = 0,
+    held = {},       -- { worker, request arguments... } waiting for a slot or the pause's end
+    paused_until = nil,
+    cut_at = nil,    -- when limit was last halved: 429s to requests sent before it do not halve it again
+    grown = 0,
+    throttled = 0,   -- 429 answers seen
   }, Scheduler)
 end
 
@@ -126,9 +138,11 @@ local function resumed(self, worker, ok, ...)
   elseif coroutine.status(worker.co) == "dead" then
     stopped(self, worker) -- no job left in the queue
   elseif what == "send" then
-    -- A worker has at most one request in flight and there are as many
-    -- batch slots as workers, so a slot is always free.
-    self.sending[self.batch:add(select(2, ...))] = worker
+    -- Held until the batch has room under its limit and no pause holds it;
+    -- a request repeated after a 429 goes first: it has waited its turn.
+    local request = pack(worker, select(2, ...))
+    table.insert(self.held, worker.throttled and 1 or #self.held + 1, request)
+    self:_release()
   elseif what == "sleep" then
     worker.wake_at = self:now() + math.max(0, select(2, ...) or 0)
     self.sleeping[#self.sleeping + 1] = worker
@@ -153,6 +167,58 @@ local function resume(self, worker)
   return resumed(self, worker, coroutine.resume(worker.co))
 end
 
+-- Sends held requests while the batch is not paused and has room under its
+-- limit.  A worker has at most one request in flight and there are as many
+-- batch slots as workers, so a slot is always free.  (At most one request
+-- a worker is held: the list is never longer than the concurrency.)
+function Scheduler:_release()
+  if self.paused_until and self:now() < self.paused_until then return end
+  self.paused_until = nil
+  while #self.held > 0 and self.in_flight < self.limit do
+    local request = table.remove(self.held, 1)
+    local worker = request[1]
+    local id = self.batch:add(unpack(request, 2, request.n))
+    worker.sent_at = self:now()
+    self.sending[id] = worker
+    self.in_flight = self.in_flight + 1
+  end
+end
+
+-- Seconds a Retry-After value asks for (delay-seconds or an HTTP date), or nil.
+local function retry_after(value)
+  if type(value) ~= "string" then return nil end
+  local seconds = tonumber(value:match("^%s*(%d+)%s*$") or "")
+  if seconds then return seconds end
+  local at = clock.http_date(value)
+  return at and math.max(0, at - os.time())
+end
+
+-- Adapts the limit to one answer to worker's request (status nil: no
+-- answer at all).
+function Scheduler:_observe(worker, status, headers)
+  if status == 429 then
+    self.throttled = self.throttled + 1
+    worker.throttled = true
+    local now = self:now()
+    if not self.cut_at or (worker.sent_at or now) >= self.cut_at then
+      self.limit = math.max(1, math.floor(self.limit / 2))
+      self.cut_at, self.grown = now, 0
+    end
+    local wait = retry_after(type(headers) == "table" and headers["retry-after"] or nil)
+    if wait then
+      wait = math.min(wait, self.client._retries and self.client._retries.max_delay or wait)
+      self.paused_until = math.max(self.paused_until or 0, now + wait)
+    end
+    self.client:_emit({ type = "throttle", concurrency = self.limit, pause = wait })
+  elseif status then
+    worker.throttled = nil
+    self.grown = self.grown + 1
+    if self.grown >= self.limit and self.limit < self.concurrency then
+      self.limit, self.grown = self.limit + 1, 0
+    end
+  end
+end
+
 -- Starts workers for the queued jobs, up to the concurrency.
 local function start(self)
   local queued = self.queued
@@ -171,6 +237,10 @@ function Scheduler:next_wake()
   local first
   for _, worker in ipairs(self.sleeping) do
     if not first or worker.wake_at < first then first = worker.wake_at end
+  end
+  -- requests held by a pause go when it ends
+  if #self.held > 0 and self.paused_until and (not first or self.paused_until < first) then
+    first = self.paused_until
   end
   return first and math.max(0, first - self:now())
 end
@@ -211,10 +281,13 @@ function Scheduler:step(timeout)
     for _, finished in ipairs(self.batch:step(math.min(timeout or 0, wake_in or math.huge, 86400))) do
       local worker = sending[finished.id]
       sending[finished.id] = nil
+      self.in_flight = self.in_flight - 1
+      self:_observe(worker, finished[1], finished[3])
       worker.resume_with = finished
       push(ready, worker)
     end
   end
+  self:_release()
   wake_parked(self)
   return self.unfinished
 end

@@ -387,6 +387,29 @@ def check_artifacts_and_detail(sim: Sim) -> None:
           and is_error(answer, "DEVPIPE.00011104"), (status, answer))
 
 
+def check_quota(sim: Sim) -> None:
+    sim.control("POST", "quota", {"rate": 3})
+    statuses, answers = [], []
+    for _ in range(5):
+        status, answer, headers = sim.call("GET", f"/v5/{PROJECT}/api/pipelines/{PIPELINE}", headers=TOKEN)
+        statuses.append(status)
+        answers.append((answer, headers.get("Retry-After")))
+    check("quota: 3 a second admitted, then 429 APIGW.0308 with Retry-After", statuses == [200, 200, 200, 429, 429]
+          and is_error(answers[3][0], "APIGW.0308") and answers[3][1] == "1", (statuses, answers[3]))
+    state = sim.control("GET", "quota")
+    records = sim.control("GET", "requests")["requests"]
+    check("quota: the refusals counted and recorded as fault quota", state == {"rate": 3, "throttled": 2}
+          and [r["fault"] for r in records[-2:]] == ["quota", "quota"], (state, records[-2:]))
+    status, _, _ = sim.signed("GET", f"/v5/{PROJECT}/api/pipelines/{PIPELINE}")
+    check("quota: counted per caller (an AK has its own)", status == 200, status)
+    time.sleep(1.05)
+    status, _, _ = sim.call("GET", f"/v5/{PROJECT}/api/pipelines/{PIPELINE}", headers=TOKEN)
+    check("quota: admitted again a second later", status == 200, status)
+    sim.control("POST", "reset")
+    check("quota: reset restores the command line's (none here)", sim.control("GET", "quota") ==
+          {"rate": None, "throttled": 0})
+
+
 def check_start_errors(sim: Sim) -> None:
     run_path = f"/v5/{PROJECT}/api/pipelines/{PIPELINE}/run"
     sim.control("POST", "pipelines", {"project_id": PROJECT, "pipeline_id": PIPELINE, "start_error": "no agent"})
@@ -441,7 +464,7 @@ def main() -> int:
     try:
         for step in (check_region_info, check_project_header, check_iam_projects, check_token_scopes,
                      check_review, check_logs, check_artifacts_and_detail, check_start_errors,
-                     check_routes_and_queries):
+                     check_routes_and_queries, check_quota):
             sim.control("POST", "reset")
             try:
                 step(sim)

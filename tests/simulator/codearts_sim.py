@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -825,6 +827,7 @@ REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 DEFAULT_OVERSIZE = 9 * 1024 * 1024
 DEFAULT_SLOW_DELAY = 5.0
 DEFAULT_RETRY_AFTER = "2"
+QUOTA_MESSAGE = "The throttling threshold has been reached: policy user over ratelimit, limit:{:g}, time:1 second"
 
 
 def is_number(value: Any) -> bool:
@@ -1597,6 +1600,8 @@ class ControlApi:
             ("POST", "/_sim/iam/projects"): self.set_iam_projects,
             ("GET", "/_sim/iam/projects"): self.list_iam_projects,
             ("POST", "/_sim/shutdown"): self.shutdown,
+            ("GET", "/_sim/quota"): self.get_quota,
+            ("POST", "/_sim/quota"): self.set_quota,
         }
 
     def handle(self, request: SimRequest) -> Reply:
@@ -1628,6 +1633,18 @@ class ControlApi:
         if not isinstance(body, dict):
             raise ControlError("control request body must be a JSON object")
         return body
+
+    def get_quota(self, body: Any) -> dict:
+        return self.sim.quota.to_json()
+
+    def set_quota(self, body: Any) -> dict:
+        obj = self._object(body)
+        check_keys(obj, ("rate",), "quota")
+        rate = obj.get("rate")
+        if rate is not None and not (is_number(rate) and rate > 0):
+            raise ControlError("quota rate must be a positive number of requests per second, or null")
+        self.sim.quota = Quota(rate)
+        return self.sim.quota.to_json()
 
     def reset(self, body: Any) -> dict:
         self.sim.reset()
@@ -1788,6 +1805,42 @@ class Config:
     iam_project_id: str = DEFAULT_IAM_PROJECT_ID
     seed: bool = False
     verbose: bool = False
+    quota: Optional[float] = None  # API requests per second per caller (--quota); None: no limit
+
+
+class Quota:
+    """The gateway's rate limit (the simulator's model): at most `rate` admitted API requests per caller (token
+    or AK) in any sliding second; beyond it, 429 APIGW.0308 with Retry-After, and the request is not processed."""
+
+    def __init__(self, rate: Optional[float]) -> None:
+        self.rate = rate
+        self.admitted: dict[str, collections.deque] = {}
+        self.throttled = 0
+
+    def wait(self, caller: str, now: float) -> Optional[float]:
+        """None when the request is admitted (and counted), else the seconds until it would be."""
+        if self.rate is None:
+            return None
+        window = self.admitted.setdefault(caller, collections.deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) < self.rate:
+            window.append(now)
+            return None
+        self.throttled += 1
+        return max(window[0] + 1.0 - now, 0.001)
+
+    def to_json(self) -> dict:
+        return {"rate": self.rate, "throttled": self.throttled}
+
+
+def caller_of(request: "SimRequest") -> str:
+    """Whom the quota counts a request against: its token, or the AK of its signature."""
+    token = request.headers.get("x-auth-token")
+    if token:
+        return "token:" + token
+    found = re.search(r"Access=([^,\s]+)", request.headers.get("authorization", ""))
+    return "ak:" + found.group(1) if found else "anonymous"
 
 
 class Simulator:
@@ -1811,6 +1864,7 @@ class Simulator:
             self.log.clear()
             self.auth = AuthRegistry(self.config.tokens, self.config.credentials, self.config.iam_users)
             self.iam_projects = default_iam_projects(self.region, self.iam_project_id)
+            self.quota = Quota(self.config.quota)
             self.seed_info = {**self.world.seed(), **self.region_info()} if self.config.seed else None
 
     @property
@@ -1832,6 +1886,13 @@ class Simulator:
         """Record the request and take the fault (if any) that applies to it."""
         with self.lock:
             fault = self.faults.take(request)
+            if fault is None and request.listener == MAIN:
+                wait = self.quota.wait(caller_of(request), time.time())
+                if wait is not None:
+                    fault = Fault(0, "throttled", {}, 1, {"retry_after": str(math.ceil(wait)),
+                                                          "error_msg": QUOTA_MESSAGE.format(self.quota.rate)})
+                    self.log.record(request, "quota")
+                    return fault
             self.log.record(request, fault.kind if fault else None)
             return fault
 
@@ -2192,10 +2253,14 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
                         help="id of the region's IAM project, which AK/SK requests must send as X-Project-Id "
                              f"(default {DEFAULT_IAM_PROJECT_ID})")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--quota", type=float, default=None, metavar="N",
+                        help="at most N API requests per second per token or AK; beyond it 429 APIGW.0308")
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit when this process is gone (a test runner killed before its teardown)")
     parser.add_argument("--self-test", action="store_true", help="check the signature verifier and exit")
     args = parser.parse_args(argv)
+    if args.quota is not None and not args.quota > 0:
+        parser.error("--quota must be a positive number of requests per second")
     if len(args.ak) != len(args.sk):
         parser.error("--ak and --sk must be given in pairs")
     if not args.region or not LOOSE_ID_PATTERN.fullmatch(args.iam_project_id):
@@ -2211,7 +2276,7 @@ def parse_args(argv: Optional[list[str]]) -> tuple[argparse.Namespace, Config]:
                     tokens=args.token or [DEFAULT_TOKEN],
                     credentials=[Credential(ak, sk) for ak, sk in zip(args.ak, args.sk)],
                     iam_users=users, region=args.region, iam_project_id=args.iam_project_id,
-                    seed=args.seed, verbose=args.verbose)
+                    seed=args.seed, verbose=args.verbose, quota=args.quota)
     return args, config
 
 
