@@ -62,6 +62,9 @@ build = {
   -- The command, wrapped by LuaRocks so it finds the tree's modules.
   install = {
     bin = { ["codearts-pipeline"] = "bin/codearts-pipeline" },
+    -- shell completion, under the rock's conf folder
+    conf = { ["bash-completion/completions/codearts-pipeline"] = "completion/codearts-pipeline.bash",
+      ["zsh/site-functions/_codearts-pipeline"] = "completion/_codearts-pipeline" },
   },
 }
 

@@ -1000,23 +1000,26 @@ local function load_options(ctx)
     end
   end
   local trace = options.verbose and tracer(ctx)
+  -- A signal ends a command at once; the watcher instead asks for it between
+  -- two steps of its work (its stop function), so it ends with its summary.
+  local function interrupted() return core.interrupted() and ctx.name ~= "watch" end
   loaded.on_event = function(event)
     -- After a signal no new request starts, but for the one that settles an
     -- unknown outcome (a retry or stop that failed on the way: the library
     -- reads the run next).
     if event.type == "response" then
       ctx.may_verify = (event.op == "retry" or event.op == "stop") and event.error ~= nil
-    elseif event.type == "request" and core.interrupted() then
+    elseif event.type == "request" and interrupted() then
       if not (ctx.may_verify and event.op == "detail") then error(INTERRUPTED, 0) end
       ctx.may_verify = false
     end
     if trace then trace(event) end
   end
   loaded.sleep = function(seconds)
-    if core.interrupted() then error(INTERRUPTED, 0) end
+    if interrupted() then error(INTERRUPTED, 0) end
     if not ctx.tty then
       ctx.sleep(seconds)
-      if core.interrupted() then error(INTERRUPTED, 0) end
+      if interrupted() then error(INTERRUPTED, 0) end
       return
     end
     -- On a terminal the live display keeps its clocks going while it waits.
@@ -1026,7 +1029,7 @@ local function load_options(ctx)
       ctx.sleep(slice)
       left = left - slice
       if ctx.display then ctx.display:tick() end
-      if core.interrupted() then error(INTERRUPTED, 0) end
+      if interrupted() then error(INTERRUPTED, 0) end
     until left <= 0
   end
   return loaded
