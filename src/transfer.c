@@ -452,6 +452,22 @@ static int header_line_is(const struct curl_slist *node, const char *name, size_
          line[2 + vlen] == '\0';
 }
 
+/* The header pair on top of the stack (name at -2, value at -1), checked:
+ * raises on a bad one.  Returns whether it is the Content-Type. */
+static int checked_header(lua_State *L, const char **name, size_t *nlen, const char **value,
+                          size_t *vlen) {
+  if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "bad header: names and values must be strings");
+  *name = lua_tolstring(L, -2, nlen);
+  *value = lua_tolstring(L, -1, vlen);
+  if (!is_header_name(*name, *nlen))
+    luaL_error(L, "bad header name '%s'", *name);
+  if (!pipeline_is_header_value(*value, *vlen))
+    luaL_error(L, "bad value for header '%s': control characters are "
+                  "not allowed", *name);
+  return *nlen == 12 && strncasecmp_ascii(*name, "content-type", 12) == 0;
+}
+
 /* Checks the headers of the table at index table, and tells whether
  * t->request_headers already holds exactly them (the same names and values
  * in the same order, with the same trailing lines): a client sends the same
@@ -468,16 +484,7 @@ static int request_headers_unchanged(lua_State *L, transfer *t, int table, int h
     while (lua_next(L, table) != 0) {
       size_t nlen, vlen;
       const char *name, *value;
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "bad header: names and values must be strings");
-      name = lua_tolstring(L, -2, &nlen);
-      value = lua_tolstring(L, -1, &vlen);
-      if (!is_header_name(name, nlen))
-        luaL_error(L, "bad header name '%s'", name);
-      if (!pipeline_is_header_value(value, vlen))
-        luaL_error(L, "bad value for header '%s': control characters are "
-                      "not allowed", name);
-      if (nlen == 12 && strncasecmp_ascii(name, "content-type", 12) == 0) content_type = 1;
+      if (checked_header(L, &name, &nlen, &value, &vlen)) content_type = 1;
       if (same && header_line_is(node, name, nlen, value, vlen))
         node = node->next;
       else
@@ -511,16 +518,7 @@ static void set_request_headers(lua_State *L, transfer *t, int table, int has_bo
     while (lua_next(L, table) != 0) {
       size_t nlen, vlen;
       const char *name, *value;
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "bad header: names and values must be strings");
-      name = lua_tolstring(L, -2, &nlen);
-      value = lua_tolstring(L, -1, &vlen);
-      if (!is_header_name(name, nlen))
-        luaL_error(L, "bad header name '%s'", name);
-      if (!pipeline_is_header_value(value, vlen))
-        luaL_error(L, "bad value for header '%s': control characters are "
-                      "not allowed", name);
-      if (nlen == 12 && strncasecmp_ascii(name, "content-type", 12) == 0) content_type = 1;
+      if (checked_header(L, &name, &nlen, &value, &vlen)) content_type = 1;
       /* "Name:" with no value would remove the header; "Name;" sends it empty */
       lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, value);
       if (!append_header(t, lua_tostring(L, -1)))

@@ -97,17 +97,6 @@ local function documented()
   return rows
 end
 
--- Every string of a value, deep, joined.
-local function all_text(value, seen)
-  seen = seen or {}
-  if type(value) ~= "table" then return tostring(value) end
-  if seen[value] then return "" end
-  seen[value] = true
-  local parts = {}
-  for k, v in pairs(value) do parts[#parts + 1] = all_text(k, seen) .. "=" .. all_text(v, seen) end
-  return table.concat(parts, "\n")
-end
-
 describe("fault matrix", function()
   local table_of = documented()
   local slowest = 0
@@ -132,8 +121,8 @@ describe("fault matrix", function()
       local code = results[2] == nil and results[4] or "ok"
       assert.equal(row[op], code, ("%s x %s: %s"):format(name, op, tostring(results[3])))
       assert.is_true(seconds < BOUND, ("%s x %s took %.1f s"):format(name, op, seconds))
-      support.lacks(all_text(results), CANARY, ("%s x %s: the results"):format(name, op))
-      support.lacks(all_text(events), CANARY, ("%s x %s: the events"):format(name, op))
+      support.lacks(support.all_text(results), CANARY, ("%s x %s: the results"):format(name, op))
+      support.lacks(support.all_text(events), CANARY, ("%s x %s: the events"):format(name, op))
     end
   end
 

@@ -26,16 +26,6 @@ local function collected_log(iterator)
   return true
 end
 
-local function all_text(value, seen)
-  seen = seen or {}
-  if type(value) ~= "table" then return tostring(value) end
-  if seen[value] then return "" end
-  seen[value] = true
-  local parts = {}
-  for k, v in pairs(value) do parts[#parts + 1] = all_text(k, seen) .. "=" .. all_text(v, seen) end
-  return table.concat(parts, "\n")
-end
-
 describe("random calls against random answers", function()
   local server = hostile_server.fixture()
 
@@ -134,7 +124,7 @@ describe("random calls against random answers", function()
         assert.matches("bad argument", tostring(result[2]), 1, true)
         misuse_raised = misuse_raised + 1
       end
-      local text = all_text(result) .. all_text(events)
+      local text = support.all_text(result) .. support.all_text(events)
       support.lacks(text, CANARY, what)
       support.lacks(text, CANARY_SK, what)
       assert.is_nil(text:find("Signature=%x%x%x%x"), what .. ": a signature was shown")

@@ -20,19 +20,8 @@ local RUN = { id = R, status = "COMPLETED", name = "n", run_number = 1, start_ti
   end_time = 1764500060000, stages = { { name = "Build", status = "COMPLETED",
     jobs = { { name = "compile", status = "COMPLETED", message = "" } } } } }
 
--- Every string of a value (a table's keys and values, deep), joined.
-local function all_text(value, seen)
-  seen = seen or {}
-  if type(value) ~= "table" then return tostring(value) end
-  if seen[value] then return "" end
-  seen[value] = true
-  local parts = {}
-  for k, v in pairs(value) do parts[#parts + 1] = all_text(k, seen) .. "=" .. all_text(v, seen) end
-  return table.concat(parts, "\n")
-end
-
 local function assert_clean(value, what)
-  local text = all_text(value)
+  local text = support.all_text(value)
   for _, secret in ipairs({ CANARY, CANARY_SK, CANARY_STS, CANARY_PASSWORD }) do
     support.lacks(text, secret, what)
   end

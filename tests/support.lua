@@ -164,6 +164,20 @@ end
 ------------------------------------------------------------ text
 
 --- Asserts text is a string holding fragment (plain text).
+--- Every string of a value, deep (keys and values, cycles cut), joined:
+-- what to search for a secret that must appear nowhere.
+function support.all_text(value, seen)
+  seen = seen or {}
+  if type(value) ~= "table" then return tostring(value) end
+  if seen[value] then return "" end
+  seen[value] = true
+  local parts = {}
+  for k, v in pairs(value) do
+    parts[#parts + 1] = support.all_text(k, seen) .. "=" .. support.all_text(v, seen)
+  end
+  return table.concat(parts, "\n")
+end
+
 function support.contains(text, fragment)
   assert(type(text) == "string", "expected a string, got " .. type(text))
   assert(text:find(fragment, 1, true), ("expected %q in %q"):format(fragment, text))
