@@ -400,8 +400,10 @@ describe("hardening (issue 12)", function()
     end)
 
     it("string work that stays under the memory limit hits the time bound", function()
+      -- (Lua 5.1, which collects no garbage when an allocation fails, may
+      -- reach the memory limit first)
       refused(chunk('local s = ("x"):rep(4000000)\nfor i = 1, 1e9 do local t = s .. i end\nreturn { profiles = {} }\n'),
-        "took too long")
+        _VERSION == "Lua 5.1" and { "took too long", "too much memory" } or "took too long")
     end)
 
     it("1.5M profiles hit the memory limit; 1001 the profile bound", function()
