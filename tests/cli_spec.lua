@@ -78,11 +78,7 @@ describe("codearts-pipeline", function()
     return result, document
   end
 
-  local function lines_of(text)
-    local lines = {}
-    for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
-    return lines
-  end
+  local lines_of = support.lines
 
   ------------------------------------------------------------ help
 
@@ -850,13 +846,7 @@ describe("codearts-pipeline", function()
   ------------------------------------------------------------ in-process
 
   describe("cli.main in-process", function()
-    local function buffer()
-      local parts = {}
-      return { write = function(self, ...)
-        for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
-        return self
-      end, text = function() return table.concat(parts) end }
-    end
+    local buffer = support.buffer
 
     local function main(args, options)
       options = options or {}

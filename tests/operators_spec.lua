@@ -15,17 +15,7 @@ local RUN_A = ("a"):rep(32) -- the seed's FAILED run whose run-tests log has 2,5
 local RUN_B = ("b"):rep(32) -- the seed's COMPLETED run, with two artifacts
 local DEPLOY = "abcdef0123456789abcdef0123456789" -- the seed's second pipeline (latest run COMPLETED)
 
-local function buffer()
-  local parts = {}
-  return { write = function(self, ...) for _, s in ipairs({ ... }) do parts[#parts + 1] = tostring(s) end
-    return self end, text = function() return table.concat(parts) end }
-end
-
-local function lines_of(text)
-  local lines = {}
-  for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
-  return lines
-end
+local buffer, lines_of = support.buffer, support.lines
 
 describe("on call", function()
   local sim = simulator.fixture({ "--seed", "--token", TOKEN })

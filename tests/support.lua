@@ -164,6 +164,23 @@ end
 ------------------------------------------------------------ text
 
 --- Asserts text is a string holding fragment (plain text).
+--- The non-empty lines of text, in order.
+function support.lines(text)
+  local lines = {}
+  for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  return lines
+end
+
+--- A stand-in for a file written to: write(...) keeps what it is given,
+-- text() returns it all.
+function support.buffer()
+  local parts = {}
+  return { write = function(self, ...)
+    for i = 1, select("#", ...) do parts[#parts + 1] = tostring((select(i, ...))) end
+    return self
+  end, text = function() return table.concat(parts) end }
+end
+
 --- Every string of a value, deep (keys and values, cycles cut), joined:
 -- what to search for a secret that must appear nowhere.
 function support.all_text(value, seen)
