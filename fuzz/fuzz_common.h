@@ -16,13 +16,12 @@
 
 /* A finding: the harness's rule is broken.  abort() makes libFuzzer keep the
  * input as a crash artifact. */
-#define FUZZ_CHECK(cond, what)                                        \
-  do {                                                                \
-    if (!(cond)) {                                                    \
-      fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", (what),      \
-              __FILE__, __LINE__);                                    \
-      abort();                                                        \
-    }                                                                 \
+#define FUZZ_CHECK(cond, what)                                                                     \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", (what), __FILE__, __LINE__);              \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 /* One Lua state for the whole run, with pipeline.core at the top of its

@@ -31,14 +31,16 @@ static void check_table(lua_State *L) {
     FUZZ_CHECK(nlen > 0, "a name is not empty");
     for (i = 0; i < nlen; i++) {
       FUZZ_CHECK(!(name[i] >= 'A' && name[i] <= 'Z'), "a name is lower-case");
-      FUZZ_CHECK(name[i] != ':' && name[i] != '\n' && name[i] != '\0', "a name holds no colon, LF or NUL");
+      FUZZ_CHECK(name[i] != ':' && name[i] != '\n' && name[i] != '\0',
+                 "a name holds no colon, LF or NUL");
     }
     for (i = 0; i < vlen; i++)
       FUZZ_CHECK(value[i] != '\n' && value[i] != '\0', "a value holds no LF or NUL");
     if (vlen > 0) {
       FUZZ_CHECK(value[0] != ' ' && value[0] != '\t', "a value starts trimmed");
       /* trimmed too, but for the ", " joining an empty repeat */
-      FUZZ_CHECK(value[vlen - 1] != '\t' && (value[vlen - 1] != ' ' || (vlen >= 2 && value[vlen - 2] == ',')),
+      FUZZ_CHECK(value[vlen - 1] != '\t' &&
+                     (value[vlen - 1] != ' ' || (vlen >= 2 && value[vlen - 2] == ',')),
                  "a value ends trimmed");
     }
     lua_pop(L, 1);

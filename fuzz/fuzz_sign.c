@@ -41,8 +41,8 @@ static int canonically_encoded(const char *s, size_t n, const char *extra) {
   for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '%') {
-      if (n - i < 3 || !strchr("0123456789ABCDEF", s[i + 1]) || !strchr("0123456789ABCDEF", s[i + 2]) ||
-          s[i + 1] == '\0' || s[i + 2] == '\0')
+      if (n - i < 3 || !strchr("0123456789ABCDEF", s[i + 1]) ||
+          !strchr("0123456789ABCDEF", s[i + 2]) || s[i + 1] == '\0' || s[i + 2] == '\0')
         return 0;
       i += 2;
     } else if (!is_unreserved(c) && (c == '\0' || !strchr(extra, c))) {
@@ -65,7 +65,8 @@ static int next_line(const char **p, const char *end, const char **line, size_t 
 
 /* Checks the canonical request (index c), string to sign (c + 1) and signed
  * headers (c + 2) for the method and date given. */
-static void check_canonical(lua_State *L, int c, const char *method, size_t method_len, const char *date) {
+static void check_canonical(lua_State *L, int c, const char *method, size_t method_len,
+                            const char *date) {
   size_t clen, tlen, slen, len, i, nsigned = 1;
   const char *canonical = lua_tolstring(L, c, &clen);
   const char *to_sign = lua_tolstring(L, c + 1, &tlen);
@@ -79,7 +80,8 @@ static void check_canonical(lua_State *L, int c, const char *method, size_t meth
   FUZZ_CHECK(next_line(&p, end, &line, &len) && len == method_len, "line 1 is the method");
   for (i = 0; i < len; i++) {
     unsigned char m = (unsigned char)method[i];
-    FUZZ_CHECK((unsigned char)line[i] == ((m >= 'a' && m <= 'z') ? m - 'a' + 'A' : m), "the method upper-cased");
+    FUZZ_CHECK((unsigned char)line[i] == ((m >= 'a' && m <= 'z') ? m - 'a' + 'A' : m),
+               "the method upper-cased");
   }
   FUZZ_CHECK(next_line(&p, end, &line, &len) && len >= 1 && line[0] == '/' && line[len - 1] == '/',
              "line 2 is a path from / to /");
@@ -90,7 +92,8 @@ static void check_canonical(lua_State *L, int c, const char *method, size_t meth
   /* the signed header names: sorted, distinct, lower-case, with host,
    * x-sdk-date and the security token among them */
   for (i = 0; i < slen; i++) {
-    FUZZ_CHECK(!(signed_headers[i] >= 'A' && signed_headers[i] <= 'Z'), "signed names are lower-case");
+    FUZZ_CHECK(!(signed_headers[i] >= 'A' && signed_headers[i] <= 'Z'),
+               "signed names are lower-case");
     if (signed_headers[i] == ';') nsigned++;
   }
   lua_pushfstring(L, ";%s;", signed_headers);
@@ -119,27 +122,32 @@ static void check_canonical(lua_State *L, int c, const char *method, size_t meth
     name += nlen + 1;
   }
   FUZZ_CHECK(next_line(&p, end, &line, &len) && len == 0, "an empty line after the headers");
-  FUZZ_CHECK(next_line(&p, end, &line, &len) && len == slen && memcmp(line, signed_headers, slen) == 0,
+  FUZZ_CHECK(next_line(&p, end, &line, &len) && len == slen &&
+                 memcmp(line, signed_headers, slen) == 0,
              "then the signed names");
   FUZZ_CHECK(next_line(&p, end, &line, &len) && len > 0 && p == end, "then the payload hash, last");
 
-  FUZZ_CHECK(EVP_Digest(canonical, clen, md, &md_len, EVP_sha256(), NULL) && md_len == 32, "sha256");
+  FUZZ_CHECK(EVP_Digest(canonical, clen, md, &md_len, EVP_sha256(), NULL) && md_len == 32,
+             "sha256");
   hex(md, md_len, md_hex);
   snprintf(expected, sizeof expected, "SDK-HMAC-SHA256\n%s\n%s", date, md_hex);
   FUZZ_CHECK(tlen == strlen(expected) && memcmp(to_sign, expected, tlen) == 0,
              "the string to sign hashes the canonical request");
 }
 
-static void check_authorization(lua_State *L, int t, const char *to_sign, size_t tlen, const char *signed_headers) {
+static void check_authorization(lua_State *L, int t, const char *to_sign, size_t tlen,
+                                const char *signed_headers) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
   char mac_hex[2 * EVP_MAX_MD_SIZE + 1];
-  FUZZ_CHECK(HMAC(EVP_sha256(), SK, (int)strlen(SK), (const unsigned char *)to_sign, tlen, mac, &mac_len) &&
+  FUZZ_CHECK(HMAC(EVP_sha256(), SK, (int)strlen(SK), (const unsigned char *)to_sign, tlen, mac,
+                  &mac_len) &&
                  mac_len == 32,
              "hmac");
   hex(mac, mac_len, mac_hex);
   lua_getfield(L, t, "Authorization");
-  lua_pushfstring(L, "SDK-HMAC-SHA256 Access=" AK ", SignedHeaders=%s, Signature=%s", signed_headers, mac_hex);
+  lua_pushfstring(L, "SDK-HMAC-SHA256 Access=" AK ", SignedHeaders=%s, Signature=%s",
+                  signed_headers, mac_hex);
   FUZZ_CHECK(lua_rawequal(L, -1, -2), "Authorization is the HMAC of the string to sign");
   lua_pop(L, 2);
 }

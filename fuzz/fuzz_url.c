@@ -32,11 +32,14 @@ static void check_accepted(const char *url, size_t len, int allow_http, int base
     FUZZ_CHECK((c >= 0x20 || c == '\t') && c != 0x7f, "an accepted URL holds no control character");
   }
   FUZZ_CHECK(curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK, "libcurl parses an accepted URL");
-  FUZZ_CHECK(curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK, "an accepted URL has a scheme");
-  FUZZ_CHECK(strcmp(scheme, "https") == 0 || strcmp(scheme, "http") == 0, "an accepted URL is http(s)");
+  FUZZ_CHECK(curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK,
+             "an accepted URL has a scheme");
+  FUZZ_CHECK(strcmp(scheme, "https") == 0 || strcmp(scheme, "http") == 0,
+             "an accepted URL is http(s)");
   FUZZ_CHECK(curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK, "an accepted URL has a host");
   FUZZ_CHECK(curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_OK, "an accepted URL has no user");
-  FUZZ_CHECK(curl_url_get(u, CURLUPART_PASSWORD, &password, 0) != CURLUE_OK, "an accepted URL has no password");
+  FUZZ_CHECK(curl_url_get(u, CURLUPART_PASSWORD, &password, 0) != CURLUE_OK,
+             "an accepted URL has no password");
   if (strcmp(scheme, "http") == 0 && !allow_http)
     FUZZ_CHECK(loopback_host(host), "plain http only to loopback");
   if (base) FUZZ_CHECK(strpbrk(url, "?#") == NULL, "a base URL has no query or fragment");

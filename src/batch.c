@@ -28,7 +28,7 @@ typedef struct {
   int capacity, in_flight;
   lua_Integer next_id;
   struct batch_sockets *sockets; /* socket mode (see the end of this file), or NULL */
-  pipeline_transfer slots[1]; /* capacity of them: the userdata is sized so */
+  pipeline_transfer slots[1];    /* capacity of them: the userdata is sized so */
 } batch;
 
 static void sockets_free(batch *b);
@@ -73,10 +73,8 @@ int pipeline_batch_new(lua_State *L) {
     lua_getfield(L, opts, "concurrency");
     if (!lua_isnil(L, -1)) {
       lua_Number n = lua_tonumber(L, -1);
-      if (lua_type(L, -1) != LUA_TNUMBER || n != (lua_Number)(int)n || n < 1 ||
-          n > MAX_CONCURRENCY)
-        luaL_error(L, "option 'concurrency' must be a whole number from 1 to %d",
-                   MAX_CONCURRENCY);
+      if (lua_type(L, -1) != LUA_TNUMBER || n != (lua_Number)(int)n || n < 1 || n > MAX_CONCURRENCY)
+        luaL_error(L, "option 'concurrency' must be a whole number from 1 to %d", MAX_CONCURRENCY);
       capacity = (int)n;
     }
     lua_pop(L, 1);
@@ -229,17 +227,21 @@ static int batch_is_closed(lua_State *L) {
 }
 
 void pipeline_batch_register(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"add", batch_add},           {"step", batch_step},
-      {"pending", batch_pending},   {"capacity", batch_capacity},
-      {"timeout", batch_timeout},   {"close", batch_close},
-      {"is_closed", batch_is_closed}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"add", batch_add},
+                                     {"step", batch_step},
+                                     {"pending", batch_pending},
+                                     {"capacity", batch_capacity},
+                                     {"timeout", batch_timeout},
+                                     {"close", batch_close},
+                                     {"is_closed", batch_is_closed},
+                                     {NULL, NULL}};
   static const luaL_Reg meta[] = {
-      {"__gc", batch_close},
+    {"__gc", batch_close},
 #if LUA_VERSION_NUM >= 504
-      {"__close", batch_close},
+    {"__close", batch_close},
 #endif
-      {NULL, NULL}};
+    {NULL, NULL}
+  };
   luaL_newmetatable(L, PIPELINE_BATCH_TYPE);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
@@ -377,10 +379,18 @@ static int batch_changes(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)s->changes[i].fd);
     lua_rawseti(L, -2, (int)(2 * i + 1));
     switch (s->changes[i].what) {
-      case CURL_POLL_IN: lua_pushliteral(L, "r"); break;
-      case CURL_POLL_OUT: lua_pushliteral(L, "w"); break;
-      case CURL_POLL_INOUT: lua_pushliteral(L, "rw"); break;
-      default: lua_pushboolean(L, 0); break;
+      case CURL_POLL_IN:
+        lua_pushliteral(L, "r");
+        break;
+      case CURL_POLL_OUT:
+        lua_pushliteral(L, "w");
+        break;
+      case CURL_POLL_INOUT:
+        lua_pushliteral(L, "rw");
+        break;
+      default:
+        lua_pushboolean(L, 0);
+        break;
     }
     lua_rawseti(L, -2, (int)(2 * i + 2));
   }

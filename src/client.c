@@ -81,18 +81,18 @@ int pipeline_client_request(lua_State *L) {
 }
 
 void pipeline_client_register(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"request", pipeline_client_request},
-      {"close", pipeline_client_close},
-      {"is_closed", client_is_closed},
-      {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"request", pipeline_client_request},
+                                     {"close", pipeline_client_close},
+                                     {"is_closed", client_is_closed},
+                                     {NULL, NULL}};
   static const luaL_Reg meta[] = {
-      {"__gc", pipeline_client_close},
+    {"__gc", pipeline_client_close},
 #if LUA_VERSION_NUM >= 504
-      {"__close", pipeline_client_close},
+    {"__close", pipeline_client_close},
 #endif
-      {"__tostring", client_tostring},
-      {NULL, NULL}};
+    {"__tostring", client_tostring},
+    {NULL, NULL}
+  };
   luaL_newmetatable(L, PIPELINE_CLIENT_TYPE);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);

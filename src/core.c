@@ -34,8 +34,11 @@ static void check_id_arg(lua_State *L, int arg, const char *name) {
   size_t len;
   const char *s = luaL_checklstring(L, arg, &len);
   if (!pipeline_is_id(s, len))
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be 32 ASCII letters or "
-                                             "digits", name));
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L,
+                                  "%s must be 32 ASCII letters or "
+                                  "digits",
+                                  name));
 }
 
 static void check_token_arg(lua_State *L, int arg) {
@@ -212,8 +215,7 @@ static void push_lua_field(lua_State *L, const char *module, const char *field) 
 /* Calls require("pipeline.errors").settle(op, expect, {secret}, ...) on the
  * n values on top of the stack and returns its results: the meaning of an
  * answer is policy, kept in Lua, in one place for every operation. */
-static int settle(lua_State *L, const char *op, const char *expect,
-                  int secret, int n) {
+static int settle(lua_State *L, const char *op, const char *expect, int secret, int n) {
   int base = lua_gettop(L) - n;
   push_lua_field(L, "pipeline.errors", "settle");
   lua_pushstring(L, op);
@@ -316,8 +318,8 @@ static int core_retry(lua_State *L) {
     return config_failure(L);
   }
   lua_pushlstring(L, endpoint, elen);
-  lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry",
-                  lua_tostring(L, 1), lua_tostring(L, 2), lua_tostring(L, 3));
+  lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry", lua_tostring(L, 1),
+                  lua_tostring(L, 2), lua_tostring(L, 3));
   lua_concat(L, 2);
   url = lua_gettop(L);
   /* the path appended has no query or fragment: any comes from the endpoint */
@@ -359,30 +361,28 @@ static int core_retry(lua_State *L) {
 PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L);
 
 PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
-  static const luaL_Reg functions[] = {
-      {"client", pipeline_client_new},
-      {"batch", pipeline_batch_new},
-      {"retry", core_retry},
-      {"sign", pipeline_sign},
-      {"sign_canonical", pipeline_sign_canonical},
-      {"is_id", core_is_id},
-      {"is_header_value", core_is_header_value},
-      {"file_mode", core_file_mode},
-      {"read_file", pipeline_read_file},
-      {"run_config", pipeline_run_config},
-      {"check_url", core_check_url},
-      {"sleep", core_sleep},
-      {"catch_signals", core_catch_signals},
-      {"release_signals", core_release_signals},
-      {"interrupted", core_interrupted},
-      {"caught_signal", core_caught_signal},
-      {"monotonic", core_monotonic},
-      {"isatty", core_isatty},
-      {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"client", pipeline_client_new},
+                                       {"batch", pipeline_batch_new},
+                                       {"retry", core_retry},
+                                       {"sign", pipeline_sign},
+                                       {"sign_canonical", pipeline_sign_canonical},
+                                       {"is_id", core_is_id},
+                                       {"is_header_value", core_is_header_value},
+                                       {"file_mode", core_file_mode},
+                                       {"read_file", pipeline_read_file},
+                                       {"run_config", pipeline_run_config},
+                                       {"check_url", core_check_url},
+                                       {"sleep", core_sleep},
+                                       {"catch_signals", core_catch_signals},
+                                       {"release_signals", core_release_signals},
+                                       {"interrupted", core_interrupted},
+                                       {"caught_signal", core_caught_signal},
+                                       {"monotonic", core_monotonic},
+                                       {"isatty", core_isatty},
+                                       {NULL, NULL}};
   pthread_once(&curl_once, init_curl);
   if (curl_init_result != CURLE_OK)
-    return luaL_error(L, "libcurl initialisation failed: %s",
-                      curl_easy_strerror(curl_init_result));
+    return luaL_error(L, "libcurl initialisation failed: %s", curl_easy_strerror(curl_init_result));
   pipeline_client_register(L);
   pipeline_batch_register(L);
   luaL_newlib(L, functions);

@@ -40,7 +40,7 @@
 
 typedef struct {
   size_t used, limit;
-  int counted;      /* the allocator is ours (not a fallback state's) */
+  int counted; /* the allocator is ours (not a fallback state's) */
   long instructions, every;
   double started;
   const char *stop; /* why the hook stopped the chunk */
@@ -89,8 +89,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 
 /* Runs in the sandbox state: gives strings their safe methods only. */
 static int open_safe_strings(lua_State *L) {
-  static const char *const kept[] = {"rep", "sub", "upper", "lower", "len", "byte",
-                                     "char", "reverse", "format", NULL};
+  static const char *const kept[] = {"rep",  "sub",  "upper",   "lower",  "len",
+                                     "byte", "char", "reverse", "format", NULL};
   int i, lib;
 #if LUA_VERSION_NUM >= 502
   luaL_requiref(L, "string", luaopen_string, 0);
@@ -235,7 +235,8 @@ int pipeline_run_config(lua_State *L) {
     lua_pushliteral(L, "run");
     /* (a refused allocation may have succeeded after an emergency
      * collection: only the status tells a memory error) */
-    const char *message = lua_type(S, -1) == LUA_TSTRING ? lua_tostring(S, -1) : "an error that is not a string";
+    const char *message =
+        lua_type(S, -1) == LUA_TSTRING ? lua_tostring(S, -1) : "an error that is not a string";
     /* (Lua 5.3's string.rep says "not enough memory for buffer allocation"
      * in an ordinary error) */
     if (b.stop == NULL && (status == LUA_ERRMEM || strstr(message, "not enough memory") != NULL))

@@ -33,8 +33,8 @@ typedef pipeline_buffer buffer;
 typedef pipeline_transfer transfer;
 
 const char *const pipeline_transport_option_names[] = {
-    "timeout", "connect_timeout", "max_response_size", "ca_file", "ca_path",
-    "insecure", "proxy", "allow_http", "user_agent", NULL};
+    "timeout",  "connect_timeout", "max_response_size", "ca_file",    "ca_path",
+    "insecure", "proxy",           "allow_http",        "user_agent", NULL};
 
 /* ---------------------------------------------------------------- checks */
 
@@ -43,9 +43,7 @@ int pipeline_is_id(const char *s, size_t len) {
   if (len != 32) return 0;
   for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-          (c >= 'A' && c <= 'Z')))
-      return 0;
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) return 0;
   }
   return 1;
 }
@@ -83,8 +81,7 @@ static int strncasecmp_ascii(const char *a, const char *b, size_t n) {
 }
 
 static int is_loopback(const char *host) {
-  if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-      strcmp(host, "::1") == 0)
+  if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
     return 1;
   /* 127.0.0.0/8 as a dotted quad: four decimal numbers up to 255 without
    * leading zeros (libcurl writes any other form of an address so).
@@ -194,8 +191,8 @@ static size_t on_header(char *data, size_t size, size_t count, void *ud) {
 
 /* libcurl's progress callback, called at least once a second while a
  * transfer runs: a signal caught since the request started aborts it. */
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
-                       curl_off_t ultotal, curl_off_t ulnow) {
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
   transfer *t = ud;
   (void)dltotal;
   (void)dlnow;
@@ -213,8 +210,8 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
  * silent re-send it makes when a reused connection turns out to be dead.
  * A request that must not reach the server twice aborts that second send;
  * its outcome is then unknown and the caller must find it out. */
-static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip,
-                     int conn_primary_port, int conn_local_port) {
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port) {
   transfer *t = ud;
   (void)conn_primary_ip;
   (void)conn_local_ip;
@@ -269,8 +266,7 @@ static void check_option_names(lua_State *L, int opts, pipeline_other_option oth
     const char *name;
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "bad option key (a %s): option names are strings",
-                 luaL_typename(L, -1));
+      luaL_error(L, "bad option key (a %s): option names are strings", luaL_typename(L, -1));
     name = lua_tostring(L, -1);
     for (i = 0; pipeline_transport_option_names[i]; i++)
       if (strcmp(name, pipeline_transport_option_names[i]) == 0) known = 1;
@@ -286,8 +282,7 @@ static const char *string_option(lua_State *L, int opts, const char *name) {
   if (!lua_isnil(L, -1)) {
     size_t len;
     if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "option '%s' must be a string (got %s)", name,
-                 luaL_typename(L, -1));
+      luaL_error(L, "option '%s' must be a string (got %s)", name, luaL_typename(L, -1));
     s = lua_tolstring(L, -1, &len);
     if (!pipeline_is_header_value(s, len) || strlen(s) != len)
       luaL_error(L, "option '%s' holds a control character", name);
@@ -302,8 +297,7 @@ static int boolean_option(lua_State *L, int opts, const char *name) {
   lua_getfield(L, opts, name);
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TBOOLEAN)
-      luaL_error(L, "option '%s' must be a boolean (got %s)", name,
-                 luaL_typename(L, -1));
+      luaL_error(L, "option '%s' must be a boolean (got %s)", name, luaL_typename(L, -1));
     value = lua_toboolean(L, -1);
   }
   lua_pop(L, 1);
@@ -311,19 +305,16 @@ static int boolean_option(lua_State *L, int opts, const char *name) {
 }
 
 /* A positive number option, scaled (seconds to milliseconds, say). */
-static long number_option(lua_State *L, int opts, const char *name,
-                          double scale, long fallback) {
+static long number_option(lua_State *L, int opts, const char *name, double scale, long fallback) {
   long value = fallback;
   if (opts == 0) return fallback;
   lua_getfield(L, opts, name);
   if (!lua_isnil(L, -1)) {
     double n;
     if (lua_type(L, -1) != LUA_TNUMBER)
-      luaL_error(L, "option '%s' must be a number (got %s)", name,
-                 luaL_typename(L, -1));
+      luaL_error(L, "option '%s' must be a number (got %s)", name, luaL_typename(L, -1));
     n = lua_tonumber(L, -1) * scale;
-    if (!(n >= 1 && n <= 2147483647.0))
-      luaL_error(L, "option '%s' is out of range", name);
+    if (!(n >= 1 && n <= 2147483647.0)) luaL_error(L, "option '%s' is out of range", name);
     value = (long)n;
   }
   lua_pop(L, 1);
@@ -334,10 +325,9 @@ void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_opti
                                      pipeline_transport_options *o) {
   if (opts) check_option_names(L, opts, other);
   o->timeout_ms = number_option(L, opts, "timeout", 1000, PIPELINE_DEFAULT_TIMEOUT_MS);
-  o->connect_timeout_ms = number_option(L, opts, "connect_timeout", 1000,
-                                        PIPELINE_DEFAULT_CONNECT_TIMEOUT_MS);
-  o->max_response = number_option(L, opts, "max_response_size", 1,
-                                   DEFAULT_MAX_RESPONSE);
+  o->connect_timeout_ms =
+      number_option(L, opts, "connect_timeout", 1000, PIPELINE_DEFAULT_CONNECT_TIMEOUT_MS);
+  o->max_response = number_option(L, opts, "max_response_size", 1, DEFAULT_MAX_RESPONSE);
   o->ca_file = string_option(L, opts, "ca_file");
   o->ca_path = string_option(L, opts, "ca_path");
   o->proxy = string_option(L, opts, "proxy");
@@ -346,14 +336,13 @@ void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_opti
   o->allow_http = boolean_option(L, opts, "allow_http");
 }
 
-#define SETOPT(t, opt, value)                                   \
-  do {                                                          \
-    if (curl_easy_setopt((t)->easy, opt, value) != CURLE_OK)    \
-      luaL_error(L, "libcurl refused option %s", #opt);         \
+#define SETOPT(t, opt, value)                                                                      \
+  do {                                                                                             \
+    if (curl_easy_setopt((t)->easy, opt, value) != CURLE_OK)                                       \
+      luaL_error(L, "libcurl refused option %s", #opt);                                            \
   } while (0)
 
-void pipeline_transfer_open(lua_State *L, transfer *t,
-                            const pipeline_transport_options *o) {
+void pipeline_transfer_open(lua_State *L, transfer *t, const pipeline_transport_options *o) {
   t->allow_http = o->allow_http;
   t->timeout_ms = o->timeout_ms;
   t->body.limit = (size_t)o->max_response;
@@ -407,9 +396,8 @@ void pipeline_transfer_open(lua_State *L, transfer *t,
   if (o->user_agent) {
     SETOPT(t, CURLOPT_USERAGENT, o->user_agent);
   } else {
-    lua_pushfstring(L, "codearts-pipeline-lua/%s libcurl/%s %s",
-                    PIPELINE_VERSION, curl_version_info(CURLVERSION_NOW)->version,
-                    LUA_VERSION);
+    lua_pushfstring(L, "codearts-pipeline-lua/%s libcurl/%s %s", PIPELINE_VERSION,
+                    curl_version_info(CURLVERSION_NOW)->version, LUA_VERSION);
     SETOPT(t, CURLOPT_USERAGENT, lua_tostring(L, -1)); /* libcurl copies it */
     lua_pop(L, 1);
   }
@@ -460,11 +448,12 @@ static int checked_header(lua_State *L, const char **name, size_t *nlen, const c
     luaL_error(L, "bad header: names and values must be strings");
   *name = lua_tolstring(L, -2, nlen);
   *value = lua_tolstring(L, -1, vlen);
-  if (!is_header_name(*name, *nlen))
-    luaL_error(L, "bad header name '%s'", *name);
+  if (!is_header_name(*name, *nlen)) luaL_error(L, "bad header name '%s'", *name);
   if (!pipeline_is_header_value(*value, *vlen))
-    luaL_error(L, "bad value for header '%s': control characters are "
-                  "not allowed", *name);
+    luaL_error(L,
+               "bad value for header '%s': control characters are "
+               "not allowed",
+               *name);
   return *nlen == 12 && strncasecmp_ascii(*name, "content-type", 12) == 0;
 }
 
@@ -476,8 +465,8 @@ static int checked_header(lua_State *L, const char **name, size_t *nlen, const c
 static int request_headers_unchanged(lua_State *L, transfer *t, int table, int has_body,
                                      int has_content) {
   const struct curl_slist *node = t->request_headers;
-  int same = node != NULL && t->headers_have_body == has_body &&
-             t->headers_have_content == has_content;
+  int same =
+      node != NULL && t->headers_have_body == has_body && t->headers_have_content == has_content;
   int content_type = 0;
   if (table) {
     lua_pushnil(L);
@@ -493,10 +482,16 @@ static int request_headers_unchanged(lua_State *L, transfer *t, int table, int h
     }
   }
   if (same && has_content) {
-    if (node && strcmp(node->data, "Expect:") == 0) node = node->next; else same = 0;
+    if (node && strcmp(node->data, "Expect:") == 0)
+      node = node->next;
+    else
+      same = 0;
   }
   if (same && has_body && !content_type) {
-    if (node && strcmp(node->data, "Content-Type:") == 0) node = node->next; else same = 0;
+    if (node && strcmp(node->data, "Content-Type:") == 0)
+      node = node->next;
+    else
+      same = 0;
   }
   return same && node == NULL;
 }
@@ -521,14 +516,12 @@ static void set_request_headers(lua_State *L, transfer *t, int table, int has_bo
       if (checked_header(L, &name, &nlen, &value, &vlen)) content_type = 1;
       /* "Name:" with no value would remove the header; "Name;" sends it empty */
       lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, value);
-      if (!append_header(t, lua_tostring(L, -1)))
-        luaL_error(L, "not enough memory");
+      if (!append_header(t, lua_tostring(L, -1))) luaL_error(L, "not enough memory");
       lua_pop(L, 2);
     }
   }
   /* A body is sent at once: waiting for 100 Continue only costs a round trip. */
-  if (has_content && !append_header(t, "Expect:"))
-    luaL_error(L, "not enough memory");
+  if (has_content && !append_header(t, "Expect:")) luaL_error(L, "not enough memory");
   /* Without a Content-Type of the caller's, libcurl would claim a form. */
   if (has_body && !content_type && !append_header(t, "Content-Type:"))
     luaL_error(L, "not enough memory");
@@ -569,8 +562,7 @@ static const char *url_refusal(transfer *t, const char *url) {
   return refusal;
 }
 
-static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH",
-                                      NULL};
+static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", NULL};
 
 static const char *transport_kind(transfer *t, CURLcode rc) {
   switch (rc) {
@@ -599,8 +591,7 @@ static const char *transport_kind(transfer *t, CURLcode rc) {
     case CURLE_BAD_CONTENT_ENCODING:
       return "protocol";
     case CURLE_WRITE_ERROR:
-      return (t->body.overflowed || t->headers.overflowed) ? "protocol"
-                                                            : "network";
+      return (t->body.overflowed || t->headers.overflowed) ? "protocol" : "network";
     default:
       return "network";
   }
@@ -621,11 +612,9 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
   lua_pushnil(L);
   lua_pushstring(L, transport_kind(t, rc));
   if (rc == CURLE_FILESIZE_EXCEEDED || t->body.overflowed)
-    lua_pushfstring(L, "response body is larger than the limit of %d bytes",
-                    (int)t->body.limit);
+    lua_pushfstring(L, "response body is larger than the limit of %d bytes", (int)t->body.limit);
   else if (t->headers.overflowed)
-    lua_pushfstring(L, "response headers are larger than %d bytes",
-                    MAX_HEADER_BYTES);
+    lua_pushfstring(L, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
   else if (rc == CURLE_OUT_OF_MEMORY)
     lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
                        "header line over 100 KiB does this)");
@@ -706,10 +695,9 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   if (strlen(url) != url_len || !pipeline_is_header_value(url, url_len))
     luaL_argerror(L, first + 1, "URL holds a control character");
   refusal = url_refusal(t, url);
-  if (refusal)
-    luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
-  has_body = body != NULL || strcmp(method, "POST") == 0 ||
-             strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
+  if (refusal) luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
+  has_body = body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+             strcmp(method, "PATCH") == 0;
   set_request_headers(L, t, headers, has_body, body_len > 0);
   timeout_ms = t->timeout_ms;
   if (!lua_isnoneornil(L, first + 5)) {

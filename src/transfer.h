@@ -41,17 +41,17 @@ void pipeline_share_retain(pipeline_share *s);
 void pipeline_share_release(pipeline_share *s);
 
 typedef struct {
-  CURL *easy; /* NULL once closed */
+  CURL *easy;            /* NULL once closed */
   pipeline_share *share; /* counted once for this transfer, or NULL */
   struct curl_slist *request_headers;
   pipeline_buffer body, headers;
   char error[CURL_ERROR_SIZE];
   int allow_http;
-  int sends;       /* how many times libcurl started to send this request */
-  int single_send; /* abort a second (silent) send of this request */
-  int busy;        /* added to a multi handle and not finished */
-  long timeout_ms; /* the client's timeout for a whole request */
-  lua_Integer id;  /* the batch's id of the request in progress */
+  int sends;                /* how many times libcurl started to send this request */
+  int single_send;          /* abort a second (silent) send of this request */
+  int busy;                 /* added to a multi handle and not finished */
+  long timeout_ms;          /* the client's timeout for a whole request */
+  lua_Integer id;           /* the batch's id of the request in progress */
   long interrupts_at_start; /* pipeline_interrupts when the request started */
   int interrupted;          /* aborted because a signal came meanwhile */
   /* "scheme://authority/" of the last URL that passed pipeline_url_refusal

@@ -111,14 +111,13 @@ static int run_chunk(lua_State *L, const char *chunk, int argc, char **argv) {
   return lua_pcall(L, argc - 2, 1, 0) == 0 ? 0 : -1;
 }
 
-static const char RETRY[] =
-    "local pipeline_id, run_id = ...\n"
-    "local pipeline = require 'pipeline'\n"
-    "local client = assert(pipeline.load())\n"
-    "local ok, err = client:retry(pipeline_id, run_id)\n"
-    "client:close()\n"
-    "print(ok and ('retried ' .. run_id) or ('failed: ' .. err))\n"
-    "return ok and 0 or 1\n";
+static const char RETRY[] = "local pipeline_id, run_id = ...\n"
+                            "local pipeline = require 'pipeline'\n"
+                            "local client = assert(pipeline.load())\n"
+                            "local ok, err = client:retry(pipeline_id, run_id)\n"
+                            "client:close()\n"
+                            "print(ok and ('retried ' .. run_id) or ('failed: ' .. err))\n"
+                            "return ok and 0 or 1\n";
 
 /* Makes one job function per run: each retries its run and follows it;
  * the client's sleep is coroutine.yield, so every wait hands control back
@@ -131,7 +130,8 @@ static const char COROUTINE_JOBS[] =
     "local jobs = {}\n"
     "for i, run_id in ipairs(run_ids) do\n"
     "  jobs[i] = function()\n"
-    "    local status = client:retry_and_wait(pipeline_id, run_id, { interval = 0.05, timeout = 30,\n"
+    "    local status = client:retry_and_wait(pipeline_id, run_id, { interval = 0.05, timeout = "
+    "30,\n"
     "      on_poll = function(s) print(('job %d: %s'):format(i, s)) end })\n"
     "    print(('job %d: finished %s'):format(i, tostring(status)))\n"
     "    return status == 'COMPLETED'\n"
@@ -200,7 +200,8 @@ static const char STEP_JOBS[] =
     "local client = assert(pipeline.load())\n"
     "local jobs = {}\n"
     "for i, run_id in ipairs(run_ids) do\n"
-    "  jobs[i] = client:start('retry_and_wait', pipeline_id, run_id, { interval = 0.05, timeout = 30,\n"
+    "  jobs[i] = client:start('retry_and_wait', pipeline_id, run_id, { interval = 0.05, timeout = "
+    "30,\n"
     "    on_poll = function(s) print(('job %d: %s'):format(i, s)) end })\n"
     "end\n"
     "return function()\n"
@@ -295,12 +296,14 @@ static const char POLL_JOBS[] =
     "local many_job = #many > 0 and client:start('retry_many', pairs_of)\n"
     "local jobs = {}\n"
     "for i, run_id in ipairs(each) do\n"
-    "  jobs[i] = client:start('retry_and_wait', pipeline_id, run_id, { interval = 0.05, timeout = 30 })\n"
+    "  jobs[i] = client:start('retry_and_wait', pipeline_id, run_id, { interval = 0.05, timeout = "
+    "30 })\n"
     "end\n"
     "return client, function()\n"
     "  local failed = 0\n"
     "  for i, item in ipairs(many_job and many_job:result() or {}) do\n"
-    "    print(('retry_many %s: %s'):format(many[i], item.ok and 'retried' or ('failed: ' .. tostring(item.message))))\n"
+    "    print(('retry_many %s: %s'):format(many[i], item.ok and 'retried' or ('failed: ' .. "
+    "tostring(item.message))))\n"
     "    if not item.ok then failed = failed + 1 end\n"
     "  end\n"
     "  for i, job in ipairs(jobs) do\n"
@@ -359,15 +362,18 @@ static int poll_loop(lua_State *L, int argc, char **argv) {
       if (r == 0) continue;
       /* an error or a hang-up alone: let libcurl find out which */
       left = advance(L, client, ready[i].fd,
-                     (r & POLLIN) && (r & POLLOUT) ? "rw" : (r & POLLIN) ? "r" : (r & POLLOUT) ? "w" : "rw");
+                     (r & POLLIN) && (r & POLLOUT) ? "rw"
+                     : (r & POLLIN)                ? "r"
+                     : (r & POLLOUT)               ? "w"
+                                                   : "rw");
     }
     if (left > 0 && timer_due >= 0 && now() >= timer_due) {
       timer_due = -1;
       left = advance(L, client, -1, NULL);
     }
   }
-  printf("side timer: %d ticks every %d ms, latest %.1f ms late\n", ticks, (int)(SIDE_INTERVAL * 1000),
-         latest * 1000);
+  printf("side timer: %d ticks every %d ms, latest %.1f ms late\n", ticks,
+         (int)(SIDE_INTERVAL * 1000), latest * 1000);
   if (left != 0) {
     fprintf(stderr, "host: %s\n", left < 0 ? "the client raised" : "not done in time");
     lua_close(L);
