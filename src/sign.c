@@ -22,7 +22,9 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "sign.h"
+#include "text.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,19 +95,6 @@ typedef struct {
 
 /* ---------------------------------------------------------------- bytes */
 
-static int is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_' || c == '.' || c == '~';
-}
-
-/* RFC 9110 token character (header names, methods). */
-static int is_tchar(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-
 static unsigned char ascii_lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
 }
@@ -162,7 +151,7 @@ static size_t decode_into(const char *s, size_t n, char *out) {
 
 static void add_encoded_byte(luaL_Buffer *b, unsigned char c) {
   static const char hex[] = "0123456789ABCDEF";
-  if (is_unreserved(c)) {
+  if (pipeline_is_unreserved(c)) {
     luaL_addchar(b, (char)c);
   } else {
     luaL_addchar(b, '%');
@@ -207,7 +196,8 @@ static void check_method(lua_State *L, sign_request *r) {
   r->method = check_str(L, ARG_METHOD, &r->method_len);
   luaL_argcheck(L, r->method_len > 0 && r->method_len <= 32, ARG_METHOD, "invalid HTTP method");
   for (i = 0; i < r->method_len; i++)
-    luaL_argcheck(L, is_tchar((unsigned char)r->method[i]), ARG_METHOD, "invalid HTTP method");
+    luaL_argcheck(L, pipeline_is_tchar((unsigned char)r->method[i]), ARG_METHOD,
+                  "invalid HTTP method");
 }
 
 /* Splits "scheme://authority/path?query#fragment". */
@@ -263,7 +253,7 @@ static void parse_url(lua_State *L, sign_request *r) {
     size_t digits = auth_len - host_end - 1;
     if (auth[host_end] != ':' || digits > 5) luaL_argerror(L, ARG_URL, "URL has an invalid port");
     for (i = host_end + 1; i < auth_len; i++) {
-      if (!is_digit((unsigned char)auth[i])) luaL_argerror(L, ARG_URL, "URL has an invalid port");
+      if (!isdigit((unsigned char)auth[i])) luaL_argerror(L, ARG_URL, "URL has an invalid port");
       port = port * 10 + (auth[i] - '0');
     }
     /* "host:" (empty port) means the default port, as in RFC 3986 */
@@ -308,7 +298,7 @@ static int valid_date(const char *s, size_t n) {
   size_t i;
   if (n != DATE_LEN) return 0;
   for (i = 0; i < DATE_LEN; i++) {
-    if (pattern[i] == 'd' ? !is_digit((unsigned char)s[i]) : s[i] != pattern[i]) return 0;
+    if (pattern[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != pattern[i]) return 0;
   }
   year = digits_value(s, 4);
   month = digits_value(s + 4, 2);
@@ -385,7 +375,7 @@ static void check_header(lua_State *L, size_t *name_len, size_t *value_len, int 
   name = lua_tolstring(L, -2, name_len);
   if (*name_len == 0) luaL_argerror(L, ARG_HEADERS, "header name is empty");
   for (i = 0; i < *name_len; i++)
-    if (!is_tchar((unsigned char)name[i]))
+    if (!pipeline_is_tchar((unsigned char)name[i]))
       luaL_argerror(L, ARG_HEADERS, "header name is not an HTTP token");
   if (span_ieq(name, *name_len, "x-sdk-date"))
     luaL_argerror(L, ARG_HEADERS,

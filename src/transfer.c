@@ -36,104 +36,6 @@ const char *const pipeline_transport_option_names[] = {
     "timeout",  "connect_timeout", "max_response_size", "ca_file",    "ca_path",
     "insecure", "proxy",           "allow_http",        "user_agent", NULL};
 
-/* ---------------------------------------------------------------- checks */
-
-int pipeline_is_id(const char *s, size_t len) {
-  size_t i;
-  if (len != 32) return 0;
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) return 0;
-  }
-  return 1;
-}
-
-/* A header value may hold visible ASCII, spaces, tabs and UTF-8 bytes; any
- * other control character (CR, LF, NUL, DEL...) could split the request. */
-int pipeline_is_header_value(const char *s, size_t len) {
-  size_t i;
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
-  }
-  return 1;
-}
-
-static int is_header_name(const char *s, size_t len) {
-  size_t i;
-  if (len == 0) return 0;
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c))) return 0;
-  }
-  return 1;
-}
-
-/* strncasecmp for ASCII, which C99 lacks. */
-static int strncasecmp_ascii(const char *a, const char *b, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    int ca = tolower((unsigned char)a[i]), cb = tolower((unsigned char)b[i]);
-    if (ca != cb) return ca - cb;
-    if (ca == 0) return 0;
-  }
-  return 0;
-}
-
-static int is_loopback(const char *host) {
-  if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0)
-    return 1;
-  /* 127.0.0.0/8 as a dotted quad: four decimal numbers up to 255 without
-   * leading zeros (libcurl writes any other form of an address so).
-   * Anything else, like "127.0.0.1.", "127..1" or "127.0.01.080" (no valid
-   * octal), is a name: the resolver, not the loopback interface, would say
-   * where it goes. */
-  if (strncmp(host, "127.", 4) == 0) {
-    const char *p = host + 4;
-    int part;
-    for (part = 0; part < 3; part++) {
-      int digits = 0, value = 0;
-      while (isdigit((unsigned char)*p) && digits <= 3) {
-        value = value * 10 + (*p++ - '0');
-        digits++;
-      }
-      if (digits == 0 || digits > 3 || value > 255 || (digits > 1 && p[-digits] == '0')) return 0;
-      if (part < 2 && *p++ != '.') return 0;
-    }
-    return *p == '\0';
-  }
-  return 0;
-}
-
-const char *pipeline_url_refusal(const char *url, int allow_http, int base) {
-  CURLU *u = curl_url();
-  char *scheme = NULL, *host = NULL, *user = NULL;
-  const char *refusal = NULL;
-  if (u == NULL) return "out of memory";
-  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-    refusal = "is not an absolute http(s) URL";
-  } else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
-    /* libcurl would send it as Basic auth, and every trace would show it */
-    refusal = "must not hold a user name or password";
-  } else if (strcmp(scheme, "https") == 0) {
-    refusal = NULL;
-  } else if (strcmp(scheme, "http") != 0) {
-    refusal = "must use https (or http to a loopback host)";
-  } else if (!allow_http && !is_loopback(host)) {
-    refusal = "uses plain http to a host that is not loopback "
-              "(set allow_http to permit it)";
-  }
-  if (refusal == NULL && base && strpbrk(url, "?#") != NULL)
-    refusal = "must not hold a query or fragment";
-  curl_free(scheme);
-  curl_free(host);
-  curl_free(user);
-  curl_url_cleanup(u);
-  return refusal;
-}
-
 /* --------------------------------------------------------------- buffers */
 
 static int buffer_append(buffer *b, const char *data, size_t n) {
@@ -448,13 +350,13 @@ static int checked_header(lua_State *L, const char **name, size_t *nlen, const c
     luaL_error(L, "bad header: names and values must be strings");
   *name = lua_tolstring(L, -2, nlen);
   *value = lua_tolstring(L, -1, vlen);
-  if (!is_header_name(*name, *nlen)) luaL_error(L, "bad header name '%s'", *name);
+  if (!pipeline_is_header_name(*name, *nlen)) luaL_error(L, "bad header name '%s'", *name);
   if (!pipeline_is_header_value(*value, *vlen))
     luaL_error(L,
                "bad value for header '%s': control characters are "
                "not allowed",
                *name);
-  return *nlen == 12 && strncasecmp_ascii(*name, "content-type", 12) == 0;
+  return *nlen == 12 && pipeline_strncasecmp_ascii(*name, "content-type", 12) == 0;
 }
 
 /* Checks the headers of the table at index table, and tells whether

@@ -13,6 +13,8 @@
 #include <curl/curl.h>
 #include <lua.h>
 
+#include "text.h"
+
 /* Per request, unless a client says otherwise. */
 #define PIPELINE_DEFAULT_TIMEOUT_MS 30000L
 #define PIPELINE_DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -117,15 +119,5 @@ int pipeline_header_line(pipeline_buffer *headers, const char *data, size_t n);
  * table of lower-cased names; a repeated header's values are joined with
  * ", " as HTTP allows.  Lines without a colon (the status line) are skipped. */
 void pipeline_push_headers(lua_State *L, const char *data);
-
-/* Input checks shared by every entry point. */
-int pipeline_is_id(const char *s, size_t len);
-int pipeline_is_header_value(const char *s, size_t len);
-
-/* NULL when url is an absolute http(s) URL a client may use (plain http only
- * to a loopback host unless allow_http), else the reason it may not.  A base
- * URL (an endpoint, to which paths are appended) may hold no query or
- * fragment either: they would swallow the path. */
-const char *pipeline_url_refusal(const char *url, int allow_http, int base);
 
 #endif

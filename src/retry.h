@@ -1,0 +1,12 @@
+/*
+ * retry.h - core.retry (retry.c).
+ */
+#ifndef PIPELINE_RETRY_H
+#define PIPELINE_RETRY_H
+
+#include <lua.h>
+
+/* core.retry(project_id, pipeline_id, run_id, token [, options]) */
+int pipeline_retry(lua_State *L);
+
+#endif
