@@ -296,9 +296,10 @@ void pipeline_push_redacted(lua_State *L, const char *text, size_t len, int secr
 
 /* Pushes the value at index (a string) as a request id may be shown:
  * redacted, without control characters, at most REQUEST_ID_MAX bytes; nil
- * for an empty one or a value that is not a string. */
+ * for an empty one or a value that is not a string.  Redacted again once the
+ * control characters are out, as they may have split a secret. */
 static void push_request_id(lua_State *L, int index, int secrets) {
-  size_t n, i, kept = 0;
+  size_t n, i;
   const char *s;
   luaL_Buffer b;
   int copy;
@@ -310,17 +311,20 @@ static void push_request_id(lua_State *L, int index, int secrets) {
   copy = lua_gettop(L);
   redact_at(L, copy, secrets);
   s = lua_tolstring(L, copy, &n);
-  luaL_buffinit(L, &b);
-  for (i = 0; i < n && kept < REQUEST_ID_MAX; i++) {
-    if (is_control((unsigned char)s[i])) continue;
-    luaL_addchar(&b, s[i]);
-    kept++;
+  for (i = 0; i < n && !is_control((unsigned char)s[i]); i++) {}
+  if (i < n) {
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i++)
+      if (!is_control((unsigned char)s[i])) luaL_addchar(&b, s[i]);
+    luaL_pushresult(&b);
+    lua_replace(L, copy);
+    redact_at(L, copy, secrets);
+    s = lua_tolstring(L, copy, &n);
   }
-  luaL_pushresult(&b);
-  if (kept == 0) {
-    lua_pop(L, 1);
+  if (n == 0)
     lua_pushnil(L);
-  }
+  else
+    lua_pushlstring(L, s, n < REQUEST_ID_MAX ? n : REQUEST_ID_MAX);
   lua_replace(L, copy);
 }
 
