@@ -266,8 +266,8 @@ static void hide_signatures(lua_State *L, int index) {
 /* Redacts the string at (absolute) index in place: each secret of the list
  * at index secrets (0: none), in the list's order, then the signatures. */
 static void redact_at(lua_State *L, int index, int secrets) {
-  int i;
   if (secrets) {
+    int i;
     for (i = 1;; i++) {
       lua_rawgeti(L, secrets, i);
       if (lua_isnil(L, -1)) break;
@@ -549,10 +549,11 @@ static const char *scan_string(const char *p, const char *end) {
         p++;
         break;
       case 'u': {
-        long unit = hex4(p + 1, end), low;
+        long unit = hex4(p + 1, end);
         if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return NULL;
         p += 5;
         if (unit >= 0xD800 && unit <= 0xDBFF) {
+          long low;
           if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return NULL;
           low = hex4(p + 2, end);
           if (low < 0xDC00 || low > 0xDFFF) return NULL;
