@@ -48,7 +48,7 @@ int pipeline_push_transport_failure(lua_State *L, const pipeline_answer *a, cons
 void pipeline_push_redacted(lua_State *L, const char *text, size_t len, int secrets);
 
 /* libcurl's name of rc: "CURLE_OPERATION_TIMEDOUT"; "CURLE_<number>" for one it does not know
- * (up to 255; "CURLE_UNKNOWN" beyond, which libcurl does not reach). */
+ * (0 to 259; "CURLE_UNKNOWN" beyond, where libcurl's numbers do not reach). */
 const char *pipeline_curl_code_name(CURLcode rc);
 
 /* Sets core.answer, core.failure, core.redact (and core.transport_failure, the Lua face of
