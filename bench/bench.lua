@@ -99,7 +99,4 @@ local ok, err = pcall(function()
   client:close()
 end)
 sim:stop()
-if not ok then
-  io.stderr:write("bench: ", tostring(err), "\n")
-  os.exit(1)
-end
+if not ok then error("bench: " .. tostring(err), 0) end
