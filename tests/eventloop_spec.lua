@@ -1,4 +1,4 @@
--- Started calls on a host's event loop (issue 15): client:use_loop hands the
+-- Started calls on a host's event loop: client:use_loop hands the
 -- host libcurl's sockets and one timer; the host calls socket_ready and
 -- timeout.  A luv loop in this process, the luv example and the C poll(2)
 -- host as child processes, all against the simulator's slow and dropped-
@@ -37,14 +37,12 @@ describe_luv("client:use_loop on a luv loop", function()
     return assert(pipeline.new({ endpoint = sim.url, project_id = PROJECT, token = TOKEN }))
   end
 
+  -- n FAILED runs that end COMPLETED two polls after a retry, plan's fields
+  -- over those
   local function runs(n, plan)
-    local ids = {}
-    for i = 1, n do
-      local run = { status = "FAILED", polls = 2, outcome = "COMPLETED" }
-      for k, v in pairs(plan or {}) do run[k] = v end
-      ids[i] = sim:add_run(run)
-    end
-    return ids
+    local fields = { polls = 2, outcome = "COMPLETED" }
+    for name, value in pairs(plan or {}) do fields[name] = value end
+    return sim:add_runs(n, fields)
   end
 
   it("runs started calls, nested *_many calls included, through slow and dropped connections", function()
