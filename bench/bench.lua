@@ -3,8 +3,8 @@
 --
 --   scripts/bench        (or: lua5.4 bench/bench.lua, with LUA_PATH/LUA_CPATH set)
 --
--- 1. keep-alive: N retries on one client against N design-card calls that each
---    open a new connection;
+-- 1. keep-alive: N retries on one client against N pipeline.retry calls that
+--    each open a new connection;
 -- 2. concurrency: N retries against a server answering in 50 ms, one after the
 --    other and with retry_many (concurrency 16);
 -- 3. memory: Lua heap per client and per 1000 decoded runs.
@@ -99,7 +99,4 @@ local ok, err = pcall(function()
   client:close()
 end)
 sim:stop()
-if not ok then
-  io.stderr:write("bench: ", tostring(err), "\n")
-  os.exit(1)
-end
+if not ok then error("bench: " .. tostring(err), 0) end

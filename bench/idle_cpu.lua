@@ -56,34 +56,14 @@ ways[#ways + 1] = { ("step(0) once per %.1f ms frame"):format(FRAME * 1000), fun
   return job:result()
 end }
 
-local has_luv, uv = pcall(require, "luv")
+local has_luv = pcall(require, "luv")
 if has_luv then
+  local luv_host = require("luv_host") -- tests/luv_host.lua, as tests/eventloop_spec.lua uses it
   ways[#ways + 1] = { "sockets and timers on a luv loop", function(client)
-    local polls, timer = {}, uv.new_timer()
-    local function advance(method, ...)
-      if method(client, ...) == 0 then uv.stop() end
-    end
-    client:use_loop({
-      watch = function(fd, what)
-        if not what then
-          if polls[fd] then polls[fd]:stop() polls[fd]:close() polls[fd] = nil end
-          return
-        end
-        polls[fd] = polls[fd] or uv.new_socket_poll(fd)
-        polls[fd]:start(what, function(err, events)
-          local ready = (not err and events) and ((events:find("r") and "r" or "") .. (events:find("w") and "w" or "")) or ""
-          advance(client.socket_ready, fd, ready ~= "" and ready or "rw")
-        end)
-      end,
-      timer = function(seconds)
-        timer:stop()
-        if seconds then timer:start(math.ceil(seconds * 1000), 0, function() advance(client.timeout) end) end
-      end,
-    })
+    local host = luv_host.run(client)
     local job = client:start(details, client)
-    uv.run("default")
-    timer:close()
-    uv.run("nowait")
+    local seen = host.go()
+    assert(#seen.errors == 0 and not seen.gave_up, table.concat(seen.errors, "\n"))
     return job:result()
   end }
 end

@@ -12,6 +12,7 @@
 -- performance.png there).
 local pipeline = require("pipeline")
 local core = require("pipeline.core")
+local target = require("target")
 
 local HTTP, HTTPS, CA = os.getenv("BENCH_HTTP"), os.getenv("BENCH_HTTPS"), os.getenv("BENCH_CA")
 local LIMIT, DOCS = os.getenv("BENCH_LIMIT"), os.getenv("BENCH_DOCS")
@@ -30,9 +31,7 @@ local MEMORY_CALLS, MEMORY_CLIENTS = SHORT and 2000 or 100000, SHORT and 200 or 
 local IR_CALLS = SHORT and 100 or 1000
 local WRK_SECONDS = SHORT and 1 or 3
 
-local PROJECT, PIPELINE, RUN = ("c"):rep(32), ("a"):rep(32), ("b"):rep(32)
-local TOKEN = "bench-token-not-a-secret"
-local PATH = ("/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry"):format(PROJECT, PIPELINE, RUN)
+local PIPELINE, RUN, TOKEN, PATH = target.PIPELINE, target.RUN, target.TOKEN, target.PATH
 local BASE = { http = HTTP, https = HTTPS }
 
 local function sh(command)
@@ -92,14 +91,7 @@ local function paired(a, b)
 end
 
 local function new_client(scheme)
-  return assert(pipeline.new({ endpoint = BASE[scheme], project_id = PROJECT, token = TOKEN,
-    ca_file = scheme == "https" and CA or nil }))
-end
-
-local function pairs_list(count)
-  local list = {}
-  for i = 1, count do list[i] = { PIPELINE, RUN } end
-  return list
+  return target.client(BASE[scheme], scheme == "https" and CA or nil)
 end
 
 local function project_sequential(scheme, count, reps)
@@ -111,7 +103,7 @@ local function project_sequential(scheme, count, reps)
 end
 
 local function project_many(scheme, count, concurrency, reps)
-  local list = pairs_list(count)
+  local list = target.pairs(count)
   return rate(count, function()
     local client = new_client(scheme)
     for _, result in ipairs(client:retry_many(list, { concurrency = concurrency })) do
@@ -122,7 +114,7 @@ local function project_many(scheme, count, concurrency, reps)
 end
 
 local function project_map(scheme, count, concurrency, trivial, reps)
-  local list = pairs_list(count)
+  local list = target.pairs(count)
   return rate(count, function()
     local client = new_client(scheme)
     local fn = trivial and function(ids) return ids[1] end

@@ -2,22 +2,15 @@
 -- its own): resident memory and open descriptors over many calls on one
 -- client, and after many clients created, used once and closed.
 --   lua5.4 bench/memory.lua HTTP_BASE HTTPS_BASE CA_FILE CALLS CLIENTS
-local pipeline = require("pipeline")
+local target = require("target")
 
 local HTTP, HTTPS, CA = arg[1], arg[2], arg[3]
 local MEMORY_CALLS, MEMORY_CLIENTS = tonumber(arg[4]), tonumber(arg[5])
-local PROJECT, PIPELINE, RUN = ("c"):rep(32), ("a"):rep(32), ("b"):rep(32)
+local PIPELINE, RUN = target.PIPELINE, target.RUN
 local BASE = { http = HTTP, https = HTTPS }
 
 local function new_client(scheme)
-  return assert(pipeline.new({ endpoint = BASE[scheme], project_id = PROJECT, token = "bench-token-not-a-secret",
-    ca_file = scheme == "https" and CA or nil }))
-end
-
-local function pairs_list(count)
-  local list = {}
-  for i = 1, count do list[i] = { PIPELINE, RUN } end
-  return list
+  return target.client(BASE[scheme], scheme == "https" and CA or nil)
 end
 
 local function sh(command)
@@ -46,7 +39,7 @@ do
   collectgarbage()
   local client = new_client("http")
   local chunk = math.min(MEMORY_CALLS, 10000)
-  local list = pairs_list(chunk)
+  local list = target.pairs(chunk)
   local samples = {}
   local done = 0
   local start = ("before: %d KiB, %d fds"):format(resident_kib(), open_fds())

@@ -19,23 +19,12 @@ while arg[i] do
     ids[#ids + 1], i = arg[i], i + 1
   end
 end
+local client, message = nil, "usage: lua5.4 examples/keep-green.lua [--interval SECONDS] PIPELINE_ID..."
 for _, id in ipairs(ids) do
-  if not pipeline.core.is_id(id) then
-    io.stderr:write(("not a pipeline id: %s\n"):format(id))
-    ids = {}
-    break
-  end
+  if not pipeline.core.is_id(id) then message, ids = ("not a pipeline id: %s"):format(id), {} end
 end
-if #ids == 0 then
-  io.stderr:write("usage: lua5.4 examples/keep-green.lua [--interval SECONDS] PIPELINE_ID...\n")
-  os.exit(2)
-end
-
-local client, message = pipeline.load()
-if not client then
-  io.stderr:write(message, "\n")
-  os.exit(2)
-end
+if #ids > 0 then client, message = pipeline.load() end
+if not client then io.stderr:write(message, "\n") os.exit(2) end
 
 -- The heart of it: client:map runs retry_failed for every pipeline side by side.
 local results = client:map(ids, function(id)

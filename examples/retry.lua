@@ -5,16 +5,9 @@
 local pipeline = require("pipeline")
 
 local pipeline_id, run_id = arg[1], arg[2]
-if not (pipeline_id and run_id) then
-  io.stderr:write("usage: lua5.4 examples/retry.lua PIPELINE_ID RUN_ID\n")
-  os.exit(2)
-end
-
-local client, message = pipeline.load()
-if not client then
-  io.stderr:write(message, "\n")
-  os.exit(2)
-end
+local client, message = nil, "usage: lua5.4 examples/retry.lua PIPELINE_ID RUN_ID"
+if pipeline_id and run_id then client, message = pipeline.load() end
+if not client then io.stderr:write(message, "\n") os.exit(2) end
 
 local ok, err, code, info = client:retry(pipeline_id, run_id)
 client:close()

@@ -1,4 +1,4 @@
--- Authentication against the simulator (issue 3): AK/SK signing, core.sign,
+-- Authentication against the simulator: AK/SK signing, core.sign,
 -- IAM tokens, token functions, credential sources through pipeline.load, and
 -- canary secrets that must never show.  The simulator's signature verifier is
 -- an independent Python implementation; what it recorded is checked too.

@@ -1,4 +1,4 @@
--- The command-line program (issue 5) against the simulator: every command,
+-- The command-line program against the simulator: every command,
 -- option and exit status, run as a child process (bin/codearts-pipeline) with
 -- stdout and stderr checked apart; --json documents parsed back; the live
 -- display under a real pseudo-terminal (util-linux `script`); a canary token
@@ -379,7 +379,7 @@ describe("codearts-pipeline", function()
       { fault = { kind = "not_json" }, exit = 3, code = "protocol", http_status = 200 },
       { fault = { kind = "wrong_shape" }, exit = 3, code = "protocol", http_status = 200 },
       { fault = { kind = "throttled", retry_after = 0, times = 0 }, exit = 5, code = "throttled", http_status = 429 },
-      -- a server error is an API error (3): the contract keeps 5 for network, timeout, throttling
+      -- a server error is an API error (3): 5 is for network, timeout, throttling (docs/cli.md, Exit status)
       { fault = { kind = "unavailable", retry_after = 0, times = 0 }, exit = 3, code = "server", http_status = 503 },
       { fault = { kind = "server_html" }, exit = 3, code = "server", http_status = 500 },
     }

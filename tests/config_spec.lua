@@ -225,8 +225,8 @@ describe("config.resolve", function()
       assert.is_nil(r.token)
     end)
 
-    -- the contract lists the credentials file in the environment layer,
-    -- which comes before the config file profile
+    -- the credentials file belongs to the environment layer, which comes
+    -- before the config file profile (README, Configuration)
     it("takes the credentials file's ak/sk over the profile's, with the file's security_token", function()
       local path = write(home .. "/c.lua", config_text(nil, { default = "ak = 'pak', sk = 'psk'" }))
       local cred = write(home .. "/cred", "[basic]\nak = fak\nsk = fsk\nsecurity_token = fst\n")
@@ -297,7 +297,7 @@ describe("config.resolve", function()
   end)
 
   describe("two kinds of credentials", function()
-    -- In the environment, the contract's order decides: CODEARTS_PIPELINE_TOKEN,
+    -- In the environment, the README's order decides: CODEARTS_PIPELINE_TOKEN,
     -- then the SDKs' HUAWEICLOUD_SDK_* (often set for other tools).
     it("takes CODEARTS_PIPELINE_TOKEN over HUAWEICLOUD_SDK_AK/SK", function()
       local r = resolved(resolve({}, { CODEARTS_PIPELINE_TOKEN = CANARY, HUAWEICLOUD_SDK_AK = "envak",
@@ -965,7 +965,7 @@ describe("pipeline.load (child processes)", function()
     contains(message, "credentials")
   end)
 
-  -- the contract makes project_id optional for a client: the calls that need
+  -- project_id is optional for a client (README, Two project ids): the calls that need
   -- it (all of the API's) fail with config, before anything is sent
   it("makes a client without project_id, whose calls fail with config", function()
     local vars = with({ CODEARTS_PIPELINE_PROJECT_ID = false, CODEARTS_PIPELINE_TOKEN = CANARY })

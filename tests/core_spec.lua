@@ -1,4 +1,4 @@
--- pipeline.core: the C transport and the design-card retry(), against the
+-- pipeline.core: the C transport and core.retry (one retry with a token), against the
 -- simulator, asserting both what is returned and what the simulator received.
 local core = require("pipeline.core")
 local simulator = require("sim")

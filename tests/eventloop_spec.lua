@@ -1,4 +1,4 @@
--- Started calls on a host's event loop (issue 15): client:use_loop hands the
+-- Started calls on a host's event loop: client:use_loop hands the
 -- host libcurl's sockets and one timer; the host calls socket_ready and
 -- timeout.  A luv loop in this process, the luv example and the C poll(2)
 -- host as child processes, all against the simulator's slow and dropped-
@@ -18,65 +18,10 @@ local LIMIT = 30 -- seconds a loop may run before a case gives up
 
 local describe_luv = has_luv and describe or pending
 
--- Runs client's started calls on a luv loop until none is left (or LIMIT).
--- hooks.watch(fd, what) and hooks.timer(seconds) run before the host's own
--- handling; a hook returning true skips it.  Returns what happened: errors
--- (raised by the client's methods), stopped (fds told to stop), timeouts
--- (timer firings), watched (fds still watched at the end), timer_armed.
+-- Runs client's started calls on a luv loop (tests/luv_host.lua) until none
+-- is left, or LIMIT seconds have passed.
 local function run_on_luv(client, hooks)
-  hooks = hooks or {}
-  local seen = { errors = {}, stopped = {}, timeouts = 0, watched = {} }
-  local polls, timer = {}, uv.new_timer()
-  local function advance(method, ...)
-    local ok, left = pcall(method, client, ...)
-    if not ok then
-      seen.errors[#seen.errors + 1] = tostring(left)
-      -- a job's error ends every call: nothing is left to wait for
-      if not client._runner or client._runner:is_closed() then uv.stop() end
-    elseif left == 0 then
-      uv.stop()
-    end
-  end
-  client:use_loop({
-    watch = function(fd, what)
-      if hooks.watch and hooks.watch(fd, what) then return end
-      seen.watched[fd] = what
-      if not what then
-        seen.stopped[#seen.stopped + 1] = fd
-        if polls[fd] then polls[fd]:stop() polls[fd]:close() polls[fd] = nil end
-        return
-      end
-      polls[fd] = polls[fd] or uv.new_socket_poll(fd)
-      polls[fd]:start(what, function(err, events)
-        local ready = (not err and events) and ((events:find("r") and "r" or "") .. (events:find("w") and "w" or "")) or ""
-        advance(client.socket_ready, fd, ready ~= "" and ready or "rw")
-      end)
-    end,
-    timer = function(seconds)
-      if hooks.timer and hooks.timer(seconds) then return end
-      seen.timer_armed = seconds ~= nil
-      timer:stop()
-      if seconds then
-        timer:start(math.ceil(seconds * 1000), 0, function()
-          seen.timeouts = seen.timeouts + 1
-          advance(client.timeout)
-        end)
-      end
-    end,
-  })
-  seen.advance = advance
-  seen.go = function(extra_handles)
-    local give_up = uv.new_timer()
-    give_up:start(LIMIT * 1000, 0, function() seen.gave_up = true uv.stop() end)
-    uv.run("default")
-    for _, handle in ipairs({ give_up, timer }) do handle:stop() handle:close() end
-    for _, handle in ipairs(extra_handles or {}) do handle:stop() handle:close() end
-    for fd, poll in pairs(polls) do poll:stop() poll:close() polls[fd] = nil end
-    uv.run("nowait") -- the closes
-    for fd, what in pairs(seen.watched) do if not what then seen.watched[fd] = nil end end
-    return seen
-  end
-  return seen
+  return require("luv_host").run(client, hooks, LIMIT)
 end
 
 local function count(t)
@@ -92,14 +37,12 @@ describe_luv("client:use_loop on a luv loop", function()
     return assert(pipeline.new({ endpoint = sim.url, project_id = PROJECT, token = TOKEN }))
   end
 
+  -- n FAILED runs that end COMPLETED two polls after a retry, plan's fields
+  -- over those
   local function runs(n, plan)
-    local ids = {}
-    for i = 1, n do
-      local run = { status = "FAILED", polls = 2, outcome = "COMPLETED" }
-      for k, v in pairs(plan or {}) do run[k] = v end
-      ids[i] = sim:add_run(run)
-    end
-    return ids
+    local fields = { polls = 2, outcome = "COMPLETED" }
+    for name, value in pairs(plan or {}) do fields[name] = value end
+    return sim:add_runs(n, fields)
   end
 
   it("runs started calls, nested *_many calls included, through slow and dropped connections", function()

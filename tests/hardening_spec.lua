@@ -1,6 +1,6 @@
--- Issue 12's defects, each a regression test: what a hostile server
--- (tests/hostile_server.py, driven through tests/hostile.lua), a hostile
--- config file and an impatient person found.  Every answer here is the
+-- Defects found by a hostile server (tests/hostile_server.py, driven
+-- through tests/hostile.lua), a hostile config file and an impatient
+-- person, each a regression test.  Every answer here is the
 -- server's doing, so every failure must be a result (nil, message, code,
 -- info), never a raise, and no output may hold a secret.
 local cjson = require("cjson")
@@ -8,6 +8,8 @@ local core = require("pipeline.core")
 local pipeline = require("pipeline")
 local hostile_server = require("hostile")
 local support = require("support")
+
+local unpack = table.unpack or unpack
 
 local PROJECT = ("0"):rep(32)
 local P, R = ("a"):rep(32), ("b"):rep(32)
@@ -28,7 +30,7 @@ local function assert_clean(value, what)
   assert.is_nil(text:find("Signature=%x%x%x%x"), (what or "text") .. " holds a signature: " .. text)
 end
 
-describe("hardening (issue 12)", function()
+describe("hardening", function()
   local server = hostile_server.fixture()
   after_each(support.remove_test_dirs)
 
@@ -41,17 +43,22 @@ describe("hardening (issue 12)", function()
     return pipeline.new(options)
   end
 
-  -- Runs the command-line program against the hostile server: {code, out,
-  -- err}, never holding a canary.
-  local function program(args, extra)
+  -- The shell command running the command-line program with args against
+  -- the hostile server, configured by the environment (extra: more
+  -- variables, or false to leave one out).
+  local function program_command(args, extra)
     local env = support.lua_environment({ PATH = os.getenv("PATH"), HOME = support.test_dir(),
       CODEARTS_PIPELINE_ENDPOINT = server.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
       CODEARTS_PIPELINE_TOKEN = CANARY })
     for name, value in pairs(extra or {}) do env[name] = value end
-    local argv = { support.LUA, support.ROOT .. "/bin/codearts-pipeline" }
-    for _, arg in ipairs(args) do argv[#argv + 1] = arg end
+    return support.command({ support.LUA, support.ROOT .. "/bin/codearts-pipeline", unpack(args) }, env)
+  end
+
+  -- Runs the command-line program against the hostile server: {code, out,
+  -- err}, never holding a canary.
+  local function program(args, extra)
     local dir = support.test_dir()
-    local code = support.execute(support.command(argv, env) .. " >" .. dir .. "/out 2>" .. dir .. "/err </dev/null")
+    local code = support.execute(program_command(args, extra) .. " >" .. dir .. "/out 2>" .. dir .. "/err </dev/null")
     local result = { code = code, out = support.read_file(dir .. "/out"), err = support.read_file(dir .. "/err") }
     assert_clean(result.out, "stdout")
     assert_clean(result.err, "stderr")
@@ -59,9 +66,7 @@ describe("hardening (issue 12)", function()
   end
 
   local function json_program(args, extra)
-    local full = { "--json" }
-    for _, arg in ipairs(args) do full[#full + 1] = arg end
-    local result = program(full, extra)
+    local result = program({ "--json", unpack(args) }, extra)
     local document = cjson.decode(result.out)
     assert.is_table(document, result.out)
     assert.equal(result.code, document.exit)
@@ -248,18 +253,12 @@ describe("hardening (issue 12)", function()
     -- (0.2 s apart) after a second, and waits for it: {code, out, err,
     -- seconds from the first signal to the exit}, printed.
     local function interrupted(args, signals, extra)
-      local env = support.lua_environment({ PATH = os.getenv("PATH"), HOME = support.test_dir(),
-        CODEARTS_PIPELINE_ENDPOINT = server.url, CODEARTS_PIPELINE_PROJECT_ID = PROJECT,
-        CODEARTS_PIPELINE_TOKEN = CANARY })
-      for name, value in pairs(extra or {}) do env[name] = value end
-      local argv = { support.LUA, support.ROOT .. "/bin/codearts-pipeline" }
-      for _, arg in ipairs(args) do argv[#argv + 1] = arg end
       local dir = support.test_dir()
       local kills = {}
       for _, signal in ipairs(signals) do kills[#kills + 1] = ("kill -%s $pid 2>/dev/null; sleep 0.2"):format(signal) end
       local script = ("%s >%s/out 2>%s/err </dev/null & pid=$!; sleep 1; start=$(date +%%s%%N); %s; wait $pid; "
         .. "code=$?; end=$(date +%%s%%N); echo \"$code $(( (end - start) / 1000000 ))\"")
-        :format(support.command(argv, env), dir, dir, table.concat(kills, "; "))
+        :format(program_command(args, extra), dir, dir, table.concat(kills, "; "))
       local pipe = assert(io.popen(script))
       local code, ms = pipe:read("*a"):match("^(%d+) (%d+)")
       pipe:close()

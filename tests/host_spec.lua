@@ -33,18 +33,8 @@ describe_built("embedding", function()
   local sim = simulator.fixture()
 
   -- count FAILED runs with the plan's fields; their ids.
-  local function runs(count, plan)
-    local ids = {}
-    for i = 1, count do
-      local run = { status = "FAILED" }
-      for k, v in pairs(plan or {}) do run[k] = v end
-      ids[i] = sim:add_run(run)
-    end
-    return ids
-  end
-
   it("retries a run from a static host with no Lua files on its path", function()
-    local id = runs(1)[1]
+    local id = sim:failed_run()
     local output, status = run_binary(sim, HOST, { "retry", PIPELINE, id })
     assert.equal(0, status, output)
     assert.matches("retried " .. id, output, 1, true)
@@ -52,7 +42,7 @@ describe_built("embedding", function()
   end)
 
   it("interleaves coroutines whose sleep yields to the host's scheduler", function()
-    local ids = runs(3, { polls = 3, outcome = "COMPLETED" })
+    local ids = sim:add_runs(3, { polls = 3, outcome = "COMPLETED" })
     local output, status = run_binary(sim, HOST, { "coroutines", PIPELINE, unpack(ids) })
     assert.equal(0, status, output)
     assert.matches("host: 3 jobs, 0 failed", output, 1, true)
@@ -65,7 +55,7 @@ describe_built("embedding", function()
   end)
 
   it("advances calls with client:step(0) without blocking a frame, even during a slow request", function()
-    local ids = runs(3, { polls = 2, outcome = "COMPLETED" })
+    local ids = sim:add_runs(3, { polls = 2, outcome = "COMPLETED" })
     sim:fault({ kind = "slow", delay = 1, run_id = ids[2] })
     local output, status = run_binary(sim, HOST, { "step", PIPELINE, unpack(ids) })
     assert.equal(0, status, output)
@@ -77,7 +67,7 @@ describe_built("embedding", function()
   end)
 
   it("serves several lua_States on several threads at once", function()
-    local ids = runs(24)
+    local ids = sim:add_runs(24)
     local args = { "4", PIPELINE }
     for _, id in ipairs(ids) do args[#args + 1] = id end
     local output, status = run_binary(sim, THREADS, args)

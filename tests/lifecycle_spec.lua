@@ -1,4 +1,4 @@
--- The run lifecycle against the simulator (issue 4): the operations (run,
+-- The run lifecycle against the simulator: the operations (run,
 -- stop, detail, runs, pipelines, latest, approve, reject, logs, each_log,
 -- full_log, artifacts, pipeline, each_run, each_pipeline),
 -- wait, retry_and_wait, retry_failed, the retry policy and its safety rule,

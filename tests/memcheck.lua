@@ -8,7 +8,7 @@ local simulator = require("sim")
 local sim = simulator.start()
 local ok_all, err = pcall(function()
   local PROJECT, PIPELINE, TOKEN = simulator.PROJECT, simulator.PIPELINE, simulator.TOKEN
-  -- the design-card call, success and failure
+  -- one retry with a token (core.retry, pipeline.retry), success and failure
   assert(core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url }))
   assert(pipeline.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url }))
   assert(core.retry(PROJECT, PIPELINE, simulator.new_id(), TOKEN, { endpoint = sim.url }) == nil)

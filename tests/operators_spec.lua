@@ -1,4 +1,4 @@
--- For the people on call (issue 14), against the simulator: step logs paged
+-- For the people on call, against the simulator: step logs paged
 -- and followed, manual reviews passed and refused, artifacts, run page
 -- addresses parsed and refused, and the fleet watcher (its Lua API, its
 -- command, and a stop by SIGTERM with nothing half done).  cli.main runs

@@ -104,6 +104,18 @@ function sim:add_run(fields)
   return fields.run_id
 end
 
+--- Creates count runs, each FAILED unless fields (copied for each) say
+-- otherwise; returns the list of their ids.
+function sim:add_runs(count, fields)
+  local ids = {}
+  for i = 1, count do
+    local run = { status = "FAILED" }
+    for name, value in pairs(fields or {}) do run[name] = value end
+    ids[i] = self:add_run(run)
+  end
+  return ids
+end
+
 --- Creates a FAILED run of sim.PIPELINE, ready to be retried; returns its id.
 function sim:failed_run()
   return self:add_run({ status = "FAILED" })

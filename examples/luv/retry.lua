@@ -20,16 +20,9 @@ local list = many
 for i = 2, #arg do
   if arg[i] == "--wait" then list = each else list[#list + 1] = arg[i] end
 end
-if not pipeline_id or #many + #each == 0 then
-  io.stderr:write("usage: lua5.4 examples/luv/retry.lua PIPELINE_ID RUN_ID... [--wait RUN_ID...]\n")
-  os.exit(2)
-end
-
-local client, message = pipeline.load()
-if not client then
-  io.stderr:write(message, "\n")
-  os.exit(2)
-end
+local client, message = nil, "usage: lua5.4 examples/luv/retry.lua PIPELINE_ID RUN_ID... [--wait RUN_ID...]"
+if pipeline_id and #many + #each > 0 then client, message = pipeline.load() end
+if not client then io.stderr:write(message, "\n") os.exit(2) end
 
 local failure -- set when the client raised: the loop then stops
 local left = 1

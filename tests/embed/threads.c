@@ -19,6 +19,10 @@
 int luaopen_cjson(lua_State *L);
 int luaopen_cjson_safe(lua_State *L);
 
+/* lua-cjson is linked in: each state preloads its modules */
+static const luaL_Reg json_modules[] = {{"cjson", luaopen_cjson},
+                                        {"cjson.safe", luaopen_cjson_safe}};
+
 #define MAX_THREADS 16
 
 typedef struct {
@@ -50,6 +54,7 @@ static const char SCRIPT[] =
 
 static void *run_worker(void *arg) {
   worker *w = arg;
+  size_t m;
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     w->failed = 1;
@@ -58,10 +63,10 @@ static void *run_worker(void *arg) {
   luaL_openlibs(L);
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_cjson);
-  lua_setfield(L, -2, "cjson");
-  lua_pushcfunction(L, luaopen_cjson_safe);
-  lua_setfield(L, -2, "cjson.safe");
+  for (m = 0; m < sizeof json_modules / sizeof json_modules[0]; m++) {
+    lua_pushcfunction(L, json_modules[m].func);
+    lua_setfield(L, -2, json_modules[m].name);
+  }
   lua_pop(L, 2);
   pipeline_preload(L);
   if (luaL_loadstring(L, SCRIPT) != 0) {

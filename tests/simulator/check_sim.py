@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Self-check of the simulator's issue-9 interface over HTTP (urllib, standard library only).
+"""Self-check of the simulator's interface over HTTP (urllib, standard library only).
 
 Starts codearts_sim.py, exercises every route, flag and control endpoint that follows the real service
 (X-Project-Id, /v3/projects, token scopes, manual review, step logs, artifacts, pipeline detail, start errors,
