@@ -61,6 +61,9 @@ typedef struct {
   char *accepted_origin;
   size_t accepted_origin_len;
   int headers_have_body, headers_have_content; /* what request_headers was built for */
+  int expect_success;                          /* settle a plain {"success":true} answer as true */
+  int set_method;      /* METHOD_ * 2 + has_body last set on the handle, or -1 */
+  long set_timeout_ms; /* the CURLOPT_TIMEOUT_MS last set, or -1 */
 } pipeline_transfer;
 
 /* How many SIGINT/SIGTERM the command line's handler (core.catch_signals)
@@ -96,14 +99,37 @@ void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_opti
 void pipeline_transfer_open(lua_State *L, pipeline_transfer *t,
                             const pipeline_transport_options *o);
 
-/* Sets up t for the request given by the Lua values at first .. first+5:
- * method, url [, headers [, body [, single_send [, timeout]]]], timeout in
- * seconds shortening the client's for this request (a caller's deadline).
- * Raises on misuse, with nothing sent. */
+enum { METHOD_GET, METHOD_POST, METHOD_PUT, METHOD_DELETE, METHOD_PATCH };
+
+/* One request, as C values; the strings and the headers table (a stack
+ * index, or 0) belong to the caller's Lua values. */
+typedef struct {
+  int method; /* METHOD_ */
+  const char *url;
+  int headers;
+  const char *body; /* NULL for none */
+  size_t body_len;
+  int single_send;    /* never let libcurl send it a second time */
+  long timeout_ms;    /* the whole request */
+  int expect_success; /* a 2xx {"success":true} finishes as true */
+} pipeline_request;
+
+/* Why url may not be sent on t (a static string), or NULL when it may. */
+const char *pipeline_transfer_url_refusal(pipeline_transfer *t, const char *url, size_t url_len);
+
+/* Sets up t for request r (whose URL passed pipeline_transfer_url_refusal).
+ * Raises on a bad header; t's header list is its own, so nothing leaks. */
+void pipeline_transfer_setup(lua_State *L, pipeline_transfer *t, const pipeline_request *r);
+
+/* Sets up t for the request given by the Lua values at first .. first+6:
+ * method, url [, headers [, body [, single_send [, timeout [, expect_success]]]]],
+ * timeout in seconds shortening the client's for this request (a caller's
+ * deadline).  Raises on misuse, with nothing sent. */
 void pipeline_transfer_prepare(lua_State *L, pipeline_transfer *t, int first);
 
 /* Pushes the result of t's finished transfer and returns how many values:
- * status, body, headers -- or nil, kind, message, sent. */
+ * status, body, headers -- or nil, kind, message, sent -- or true alone for
+ * a request that expected success and got a plain {"success":true}. */
 int pipeline_transfer_finish(lua_State *L, pipeline_transfer *t, CURLcode rc);
 
 /* Releases t; safe to call more than once. */

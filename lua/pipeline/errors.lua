@@ -172,6 +172,7 @@ local SUCCESS = '{"success":true}'
 -- secrets: strings to keep out of messages; then what client:request returned:
 -- `status, body, headers` or `nil, kind, message, sent [, status, headers]`.
 function errors.settle(op, expect, secrets, status, body, headers, sent, partial_status, partial_headers)
+  if status == true then return true end -- the transport's plain {"success":true}
   if status == nil then
     local kind, message = body, headers
     return errors.failure(op, kind, WHAT[kind] .. ": " .. tostring(message),
