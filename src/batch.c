@@ -182,6 +182,118 @@ static int batch_step(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------ send_all
+ *
+ * The whole of a long list of like requests in one call: the loop that
+ * add() and step() make in Lua, here in C, for a caller that has nothing
+ * else to do meanwhile (retry_many outside a host's loop).  Per request it
+ * costs a URL; a plain success costs a `true`.  Everything else comes back
+ * as step() gives it, for the caller's policy. */
+
+/* Starts request r in a free slot as request number id. */
+static void send_all_start(lua_State *L, batch *b, pipeline_request *r, lua_Integer id) {
+  pipeline_transfer *t = NULL;
+  int i;
+  for (i = 0; i < b->capacity && t == NULL; i++)
+    if (!b->slots[i].busy) t = &b->slots[i];
+  pipeline_transfer_setup(L, t, r);
+  if (curl_multi_add_handle(b->multi, t->easy) != CURLM_OK)
+    luaL_error(L, "libcurl could not start the request");
+  t->busy = 1;
+  t->id = id;
+  b->in_flight++;
+}
+
+/* Stores every finished request's result in the results table at index
+ * results; returns whether one of them was a 429 (too many requests). */
+static int send_all_collect(lua_State *L, batch *b, int results) {
+  int queued, throttled = 0;
+  CURLMsg *msg;
+  while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
+    pipeline_transfer *t = NULL;
+    long status = 0;
+    int n, i, top;
+    if (msg->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    if (t == NULL || !t->busy) continue;
+    curl_multi_remove_handle(b->multi, t->easy);
+    t->busy = 0;
+    b->in_flight--;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 429) throttled = 1;
+    top = lua_gettop(L);
+    n = pipeline_transfer_finish(L, t, msg->data.result);
+    if (!(n == 1 && lua_toboolean(L, -1))) { /* anything but a plain success: step()'s form */
+      lua_createtable(L, n, 1);
+      for (i = 1; i <= n; i++) {
+        lua_pushvalue(L, top + i);
+        lua_rawseti(L, -2, i);
+      }
+      lua_pushinteger(L, n);
+      lua_setfield(L, -2, "n");
+    }
+    lua_rawseti(L, results, (lua_Integer)t->id);
+    lua_settop(L, top);
+  }
+  return throttled;
+}
+
+/* batch:send_all(method, urls, headers [, expect_success]) -> results
+ * Sends method to every URL of the list urls with the same headers, at most
+ * capacity at once, and returns when all have finished: results[i] is true
+ * for a plain success (with expect_success), else {n = count, <what step()
+ * gives for a request>}.  After a 429, or a signal caught by the command
+ * line, no new request starts: those not sent have no result (nil), and the
+ * caller goes on with them at its own pace.  The batch must be idle and not
+ * in socket mode; every URL is checked before the first is sent. */
+static int batch_send_all(lua_State *L) {
+  batch *b = check_batch(L, 1);
+  pipeline_request r;
+  lua_Integer count, next = 1, i;
+  long interrupts_at_start = (long)pipeline_interrupts;
+  int stop = 0, results;
+  r.method = luaL_checkoption(L, 2, NULL, pipeline_methods);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_argcheck(L, b->in_flight == 0, 1, "batch has requests in flight");
+  luaL_argcheck(L, b->sockets == NULL, 1, "batch is in socket mode");
+  count = (lua_Integer)lua_rawlen(L, 3);
+  for (i = 1; i <= count; i++) {
+    size_t len;
+    const char *url, *refusal;
+    if (lua_rawgeti(L, 3, i) != LUA_TSTRING) luaL_argerror(L, 3, "every URL must be a string");
+    url = lua_tolstring(L, -1, &len);
+    refusal = pipeline_transfer_url_refusal(&b->slots[0], url, len);
+    if (refusal) luaL_argerror(L, 3, lua_pushfstring(L, "URL %s", refusal));
+    lua_pop(L, 1);
+  }
+  r.headers = 4;
+  r.body = NULL;
+  r.body_len = 0;
+  r.single_send = 1;
+  r.timeout_ms = b->slots[0].timeout_ms;
+  r.expect_success = lua_toboolean(L, 5);
+  lua_settop(L, 5);
+  lua_createtable(L, (int)(count < 1 << 24 ? count : 0), 0);
+  results = lua_gettop(L);
+  for (;;) {
+    int running = 0;
+    while (!stop && next <= count && b->in_flight < b->capacity) {
+      lua_rawgeti(L, 3, next);
+      r.url = lua_tostring(L, -1); /* libcurl copies it */
+      send_all_start(L, b, &r, next++);
+      lua_pop(L, 1);
+    }
+    if (b->in_flight == 0) break;
+    if (curl_multi_perform(b->multi, &running) != CURLM_OK)
+      return luaL_error(L, "libcurl multi perform failed");
+    if (send_all_collect(L, b, results)) stop = 1;
+    if ((long)pipeline_interrupts != interrupts_at_start) stop = 1;
+    if (b->in_flight > 0 && running == b->in_flight) curl_multi_poll(b->multi, NULL, 0, 1000, NULL);
+  }
+  return 1;
+}
+
 /* Appends every finished request to the table on top of the stack. */
 static void push_all_finished(lua_State *L, batch *b) {
   int queued, finished = 0;
@@ -227,14 +339,10 @@ static int batch_is_closed(lua_State *L) {
 }
 
 void pipeline_batch_register(lua_State *L) {
-  static const luaL_Reg methods[] = {{"add", batch_add},
-                                     {"step", batch_step},
-                                     {"pending", batch_pending},
-                                     {"capacity", batch_capacity},
-                                     {"timeout", batch_timeout},
-                                     {"close", batch_close},
-                                     {"is_closed", batch_is_closed},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"add", batch_add},         {"step", batch_step},           {"send_all", batch_send_all},
+      {"pending", batch_pending}, {"capacity", batch_capacity},   {"timeout", batch_timeout},
+      {"close", batch_close},     {"is_closed", batch_is_closed}, {NULL, NULL}};
   static const luaL_Reg meta[] = {
     {"__gc", batch_close},
 #if LUA_VERSION_NUM >= 504

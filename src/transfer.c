@@ -479,7 +479,7 @@ static const char *url_refusal(transfer *t, const char *url) {
 }
 
 /* in the order of pipeline_request's METHOD_ names */
-static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", NULL};
+const char *const pipeline_methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", NULL};
 
 static const char *transport_kind(transfer *t, CURLcode rc) {
   switch (rc) {
@@ -603,7 +603,7 @@ const char *pipeline_transfer_url_refusal(transfer *t, const char *url, size_t u
 }
 
 void pipeline_transfer_setup(lua_State *L, transfer *t, const pipeline_request *r) {
-  const char *method = methods[r->method];
+  const char *method = pipeline_methods[r->method];
   int has_body = r->body != NULL || r->method == METHOD_POST || r->method == METHOD_PUT ||
                  r->method == METHOD_PATCH;
   int shape = r->method * 2 + has_body; /* what the method options were last set for */
@@ -645,7 +645,7 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   pipeline_request r;
   const char *refusal;
   size_t url_len;
-  r.method = luaL_checkoption(L, first, NULL, methods);
+  r.method = luaL_checkoption(L, first, NULL, pipeline_methods);
   r.url = luaL_checklstring(L, first + 1, &url_len);
   r.headers = 0;
   if (!lua_isnoneornil(L, first + 2)) {

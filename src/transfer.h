@@ -100,6 +100,8 @@ void pipeline_transfer_open(lua_State *L, pipeline_transfer *t,
                             const pipeline_transport_options *o);
 
 enum { METHOD_GET, METHOD_POST, METHOD_PUT, METHOD_DELETE, METHOD_PATCH };
+/* Their names, NULL-terminated (for luaL_checkoption). */
+extern const char *const pipeline_methods[];
 
 /* One request, as C values; the strings and the headers table (a stack
  * index, or 0) belong to the caller's Lua values. */
