@@ -13,6 +13,8 @@
 #include <curl/curl.h>
 #include <lauxlib.h>
 
+#include "compat.h"
+
 /* Each byte's classes, looked up once per byte: every request's URL, ids
  * and headers pass through these checks. */
 enum { ID_CHAR = 1, VALUE_CHAR = 2, TOKEN_CHAR = 4, UNRESERVED_CHAR = 8 };

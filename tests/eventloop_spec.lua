@@ -32,7 +32,7 @@ local function run_on_luv(client, hooks)
     if not ok then
       seen.errors[#seen.errors + 1] = tostring(left)
       -- a job's error ends every call: nothing is left to wait for
-      if not client._runner then uv.stop() end
+      if not client._runner or client._runner:is_closed() then uv.stop() end
     elseif left == 0 then
       uv.stop()
     end

@@ -1821,3 +1821,76 @@ describe("run lifecycle", function()
     end)
   end)
 end)
+
+-- The lifecycle's methods on a stand-in for the client: only the interface
+-- they use (_now, _pause, _emit, _detail, and retry), a fake clock, and the
+-- run details each poll reads, as rows.  No simulator, no network.
+describe("the lifecycle alone", function()
+  local lifecycle = require("pipeline.lifecycle")
+  local RUN = ("b"):rep(32)
+
+  -- A stand-in reading answers[i] at the i-th detail (a status, or {nil,
+  -- message, code}); its clock moves only by its pauses.
+  local function stand_in(answers)
+    local fake = { t = 0, pauses = {}, events = {}, polls = 0, deadlines = {} }
+    function fake:_now() return self.t end
+    function fake:_pause(seconds)
+      self.pauses[#self.pauses + 1] = seconds
+      self.t = self.t + seconds
+    end
+    function fake:_emit(event) self.events[#self.events + 1] = event.type .. ":" .. tostring(event.status) end
+    function fake:_detail(_, run_id, deadline)
+      self.polls = self.polls + 1
+      self.deadlines[#self.deadlines + 1] = deadline
+      local answer = answers[math.min(self.polls, #answers)]
+      if type(answer) == "table" then return nil, answer[2], answer[3], {} end
+      return { id = run_id, status = answer }
+    end
+    function fake:retry() self.retried = true return true end
+    for name, method in pairs(lifecycle.methods) do fake[name] = method end
+    return fake
+  end
+
+  local WAITS = {
+    { "polls until the run ends, pausing the interval between",
+      answers = { "RUNNING", "QUEUED", "COMPLETED" }, options = { interval = 5 },
+      results = { "COMPLETED" }, pauses = { 5, 5 }, events = { "poll:RUNNING", "poll:QUEUED", "poll:COMPLETED" } },
+    { "ends on a status written in small letters", answers = { "failed" },
+      results = { "failed" }, pauses = {}, events = { "poll:failed" } },
+    { "polls through a transient failure", answers = { { nil, "busy", "throttled" }, "CANCELED" },
+      options = { interval = 2 }, results = { "CANCELED" }, pauses = { 2 }, events = { "poll:CANCELED" } },
+    { "gives up at once on a failure that polling does not mend", answers = { "RUNNING", { nil, "no", "auth" } },
+      options = { interval = 1 }, results = { nil, "no", "auth" }, pauses = { 1 }, events = { "poll:RUNNING" } },
+    { "times out at the deadline, the last pause cut to it", answers = { "RUNNING" },
+      options = { interval = 5, timeout = 12 }, results = { nil, "wait: run " .. RUN .. " still RUNNING after 12s", "timeout" },
+      pauses = { 5, 5, 2 }, events = { "poll:RUNNING", "poll:RUNNING", "poll:RUNNING", "poll:RUNNING" },
+      attempts = 4 },
+    { "stops when on_poll returns false", answers = { "RUNNING" },
+      options = { on_poll = function() return false end },
+      results = { nil, "wait: cancelled by on_poll (run " .. RUN .. " was RUNNING)", "cancelled" }, pauses = {},
+      events = { "poll:RUNNING" }, attempts = 1 },
+  }
+
+  for _, row in ipairs(WAITS) do
+    it("wait " .. row[1], function()
+      local fake = stand_in(row.answers)
+      local status, second, code, info = fake:wait(PIPELINE, RUN, row.options)
+      local results = { status, status == nil and second or nil, code }
+      if status then results = { status } end
+      assert.same(row.results, results)
+      if status then assert.equal(RUN, second.id) end
+      assert.same(row.pauses, fake.pauses)
+      assert.same(row.events, fake.events)
+      if row.attempts then assert.equal(row.attempts, info.attempts) end
+      -- every poll is bounded by the one deadline of the wait
+      local timeout = row.options and row.options.timeout or lifecycle.DEFAULT_WAIT_TIMEOUT
+      for _, deadline in ipairs(fake.deadlines) do assert.equal(timeout, deadline) end
+    end)
+  end
+
+  it("retry_and_wait retries through the client, then waits", function()
+    local fake = stand_in({ "COMPLETED" })
+    assert.equal("COMPLETED", (fake:retry_and_wait(PIPELINE, RUN)))
+    assert.is_true(fake.retried)
+  end)
+end)

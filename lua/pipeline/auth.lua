@@ -7,7 +7,6 @@
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
 local clock = require("pipeline.clock")
-local scheduler = require("pipeline.scheduler")
 local regions = require("pipeline.regions")
 local compat = require("pipeline.compat")
 
@@ -29,20 +28,21 @@ local function refresh_margin(lifetime)
 end
 
 -- One fetch at a time: concurrent jobs of one client share one fetch (of a
--- token, of the IAM project).  gate.wait() parks a job while another job is
--- fetching (unless that job died of an error meanwhile); gate.run(fetch, ...)
--- fetches, marking the running job as the one fetching.
+-- token, of the IAM project).  gate.wait(client) parks a job of client's
+-- while another job is fetching (unless that job died of an error
+-- meanwhile); gate.run(fetch, client, ...) fetches, marking the running job
+-- as the one fetching.
 local function gate()
   local fetching
   local self = {}
-  function self.wait()
-    while fetching and coroutine.status(fetching) ~= "dead" and scheduler.current() do
-      scheduler.sleep(FETCH_WAIT)
+  function self.wait(client)
+    while fetching and coroutine.status(fetching) ~= "dead" and client:_job() do
+      client:_pause(FETCH_WAIT)
     end
   end
-  function self.run(fetch, ...)
-    fetching = scheduler.current() and coroutine.running() or nil
-    local results = pack(fetch(...))
+  function self.run(fetch, client, ...)
+    fetching = client:_job() and coroutine.running() or nil
+    local results = pack(fetch(client, ...))
     fetching = nil
     return unpack(results, 1, results.n)
   end
@@ -60,7 +60,7 @@ local function cached_token(kind, secrets, fetch)
   local token, refresh_at
   local one_fetch = gate()
   function self.apply(client, op, _, _, headers)
-    one_fetch.wait()
+    one_fetch.wait(client)
     if token == nil or (refresh_at and core.monotonic() >= refresh_at) then
       local started = core.monotonic()
       local value, expiry, lifetime, info = one_fetch.run(fetch, client, op)
@@ -196,7 +196,7 @@ local function aksk_auth(options)
     secrets = errors.keeper(sk, security_token),
     apply = function(client, op, method, url, headers, body, to_iam)
       if not to_iam and project == nil and iam_endpoints then
-        one_lookup.wait()
+        one_lookup.wait(client)
         if project == nil then
           local found, message, code, info = one_lookup.run(find_iam_project, client, op, iam_endpoints, region)
           if found == nil then return nil, message, code, info end

@@ -13,6 +13,8 @@ local cjson = require("cjson.safe").new()
 local compat = require("pipeline.compat")
 local unpack = compat.unpack
 
+local job_of = scheduler.job_of
+
 local client = {}
 
 local Client = {}
@@ -114,6 +116,9 @@ function client.new(options, level, op)
     _rate = options.rate, -- requests per second, for every call of this client
     _next_slot = nil,     -- on the _now() clock: when the next request may go
     _skew = 0, -- seconds _now() runs ahead of core.monotonic (see _pause)
+    -- the job of one of this client's schedulers being resumed now, as
+    -- running.worker (set by the scheduler): its calls go through it
+    _running = {},
   }, Client)
   created:_plan_direct()
   if options.insecure then
@@ -195,11 +200,36 @@ end
 
 --------------------------------------------------------------- requests
 
---- Sends one request: through the scheduler when called from one of its
--- jobs (concurrently with the others), else on the client's own handle.
--- timeout (seconds, or nil) shortens the client's own for this request.
+------------------------------------------------- what the modules use
+-- The lifecycle (pipeline.lifecycle), the watcher and the credentials use
+-- the client through these methods: _now, _pause, _emit, _job, _scheduler,
+-- and the operations.  Nothing else of the client is theirs to read.
+
+--- The job of one of this client's schedulers (a worker) when the calling
+-- code runs as one, else nil.
+function Client:_job()
+  return job_of(self._running)
+end
+
+--- A new scheduler whose jobs' calls of this client run side by side: over
+-- a batch sharing the client's connections, on the client's clock, held by
+-- its retries.max_delay after a 429.  nested: made from inside a job of
+-- another one (it then never blocks: see scheduler.new).
+function Client:_scheduler(concurrency, nested)
+  return scheduler.new({ concurrency = concurrency, nested = nested, running = self._running,
+    new_batch = self._new_batch,
+    now = function() return self:_now() end,
+    pause = function(seconds) return self:_pause(seconds) end,
+    on_throttle = function(event) return self:_emit(event) end,
+    max_hold = self._retries.max_delay })
+end
+
+--- Sends one request: when the calling code is a job of one of the client's
+-- schedulers, through that scheduler (concurrently with the others), else
+-- on the client's own handle.  timeout (seconds, or nil) shortens the
+-- client's own for this request.
 function Client:_send(method, url, headers, body, single_send, timeout, expect_success)
-  if scheduler.current() then
+  if job_of(self._running) then
     return scheduler.send(method, url, headers, body, single_send, timeout, expect_success)
   end
   return self._transport:request(method, url, headers, body, single_send, timeout, expect_success)
@@ -209,10 +239,8 @@ end
 -- whatever its sleep function claimed to wait beyond what really passed.  A
 -- sleep that returns early (a test's fake, a host that only yields to its
 -- loop) then counts as the wait asked of it, so a loop against a deadline
--- ends instead of polling as fast as it can.  Inside a scheduler, its clock.
+-- ends instead of polling as fast as it can.  Its schedulers keep time by it.
 function Client:_now()
-  local running = scheduler.current()
-  if running then return running:now() end
   return core.monotonic() + self._skew
 end
 
@@ -230,11 +258,11 @@ function Client:_take_slot()
   if slot > now then self:_pause(slot - now) end
 end
 
---- Waits seconds (at most client.MAX_SLEEP): parks the job inside the
--- scheduler, else the client's sleep.
+--- Waits seconds (at most client.MAX_SLEEP): in a job of one of the
+-- client's schedulers it parks the job, else it is the client's sleep.
 function Client:_pause(seconds)
   seconds = math.min(seconds, client.MAX_SLEEP)
-  if scheduler.current() then return scheduler.sleep(seconds) end
+  if job_of(self._running) then return scheduler.sleep(seconds) end
   local due = self:_now() + seconds
   self._sleep(seconds)
   local short = due - self:_now()
@@ -480,7 +508,7 @@ end
 function Client:_run_action(action, pipeline_id, run_id)
   local method = RUN_ACTIONS[action].method
   local direct, answered = direct_plans[self], nil
-  if direct and not scheduler.current() then
+  if direct and not job_of(self._running) then
     local status, body, headers, sent, partial_status, partial_headers = self._transport:request(method,
       direct.api .. "pipelines/" .. pipeline_id .. "/pipeline-runs/" .. run_id .. "/" .. action,
       direct.headers, nil, true, nil, true)
@@ -850,7 +878,7 @@ function Client:__tostring()
     self._transport:is_closed() and ", closed" or "")
 end
 
-lifecycle.install(Client, check_id)
+lifecycle.extend(Client, check_id)
 require("pipeline.watch").install(Client, check_id)
 
 client.Client = Client

@@ -18,10 +18,12 @@ local EARLY = 0.002
 local Loop = {}
 Loop.__index = Loop
 
---- A loop for client: watch(fd, what) and timer(seconds) are the host's.
-function loop.new(client, watch, timer)
+--- A loop: watch(fd, what) and timer(seconds) are the host's.  It serves
+-- the scheduler of the started calls (serve) and the nested ones their jobs
+-- make (attach).
+function loop.new(watch, timer)
   return setmetatable({
-    client = client,
+    runner = nil,     -- the started calls' scheduler (nil after a job's error)
     watch = watch,
     timer = timer,
     entries = {},     -- one per batch in socket mode: { scheduler, curl_due }
@@ -41,6 +43,13 @@ function Loop:attach(runner)
   runner.loop = self
   local entry = { scheduler = runner }
   self.entries[#self.entries + 1] = entry
+end
+
+--- Serves runner as the started calls' scheduler: the one socket_ready and
+-- timeout advance.
+function Loop:serve(runner)
+  self:attach(runner)
+  self.runner = runner
 end
 
 -- Forgets an entry: the host stops watching its sockets.
@@ -75,12 +84,12 @@ function Loop:_watch(fd, what)
   end
 end
 
--- Activity on a nested scheduler's batch: the job running it (parked in its
--- own scheduler) is woken, and so on outwards.
+-- Activity on a nested scheduler's batch: the job running it (a worker
+-- parked in its own scheduler) is woken, and so on outwards.
 local function wake_outwards(runner)
   while runner and runner.parked do
     local parked = runner.parked
-    parked.scheduler:wake(parked.co)
+    parked.scheduler:wake(parked)
     runner = parked.scheduler
   end
 end
@@ -97,7 +106,7 @@ end
 
 -- Runs the client's started jobs until none is ready (or MAX_ROUNDS).
 function Loop:_run()
-  local runner = self.client._runner
+  local runner = self.runner
   if not runner then return end
   for _ = 1, MAX_ROUNDS do
     runner:step(0)
@@ -114,14 +123,14 @@ function Loop:_advance()
   if not ok and not self.closed then
     -- A job raised: the scheduler closed itself; stop serving it and its
     -- nested ones, then raise the job's error.
-    self.client._runner = nil
+    self.runner = nil
     for _, entry in ipairs(self.entries) do entry.scheduler:close() end
   end
   local delivered, callback_error = pcall(self._deliver, self)
   self.busy = false
   if not ok and not self.closed then error(err, 0) end
   if not delivered then error(callback_error, 0) end
-  local runner = self.client._runner
+  local runner = self.runner
   return runner and runner.unfinished or 0
 end
 
@@ -222,7 +231,7 @@ function Loop:_set_timer(now)
   for _, entry in ipairs(self.entries) do
     if entry.curl_due and (not due or entry.curl_due < due) then due = entry.curl_due end
   end
-  local runner = self.client._runner
+  local runner = self.runner
   local wake = runner and runner.unfinished > 0 and runner:next_wake()
   if wake and wake < math.huge and (not due or now + wake < due) then due = now + wake end
   if due ~= self.told_due or self.timer_unsettled then
@@ -236,7 +245,7 @@ end
 -- (errors of these last callbacks are ignored), the batches are closed.
 function Loop:close()
   if self.closed then return end
-  self.closed = true
+  self.closed, self.runner = true, nil
   for _, entry in ipairs(self.entries) do entry.scheduler:close() end
   for fd in pairs(self.watched) do pcall(self.watch, fd, nil) end
   self.watched, self.unsettled = {}, {}

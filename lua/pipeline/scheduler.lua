@@ -1,10 +1,15 @@
 --- Runs many client calls at once.  Each job is a coroutine running ordinary
 -- client code; where that code would send a request or wait, it yields to the
--- scheduler instead, which sends the request over a batch (libcurl's multi
--- interface: concurrent transfers, shared connections) or parks the job until
--- its time comes.  step(timeout) advances everything once, so a host can
--- drive the jobs from its own loop; run() steps until every job is done.
-local core = require("pipeline.core")
+-- scheduler instead (scheduler.send, scheduler.sleep), which sends the request
+-- over a batch (libcurl's multi interface: concurrent transfers, shared
+-- connections) or parks the job until its time comes.  step(timeout) advances
+-- everything once, so a host can drive the jobs from its own loop; run()
+-- steps until every job is done.
+--
+-- A scheduler knows nothing of the client: whoever makes it passes in the
+-- batch maker, the clock and the pause (scheduler.new), and learns which job
+-- is running from the `running` table it passed, whose field `worker` the
+-- scheduler sets while it resumes a job (scheduler.job_of reads it).
 local clock = require("pipeline.clock")
 
 local compat = require("pipeline.compat")
@@ -12,15 +17,6 @@ local compat = require("pipeline.compat")
 local unpack, pack = compat.unpack, compat.pack
 
 local scheduler = {}
-
--- The scheduler of each running job's coroutine (weak: finished jobs go).
-local owner_of = setmetatable({}, { __mode = "k" })
-
---- The scheduler running the calling coroutine's job, or nil.
-function scheduler.current()
-  local co = coroutine.running()
-  return co and owner_of[co]
-end
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
@@ -44,22 +40,41 @@ local function queue_length(queue)
   return queue.tail - queue.head + 1
 end
 
---- A scheduler for client; concurrency: how many jobs run (and requests
--- fly) at once, over a batch the client makes.  Jobs run on workers, one
--- coroutine each, which take the queued jobs one after the other: a job
--- costs no coroutine of its own.
-function scheduler.new(client, concurrency)
+--- A scheduler.  options:
+--   concurrency         how many jobs run (and requests fly) at once
+--   new_batch(n)        makes the batch the requests go over, with n slots:
+--                       add(...) -> id, step(timeout) -> the finished ones
+--                       ({id = , n = , the request's results...}),
+--                       pending() -> how many fly, close()
+--   now()               the clock (seconds) parked jobs and Retry-After
+--                       pauses are timed on
+--   pause(seconds)      waits, when every job only waits for time (run)
+--   nested              run() is called from inside a job of another
+--                       scheduler: it never blocks, and pause parks that job
+--   running             a table (default: a new one) whose field `worker` is
+--                       the worker being resumed, nil between resumes;
+--                       shared by the schedulers of one client
+--   on_throttle(event)  told of each 429: {type = "throttle", concurrency, pause}
+--   max_hold            the longest a Retry-After holds the requests (seconds)
+-- Jobs run on workers, one coroutine each, which take the queued jobs one
+-- after the other: a job costs no coroutine of its own.
+function scheduler.new(options)
+  local concurrency = options.concurrency
   return setmetatable({
-    client = client,
-    batch = client._new_batch(concurrency),
+    batch = options.new_batch(concurrency),
+    now = options.now,
+    pause = options.pause,
+    nested = options.nested or false,
+    running = options.running or {},
+    on_throttle = options.on_throttle,
+    max_hold = options.max_hold,
     concurrency = concurrency,
     queued = { head = 1, tail = 0 }, -- jobs not started yet, in order
-    running = 0,     -- workers running (each has a job until the queue is empty)
+    workers = 0,     -- workers running (each has a job until the queue is empty)
     ready = { head = 1, tail = 0 },  -- workers to resume, each with worker.resume_with (or none)
     sending = {},    -- batch request id -> worker
     sleeping = {},   -- workers parked until worker.wake_at
     unfinished = 0,
-    parent = scheduler.current(), -- when made inside a job: whose clock to keep
     -- Adaptive concurrency: at most `limit` requests in flight.  A 429 halves
     -- it and its Retry-After holds every request of the batch until
     -- paused_until; each `limit` answers in a row that are not 429 grow it
@@ -74,12 +89,13 @@ function scheduler.new(client, concurrency)
   }, Scheduler)
 end
 
---- The scheduler's clock: the client's own (see Client:_now, which counts a
--- sleep that returns early as the wait it was asked for), or, for one made
--- inside a job, its parent's.
-function Scheduler:now()
-  if self.parent then return self.parent:now() end
-  return core.monotonic() + self.client._skew
+--- The worker running now, as the `running` table given to scheduler.new
+-- tells, when the calling code is its job (not a coroutine of its own that
+-- the job made); else nil.  Its field `scheduler` is the one it runs in.
+function scheduler.job_of(running)
+  local worker = running.worker
+  if worker and worker.co == coroutine.running() then return worker end
+  return nil
 end
 
 --- Adds a job: fn(...) runs as client code.  Returns the job, whose fields
@@ -93,7 +109,8 @@ function Scheduler:add(fn, ...)
   return job
 end
 
---- Called from inside a job: sends a request and returns its result.
+--- Called from inside a job: sends a request over the batch and returns
+-- what batch:step gave for it.
 function scheduler.send(...)
   return coroutine.yield("send", ...)
 end
@@ -119,16 +136,18 @@ end
 
 -- A worker ended; failed: its job with it, by an error.
 local function stopped(self, worker, failed)
-  owner_of[worker.co] = nil
-  self.running = self.running - 1
+  self.workers = self.workers - 1
   if failed then
     worker.job.done = true
     self.unfinished = self.unfinished - 1
   end
 end
 
--- Acts on what a resumed worker returned or yielded: ok, then the values.
-local function resumed(self, worker, ok, ...)
+-- Acts on what a resumed worker returned or yielded: first the worker that
+-- was running before it (a job of an outer scheduler, or nil), then ok and
+-- the values.
+local function resumed(self, worker, outer, ok, ...)
+  self.running.worker = outer
   local what = ...
   if not ok then
     -- An error raised inside a job (a bug, or a host's callback) is not lost:
@@ -144,7 +163,7 @@ local function resumed(self, worker, ok, ...)
     table.insert(self.held, worker.throttled and 1 or #self.held + 1, request)
     self:_release()
   elseif what == "sleep" then
-    worker.wake_at = self:now() + math.max(0, select(2, ...) or 0)
+    worker.wake_at = self.now() + math.max(0, select(2, ...) or 0)
     self.sleeping[#self.sleeping + 1] = worker
   else
     self.failure = "a job yielded outside the scheduler: " .. tostring(what)
@@ -153,18 +172,22 @@ local function resumed(self, worker, ok, ...)
 end
 
 -- Resumes worker with what it waited for: its first job when it starts, a
--- request's results (worker.resume_with, as batch:step gave them), or nothing.
+-- request's results (worker.resume_with, as batch:step gave them), or
+-- nothing.  While it runs, running.worker names it.
 local function resume(self, worker)
+  local running = self.running
+  local outer = running.worker
+  running.worker = worker
   local with = worker.resume_with
   if with then
     worker.resume_with = nil
-    return resumed(self, worker, coroutine.resume(worker.co, unpack(with, 1, with.n)))
+    return resumed(self, worker, outer, coroutine.resume(worker.co, unpack(with, 1, with.n)))
   end
   if not worker.started then
     worker.started = true
-    return resumed(self, worker, coroutine.resume(worker.co, self, worker))
+    return resumed(self, worker, outer, coroutine.resume(worker.co, self, worker))
   end
-  return resumed(self, worker, coroutine.resume(worker.co))
+  return resumed(self, worker, outer, coroutine.resume(worker.co))
 end
 
 -- Sends held requests while the batch is not paused and has room under its
@@ -172,13 +195,13 @@ end
 -- batch slots as workers, so a slot is always free.  (At most one request
 -- a worker is held: the list is never longer than the concurrency.)
 function Scheduler:_release()
-  if self.paused_until and self:now() < self.paused_until then return end
+  if self.paused_until and self.now() < self.paused_until then return end
   self.paused_until = nil
   while #self.held > 0 and self.in_flight < self.limit do
     local request = table.remove(self.held, 1)
     local worker = request[1]
     local id = self.batch:add(unpack(request, 2, request.n))
-    worker.sent_at = self:now()
+    worker.sent_at = self.now()
     self.sending[id] = worker
     self.in_flight = self.in_flight + 1
   end
@@ -199,17 +222,17 @@ function Scheduler:_observe(worker, status, headers)
   if status == 429 then
     self.throttled = self.throttled + 1
     worker.throttled = true
-    local now = self:now()
+    local now = self.now()
     if not self.cut_at or (worker.sent_at or now) >= self.cut_at then
       self.limit = math.max(1, math.floor(self.limit / 2))
       self.cut_at, self.grown = now, 0
     end
     local wait = retry_after(type(headers) == "table" and headers["retry-after"] or nil)
     if wait then
-      wait = math.min(wait, self.client._retries and self.client._retries.max_delay or wait)
+      wait = math.min(wait, self.max_hold or wait)
       self.paused_until = math.max(self.paused_until or 0, now + wait)
     end
-    self.client:_emit({ type = "throttle", concurrency = self.limit, pause = wait })
+    if self.on_throttle then self.on_throttle({ type = "throttle", concurrency = self.limit, pause = wait }) end
   elseif status then
     worker.throttled = nil
     self.grown = self.grown + 1
@@ -222,12 +245,11 @@ end
 -- Starts workers for the queued jobs, up to the concurrency.
 local function start(self)
   local queued = self.queued
-  while self.running < self.concurrency do
+  while self.workers < self.concurrency do
     local job = shift(queued)
     if not job then return end
-    local worker = { co = coroutine.create(work), job = job }
-    owner_of[worker.co] = self
-    self.running = self.running + 1
+    local worker = { co = coroutine.create(work), job = job, scheduler = self }
+    self.workers = self.workers + 1
     push(self.ready, worker)
   end
 end
@@ -242,14 +264,14 @@ function Scheduler:next_wake()
   if #self.held > 0 and self.paused_until and (not first or self.paused_until < first) then
     first = self.paused_until
   end
-  return first and math.max(0, first - self:now())
+  return first and math.max(0, first - self.now())
 end
 
 -- Moves the parked workers whose time has come to the ready queue.
 local function wake_parked(self)
   local sleeping = self.sleeping
   if #sleeping == 0 then return end
-  local now, kept = self:now(), 0
+  local now, kept = self.now(), 0
   for i = 1, #sleeping do
     local worker = sleeping[i]
     sleeping[i] = nil
@@ -298,18 +320,17 @@ function Scheduler:has_ready()
   return queue_length(self.ready) > 0
 end
 
--- How often a scheduler run from inside another one's job looks at its
--- requests in flight (seconds).
+-- How often a nested scheduler looks at its requests in flight (seconds).
 local NESTED_POLL = 0.01
 
 --- Steps until every job is done.  When jobs only wait for time to pass, it
--- waits through the client's sleep function (which a host may have made
--- yield to its own loop).  Run from inside a job of another scheduler (a
--- *_many call started with client:start, or map inside map), it never
--- blocks: it parks that job between its steps, so the outer scheduler, and
--- the host's step(), go on.
+-- waits through the pause it was given (a client's sleep, which a host may
+-- have made yield to its own loop).  A nested one (made for a call inside
+-- another scheduler's job: a *_many call started with client:start, or map
+-- inside map) never blocks: it pauses between its steps, which parks that
+-- job, so the outer scheduler, and the host's step(), go on.
 function Scheduler:run()
-  local nested = scheduler.current() ~= nil
+  local nested = self.nested
   -- How long the next step may wait for the network: only when no job is
   -- ready to go on (a step resumes those first, then waits), so each round
   -- drives libcurl once and waits once.
@@ -320,36 +341,35 @@ function Scheduler:run()
       local wake = self:next_wake()
       if nested then
         if self.batch:pending() > 0 then wake = math.min(wake or NESTED_POLL, NESTED_POLL) end
-        scheduler.sleep(wake or 0)
+        self.pause(wake or 0)
       elseif self.batch:pending() > 0 then
         timeout = math.min(wake or 1, 1)
       elseif wake and wake > 0 then
-        self.client:_pause(wake) -- not in a job here: the client's sleep, on its clock
+        self.pause(wake)
       end
     end
   end
 end
 
---- run() for a scheduler on a host's loop (see pipeline.loop), from inside a
--- job of another one: between its steps the job sleeps until one of this
--- scheduler's jobs wakes, or until the loop wakes it early because this
--- scheduler's batch saw activity.  No polling.
-function Scheduler:run_parked()
-  local outer = scheduler.current()
+--- run() for a nested scheduler on a host's loop (see pipeline.loop), from
+-- the job `outer` (a worker of another scheduler): between its steps the job
+-- sleeps until one of this scheduler's jobs wakes, or until the loop wakes
+-- it early because this scheduler's batch saw activity.  No polling.
+function Scheduler:run_parked(outer)
   while self:step(0) > 0 do
     if not self:has_ready() then
-      self.parked = { scheduler = outer, co = coroutine.running() }
+      self.parked = outer
       scheduler.sleep(self:next_wake() or math.huge)
       self.parked = nil
     end
   end
 end
 
---- Wakes a job sleeping in this scheduler before its time: co is the job's
--- coroutine.  Returns whether it was sleeping.
-function Scheduler:wake(co)
-  for i, worker in ipairs(self.sleeping) do
-    if worker.co == co then
+--- Wakes one of this scheduler's workers sleeping before its time.  Returns
+-- whether it was sleeping.
+function Scheduler:wake(worker)
+  for i, sleeping in ipairs(self.sleeping) do
+    if sleeping == worker then
       table.remove(self.sleeping, i)
       push(self.ready, worker)
       return true
@@ -360,6 +380,11 @@ end
 
 function Scheduler:close()
   self.batch:close()
+end
+
+--- Whether close() was called (or a job's error closed it).
+function Scheduler:is_closed()
+  return self.batch:is_closed()
 end
 
 return scheduler

@@ -3,7 +3,8 @@
 -- watched pipeline; a run that ended FAILED is retried (and so followed by
 -- the next looks) at most `attempts` times, when a policy says so.  It waits
 -- through the client's sleep, so it runs inside a host's loop too
--- (client:start("watch", ...)).
+-- (client:start("watch", ...)).  Of the client it uses the operations and
+-- the clock and pause of the interface the lifecycle documents (_now, _pause).
 local core = require("pipeline.core")
 local config = require("pipeline.config")
 local lifecycle = require("pipeline.lifecycle")
