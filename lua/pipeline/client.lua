@@ -505,9 +505,11 @@ local function verify_run_action(self, spec)
   return status_shows(self, spec.pipeline_id, spec.run_id, RUN_ACTIONS[spec.op].shows)
 end
 
-function Client:_run_action(action, pipeline_id, run_id)
+-- answered: the first attempt's answer when it was already made (see
+-- Client:_retry_first).
+function Client:_run_action(action, pipeline_id, run_id, answered)
   local method = RUN_ACTIONS[action].method
-  local direct, answered = direct_plans[self], nil
+  local direct = not answered and direct_plans[self]
   if direct and not job_of(self._running) then
     local status, body, headers, sent, partial_status, partial_headers = self._transport:request(method,
       direct.api .. "pipelines/" .. pipeline_id .. "/pipeline-runs/" .. run_id .. "/" .. action,
@@ -518,6 +520,32 @@ function Client:_run_action(action, pipeline_id, run_id)
   return self:call({ op = action, method = method, expect = "success",
     path = run_path(pipeline_id, run_id, action), pipeline_id = pipeline_id, run_id = run_id,
     verify = verify_run_action, answered = answered })
+end
+
+--- The first attempt of a retry of each run (pipeline_ids[i], run_ids[i]),
+-- all at once over a batch of concurrency transfers, in one C loop: per
+-- index, true for a plain success, else the attempt's answer (for
+-- _retry_after); none for a request not sent (after a 429 the rest go on
+-- under the scheduler's throttling).  nil when the client sends no direct
+-- requests (see _plan_direct) or the caller is a job of a scheduler.
+function Client:_retry_first(pipeline_ids, run_ids, concurrency)
+  local direct = direct_plans[self]
+  if not direct or job_of(self._running) or #pipeline_ids == 0 then return nil end
+  local urls, api = {}, direct.api
+  for index = 1, #pipeline_ids do
+    urls[index] = api .. "pipelines/" .. pipeline_ids[index] .. "/pipeline-runs/" .. run_ids[index] .. "/retry"
+  end
+  local batch = self._new_batch(math.min(concurrency, #urls))
+  local ok, answers = pcall(batch.send_all, batch, "PUT", urls, direct.headers, true)
+  batch:close()
+  if not ok then error(answers, 0) end
+  return answers
+end
+
+--- A retry whose first attempt was made by _retry_first (answered: its
+-- answer, or nil when it was not sent).
+function Client:_retry_after(pipeline_id, run_id, _, answered)
+  return self:_run_action("retry", pipeline_id, run_id, answered)
 end
 
 --- Retries a pipeline run: true, or nil, message, code, info.
