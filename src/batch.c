@@ -196,6 +196,7 @@ static void send_all_start(lua_State *L, batch *b, pipeline_request *r, lua_Inte
   int i;
   for (i = 0; i < b->capacity && t == NULL; i++)
     if (!b->slots[i].busy) t = &b->slots[i];
+  if (t == NULL) luaL_error(L, "no free slot in the batch"); /* in_flight < capacity: never */
   pipeline_transfer_setup(L, t, r);
   if (curl_multi_add_handle(b->multi, t->easy) != CURLM_OK)
     luaL_error(L, "libcurl could not start the request");
@@ -212,7 +213,7 @@ static int send_all_collect(lua_State *L, batch *b, int results) {
   while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
     pipeline_transfer *t = NULL;
     long status = 0;
-    int n, i, top;
+    int n, top;
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
     if (t == NULL || !t->busy) continue;
@@ -224,6 +225,7 @@ static int send_all_collect(lua_State *L, batch *b, int results) {
     top = lua_gettop(L);
     n = pipeline_transfer_finish(L, t, msg->data.result);
     if (!(n == 1 && lua_toboolean(L, -1))) { /* anything but a plain success: step()'s form */
+      int i;
       lua_createtable(L, n, 1);
       for (i = 1; i <= n; i++) {
         lua_pushvalue(L, top + i);
