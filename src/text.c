@@ -8,6 +8,7 @@
 #include "text.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -43,8 +44,22 @@ int pipeline_is_id(const char *s, size_t len) {
 /* A header value may hold visible ASCII, spaces, tabs and UTF-8 bytes; any
  * other control character (CR, LF, NUL, DEL...) could split the request. */
 int pipeline_is_header_value(const char *s, size_t len) {
-  size_t i;
-  for (i = 0; i < len; i++)
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  size_t i = 0;
+  /* Eight bytes at a time: a word with no byte below 0x20 and no 0x7f (the
+   * usual case: a URL, a token) passes whole; any other is looked at byte
+   * by byte, where a tab is allowed. */
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w, del;
+    size_t j;
+    memcpy(&w, s + i, 8);
+    del = w ^ (0x7f * ones);
+    if ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs) {
+      for (j = i; j < i + 8; j++)
+        if (!(classes[(unsigned char)s[j]] & VALUE_CHAR)) return 0;
+    }
+  }
+  for (; i < len; i++)
     if (!(classes[(unsigned char)s[i]] & VALUE_CHAR)) return 0;
   return 1;
 }
