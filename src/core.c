@@ -1,8 +1,8 @@
 /*
  * core.c - luaopen_pipeline_core: initialises libcurl once and registers the
- * module's parts: the transport (client.c, batch.c), the checks (text.c),
- * the signer (sign.c), the config sandbox (sandbox.c), the operating system
- * helpers (os.c) and retry (retry.c).
+ * module's parts: the transport (client.c, batch.c), what an answer means
+ * (answer.c), the checks (text.c), the signer (sign.c), the config sandbox
+ * (sandbox.c), the operating system helpers (os.c) and retry (retry.c).
  */
 #include <pthread.h>
 
@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "answer.h"
 #include "batch.h"
 #include "client.h"
 #include "compat.h"
@@ -51,6 +52,7 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
   pipeline_client_register(L);
   pipeline_batch_register(L);
   luaL_newlib(L, functions);
+  pipeline_answer_register(L);
   pipeline_text_register(L);
   pipeline_os_register(L);
   lua_pushliteral(L, PIPELINE_VERSION);

@@ -84,6 +84,24 @@ local ok_all, err = pcall(function()
     assert(core.sign("POST", "http://h/p?b=2&a=1", { ["Content-Type"] = "application/json" }, "{}", "ak", "sk"))
   end
 
+  -- what an answer means, every branch, with secrets to hide; misuse raised
+  for _ = 1, 20 do
+    local secrets = { TOKEN, "SDK-secret" }
+    for _, case in ipairs({ { 200, '{"success":true}' }, { 200, '{"id":"a\\u00e9\\ud83d\\ude00"}' },
+      { 200, '{"error_code":"APIGW.0308"}' }, { 200, '{"success":false}' }, { 200, "[" }, { 200, "{}" },
+      { 302, "" }, { 100, "" }, { 401, '{"error":{"code":401,"message":"m ' .. TOKEN .. '"}}' },
+      { 503, '{"error_code":"E","error_msg":"SDK-HMAC-SHA256 Signature=abc","request_id":"r"}' } }) do
+      core.answer("get", "json", case[1], case[2], "X-Request-Id: id\1\r\nLocation: /x\r\nRetry-After: 1\r\n",
+        secrets)
+      core.answer("retry", "success", case[1], case[2], nil, secrets)
+    end
+    core.transport_failure("retry", "timeout", "slow " .. TOKEN, 28, false, 200, "X-Request-Id: r\r\n", secrets)
+    core.failure("get", "api", "d\n", { status = 400, error_msg = TOKEN, request_id = "r" }, secrets)
+    core.redact("x " .. TOKEN .. " SDK-HMAC-SHA256 Signature=a", secrets)
+    assert(not pcall(core.answer, "get", "maybe", 200, ""))
+    assert(not pcall(core.failure, "get", "api", nil, "info"))
+  end
+
   -- misuse raised from inside the C core leaks nothing
   for _ = 1, 20 do
     assert(not pcall(client.retry, client, "short", sim:failed_run()))
