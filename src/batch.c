@@ -32,7 +32,7 @@ typedef struct {
 } batch;
 
 static void sockets_free(batch *b);
-static void push_all_finished(lua_State *L, batch *b);
+static void push_all_finished(lua_State *L, batch *b, int owner);
 static void sockets_register(lua_State *L);
 
 static batch *check_batch(lua_State *L, int index) {
@@ -118,10 +118,18 @@ int pipeline_batch_new(lua_State *L) {
     }
     pipeline_transfer_open(L, &b->slots[i], &o);
   }
+  if (share) { /* a batch of a client's hides what the client hides */
+    int made = lua_gettop(L), secrets;
+    lua_getfield(L, opts, "share");
+    secrets = pipeline_secrets_push(L, made + 1);
+    if (secrets) pipeline_secrets_set(L, made, secrets);
+    lua_settop(L, made);
+  }
   return 1;
 }
 
-/* batch:add(method, url [, headers [, body [, single_send [, timeout]]]]) -> id | nil
+/* batch:add(method, url [, headers [, body [, single_send [, timeout [, expect [, op
+ *   [, with_info]]]]]]]) -> id | nil (see pipeline_transfer_prepare)
  * Starts a request; nil when every slot is busy. */
 static int batch_add(lua_State *L) {
   batch *b = check_batch(L, 1);
@@ -144,7 +152,7 @@ static int batch_add(lua_State *L) {
 }
 
 /* Pushes {id = n, n = count, <the transfer's results>} for a finished one. */
-static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode rc) {
+static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode rc, int owner) {
   int n, i, top;
   curl_multi_remove_handle(b->multi, t->easy);
   t->busy = 0;
@@ -153,8 +161,9 @@ static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode
   lua_pushinteger(L, t->id);
   lua_setfield(L, -2, "id");
   top = lua_gettop(L);
-  n = pipeline_transfer_finish(L, t, rc);
+  n = pipeline_transfer_finish(L, t, rc, owner); /* the top n values */
   for (i = n; i >= 1; i--) lua_rawseti(L, top, i);
+  lua_settop(L, top); /* (what finish may leave below them) */
   lua_pushinteger(L, n);
   lua_setfield(L, -2, "n");
 }
@@ -178,7 +187,7 @@ static int batch_step(lua_State *L) {
       curl_multi_perform(b->multi, &running);
     }
   }
-  push_all_finished(L, b);
+  push_all_finished(L, b, 1);
   return 1;
 }
 
@@ -207,7 +216,7 @@ static void send_all_start(lua_State *L, batch *b, pipeline_request *r, lua_Inte
 
 /* Stores every finished request's result in the results table at index
  * results; returns whether one of them was a 429 (too many requests). */
-static int send_all_collect(lua_State *L, batch *b, int results) {
+static int send_all_collect(lua_State *L, batch *b, int results, int owner) {
   int queued, throttled = 0;
   CURLMsg *msg;
   while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
@@ -223,12 +232,12 @@ static int send_all_collect(lua_State *L, batch *b, int results) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status == 429) throttled = 1;
     top = lua_gettop(L);
-    n = pipeline_transfer_finish(L, t, msg->data.result);
+    n = pipeline_transfer_finish(L, t, msg->data.result, owner);
     if (!(n == 1 && lua_toboolean(L, -1))) { /* anything but a plain success: step()'s form */
       int i;
       lua_createtable(L, n, 1);
       for (i = 1; i <= n; i++) {
-        lua_pushvalue(L, top + i);
+        lua_pushvalue(L, -1 - n - 1 + i); /* the results are the n values below the table */
         lua_rawseti(L, -2, i);
       }
       lua_pushinteger(L, n);
@@ -240,7 +249,7 @@ static int send_all_collect(lua_State *L, batch *b, int results) {
   return throttled;
 }
 
-/* batch:send_all(method, urls, headers [, expect_success]) -> results
+/* batch:send_all(method, urls, headers [, expect [, op]]) -> results
  * Sends method to every URL of the list urls with the same headers, at most
  * capacity at once, and returns when all have finished: results[i] is true
  * for a plain success (with expect_success), else {n = count, <what step()
@@ -249,6 +258,7 @@ static int send_all_collect(lua_State *L, batch *b, int results) {
  * caller goes on with them at its own pace.  The batch must be idle and not
  * in socket mode; every URL is checked before the first is sent. */
 static int batch_send_all(lua_State *L) {
+  static const char *const send_all_expects[] = {"json", "success", NULL};
   batch *b = check_batch(L, 1);
   pipeline_request r;
   lua_Integer count, next = 1, i;
@@ -274,8 +284,10 @@ static int batch_send_all(lua_State *L) {
   r.body_len = 0;
   r.single_send = 1;
   r.timeout_ms = b->slots[0].timeout_ms;
-  r.expect_success = lua_toboolean(L, 5);
-  lua_settop(L, 5);
+  r.expect_success = luaL_checkoption(L, 5, "json", send_all_expects) == 1;
+  r.success_info = 0;
+  r.op = luaL_optstring(L, 6, "request");
+  lua_settop(L, 6);
   lua_createtable(L, (int)(count < 1 << 24 ? count : 0), 0);
   results = lua_gettop(L);
   for (;;) {
@@ -289,7 +301,7 @@ static int batch_send_all(lua_State *L) {
     if (b->in_flight == 0) break;
     if (curl_multi_perform(b->multi, &running) != CURLM_OK)
       return luaL_error(L, "libcurl multi perform failed");
-    if (send_all_collect(L, b, results)) stop = 1;
+    if (send_all_collect(L, b, results, 1)) stop = 1;
     if ((long)pipeline_interrupts != interrupts_at_start) stop = 1;
     if (b->in_flight > 0 && running == b->in_flight) curl_multi_poll(b->multi, NULL, 0, 1000, NULL);
   }
@@ -297,7 +309,7 @@ static int batch_send_all(lua_State *L) {
 }
 
 /* Appends every finished request to the table on top of the stack. */
-static void push_all_finished(lua_State *L, batch *b) {
+static void push_all_finished(lua_State *L, batch *b, int owner) {
   int queued, finished = 0;
   CURLMsg *msg;
   while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
@@ -305,7 +317,7 @@ static void push_all_finished(lua_State *L, batch *b) {
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
     if (t == NULL || !t->busy) continue;
-    push_finished(L, b, t, msg->data.result);
+    push_finished(L, b, t, msg->data.result, owner);
     lua_rawseti(L, -2, ++finished);
   }
 }

@@ -11,11 +11,13 @@
 #include "transfer.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 
+#include "answer.h"
 #include "compat.h"
 
 #define DEFAULT_MAX_RESPONSE (8L * 1024 * 1024)
@@ -35,6 +37,48 @@ typedef pipeline_transfer transfer;
 const char *const pipeline_transport_option_names[] = {
     "timeout",  "connect_timeout", "max_response_size", "ca_file",    "ca_path",
     "insecure", "proxy",           "allow_http",        "user_agent", NULL};
+
+/* --------------------------------------------------------------- secrets
+ * The strings a transport's failures must not show (its client's tokens, a
+ * proxy password): a list per client or batch userdata, kept in a
+ * weak-keyed registry table, so the userdata needs no user value (which Lua
+ * 5.1 lacks) and the list lives as long as the transport does. */
+
+static const char SECRETS_KEY[] = "pipeline.secrets";
+
+/* Pushes the registry's table of lists, creating it the first time. */
+static void push_secret_lists(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, SECRETS_KEY);
+  if (lua_istable(L, -1)) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, SECRETS_KEY);
+}
+
+void pipeline_secrets_set(lua_State *L, int owner, int list) {
+  owner = lua_absindex(L, owner);
+  list = lua_absindex(L, list);
+  push_secret_lists(L);
+  lua_pushvalue(L, owner);
+  lua_pushvalue(L, list);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+int pipeline_secrets_push(lua_State *L, int owner) {
+  owner = lua_absindex(L, owner);
+  push_secret_lists(L);
+  lua_pushvalue(L, owner);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  if (lua_istable(L, -1)) return lua_gettop(L);
+  return 0;
+}
 
 /* --------------------------------------------------------------- buffers */
 
@@ -514,11 +558,10 @@ static const char *transport_kind(transfer *t, CURLcode rc) {
   }
 }
 
-/* Pushes nil, kind, message, sent [, status, headers] for a transfer that got
- * no complete answer; status and headers when they had arrived (a body over
- * the limit, say). */
-static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
-  long status = 0;
+/* Pushes nil, message, code, info for a transfer that got no complete
+ * answer (info with what had arrived: a body over the limit, say). */
+static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc, const pipeline_answer *a,
+                                  long status) {
 #ifdef HAVE_PREREQ
   int sent = t->sends > 0;
 #else
@@ -526,30 +569,28 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
   int sent = rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
              rc != CURLE_COULDNT_RESOLVE_PROXY;
 #endif
-  lua_pushnil(L);
-  lua_pushstring(L, transport_kind(t, rc));
+  const char *detail;
   if (rc == CURLE_FILESIZE_EXCEEDED || t->body.overflowed)
-    lua_pushfstring(L, "response body is larger than the limit of %d bytes", (int)t->body.limit);
+    detail = lua_pushfstring(L, "response body is larger than the limit of %d bytes",
+                             (int)t->body.limit);
   else if (t->headers.overflowed)
-    lua_pushfstring(L, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
+    detail = lua_pushfstring(L, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
   else if (rc == CURLE_OUT_OF_MEMORY)
-    lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
-                       "header line over 100 KiB does this)");
+    detail = lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
+                                "header line over 100 KiB does this)");
   else if (rc == CURLE_ABORTED_BY_CALLBACK && t->interrupted)
-    lua_pushliteral(L, "interrupted by a signal");
+    detail = lua_pushliteral(L, "interrupted by a signal");
   else if (rc == CURLE_ABORTED_BY_CALLBACK)
-    lua_pushliteral(L, "connection lost after the request was sent; "
-                       "it was not sent again");
+    detail = lua_pushliteral(L, "connection lost after the request was sent; "
+                                "it was not sent again");
   else if (t->error[0])
-    lua_pushstring(L, t->error);
+    detail = lua_pushstring(L, t->error);
   else
-    lua_pushstring(L, curl_easy_strerror(rc));
-  lua_pushboolean(L, sent);
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (status <= 0) return 4;
-  lua_pushinteger(L, (lua_Integer)status);
-  pipeline_push_headers(L, t->headers.data);
-  return 6;
+    detail = lua_pushstring(L, curl_easy_strerror(rc));
+  pipeline_push_transport_failure(L, a, transport_kind(t, rc), detail, rc, sent,
+                                  status > 0 ? status : 0, status > 0 ? t->headers.data : NULL);
+  lua_remove(L, -5); /* the detail */
+  return 4;
 }
 
 void pipeline_push_headers(lua_State *L, const char *data) {
@@ -637,9 +678,15 @@ void pipeline_transfer_setup(lua_State *L, transfer *t, const pipeline_request *
   t->sends = 0;
   t->single_send = r->single_send;
   t->expect_success = r->expect_success;
+  t->success_info = r->success_info;
+  /* kept for the result, which a batch builds after this call returned */
+  snprintf(t->op, sizeof t->op, "%s", r->op ? r->op : "request");
   t->interrupts_at_start = (long)pipeline_interrupts;
   t->interrupted = 0;
 }
+
+/* What a good answer is (pipeline_request's expect_success: 0 or 1). */
+static const char *const expects[] = {"json", "success", NULL};
 
 void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   pipeline_request r;
@@ -664,7 +711,9 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
     if (seconds * 1000 < (lua_Number)r.timeout_ms)
       r.timeout_ms = seconds * 1000 < 1 ? 1 : (long)(seconds * 1000);
   }
-  r.expect_success = lua_toboolean(L, first + 6);
+  r.expect_success = luaL_checkoption(L, first + 6, "json", expects) == 1;
+  r.op = luaL_optstring(L, first + 7, "request");
+  r.success_info = lua_toboolean(L, first + 8);
   pipeline_transfer_setup(L, t, &r);
 }
 
@@ -673,23 +722,26 @@ void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
  * value of the answer: the caller gets true, as the full rule would give. */
 static int plain_success(transfer *t, long status) {
   static const char success[] = "{\"success\":true}";
-  return t->expect_success && status >= 200 && status < 300 && t->body.len == sizeof success - 1 &&
-         memcmp(t->body.data, success, t->body.len) == 0;
+  return t->expect_success && !t->success_info && status >= 200 && status < 300 &&
+         t->body.len == sizeof success - 1 && memcmp(t->body.data, success, t->body.len) == 0;
 }
 
-int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
+int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc, int owner) {
+  pipeline_answer a;
   long status = 0;
-  /* Every libcurl result is an answer of the transport, never a raise: a
-   * server can provoke any of them (CURLE_OUT_OF_MEMORY by one long header
-   * line), and a raise would end every job of a batch. */
-  if (rc != CURLE_OK) return push_transport_failure(L, t, rc);
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (plain_success(t, status)) {
+  if (rc == CURLE_OK && plain_success(t, status)) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lua_pushinteger(L, (lua_Integer)status);
-  lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
-  pipeline_push_headers(L, t->headers.data);
-  return 3;
+  a.op = t->op;
+  a.expect_success = t->expect_success;
+  a.success_info = t->success_info;
+  a.idempotent = !t->single_send;
+  a.secrets = owner ? pipeline_secrets_push(L, owner) : 0; /* left below the results */
+  /* Every libcurl result is an answer of the transport, never a raise: a
+   * server can provoke any of them (CURLE_OUT_OF_MEMORY by one long header
+   * line), and a raise would end every job of a batch. */
+  if (rc != CURLE_OK) return push_transport_failure(L, t, rc, &a, status);
+  return pipeline_push_answer(L, &a, status, t->body.data, t->body.len, t->headers.data);
 }

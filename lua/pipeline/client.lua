@@ -11,7 +11,6 @@ local lifecycle = require("pipeline.lifecycle")
 local cjson = require("cjson.safe").new()
 
 local compat = require("pipeline.compat")
-local unpack = compat.unpack
 
 local job_of = scheduler.job_of
 
@@ -93,6 +92,8 @@ function client.new(options, level, op)
   secrets.add(config.proxy_password(options.proxy))
 
   local transport = core.client(transport_options)
+  -- its failures hide every secret the keeper learns, as it learns them
+  transport:set_secrets(errors.secret_list(secrets))
   local created = setmetatable({
     -- a batch (multi handle) with the same transport options, for the
     -- concurrent calls, sharing the client's connections, TLS sessions and
@@ -149,10 +150,9 @@ function Client:_plan_direct()
   end
   local headers = { Accept = "application/json", ["Content-Type"] = "application/json" }
   for name, value in pairs(static()) do headers[name] = value end
-  direct_plans[self] = {
-    headers = headers,
-    api = ("%s/v5/%s/api/"):format(self._endpoints.urls[self._endpoints.index], self.project_id),
-  }
+  local endpoint = self._endpoints.urls[self._endpoints.index]
+  direct_plans[self] = { headers = headers, endpoint = endpoint,
+    api = ("%s/v5/%s/api/"):format(endpoint, self.project_id) }
 end
 
 --------------------------------------------------------------- events
@@ -186,13 +186,13 @@ end
 -- Only answers that say "try later" (429, 503, throttling codes) and
 -- failures that never reached the server are repeated here; a request that
 -- may have been processed is not sent again.
-function Client:_retry_delay(code, info, headers, attempt, idempotent, sent)
+function Client:_retry_delay(code, info, attempt, idempotent, sent)
   if attempt > self._retries.max then return nil end
   local again = code == "throttled" or info.status == 503
     or ((code == "network" or code == "timeout") and (idempotent or not sent))
     or (idempotent and (info.status == 502 or info.status == 504))
   if not again then return nil end
-  local retry_after = headers and client.retry_after(headers["retry-after"])
+  local retry_after = client.retry_after(info.retry_after)
   local ceiling = math.min(self._retries.max_delay, self._retries.base_delay * 2 ^ (attempt - 1))
   local delay = retry_after or math.random() * ceiling -- full jitter
   return math.min(delay, self._retries.max_delay, client.MAX_SLEEP)
@@ -228,11 +228,11 @@ end
 -- schedulers, through that scheduler (concurrently with the others), else
 -- on the client's own handle.  timeout (seconds, or nil) shortens the
 -- client's own for this request.
-function Client:_send(method, url, headers, body, single_send, timeout, expect_success)
+function Client:_send(method, url, headers, body, single_send, timeout, expect, op, with_info)
   if job_of(self._running) then
-    return scheduler.send(method, url, headers, body, single_send, timeout, expect_success)
+    return scheduler.send(method, url, headers, body, single_send, timeout, expect, op, with_info)
   end
-  return self._transport:request(method, url, headers, body, single_send, timeout, expect_success)
+  return self._transport:request(method, url, headers, body, single_send, timeout, expect, op, with_info)
 end
 
 --- The client's clock, for deadlines: monotonic seconds, moved ahead by
@@ -324,42 +324,41 @@ function Client:call(spec)
     -- A caller's deadline bounds the request itself, not only the waits; a
     -- second at least, so a deadline just reached still allows one answer.
     local timeout = spec.deadline and math.max(1, spec.deadline - self:_now())
-    local status, response, response_headers, sent, partial_status, partial_headers
+    -- the transport's result: true (a good "success" answer, with its info
+    -- when events want it), body and info (a good "json" answer), or nil,
+    -- message, code, info (anything else, already classified)
+    local value, second, code, failure_info
     local answered = attempt == 1 and spec.answered
     if answered then
-      -- the first attempt, sent directly (Client:_run_action)
-      status, response, response_headers, sent, partial_status, partial_headers = unpack(answered, 1, answered.n)
+      -- the first attempt, made directly (Client:_run_action, _retry_first)
+      value, second, code, failure_info = answered[1], answered[2], answered[3], answered[4]
     else
-      status, response, response_headers, sent, partial_status, partial_headers =
-        self:_send(spec.method, url, headers, body, not spec.idempotent, timeout,
-          spec.expect == "success" and not self._on_event)
+      value, second, code, failure_info = self:_send(spec.method, url, headers, body, not spec.idempotent,
+        timeout, spec.expect, spec.op, self._on_event ~= nil)
     end
-    -- the plain {"success":true} a retry or stop nearly always gets, settled
-    -- in C (unless events want the answer's status and request id)
-    if status == true then return true end
-    -- settle gives true, or json and info, or nil, message, code, info
-    local value, message, code, failure_info = errors.settle(spec.op, spec.expect, self._secrets,
-      status, response, response_headers, sent, partial_status, partial_headers)
     local failed = value == nil
+    local info = failed and failure_info or second
     if self._on_event then
       self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
-        status = status, request_id = status and errors.request_id(response_headers["x-request-id"]) or nil,
-        error = failed and message or nil, code = failed and code or nil,
+        status = info and info.status, request_id = info and info.request_id,
+        error = failed and second or nil, code = failed and code or nil,
         elapsed = core.monotonic() - started, attempt = attempt })
     end
+    if value == true then return true end
     if not failed then
       -- A decoded answer comes with its info: count the attempts there too,
-      -- for a failure _fetch finds in its shape, and keep the headers, for
-      -- an answer whose news is in one (IAM's X-Subject-Token).
-      if message == nil then return value end
-      message.attempts, message.headers = attempt, response_headers
-      return value, message
+      -- for a failure _fetch finds in its shape; info.headers holds the
+      -- answer's headers, for one whose news is in one (IAM's X-Subject-Token).
+      local json, why = errors.decode(value)
+      if json == nil then
+        return errors.failure(spec.op, "protocol", "response is not JSON: " .. tostring(why),
+          { status = info.status, request_id = info.request_id, attempts = attempt }, self._secrets)
+      end
+      info.attempts = attempt
+      return json, info
     end
+    local message, status, sent = second, failure_info.status, failure_info.sent
     failure_info.attempts = attempt
-    if spec.idempotent and (code == "network" or code == "timeout"
-      or status == 502 or status == 504) then
-      failure_info.retryable = true -- a read may be repeated, sent or not
-    end
     local delay, moved
     if code == "network" and not sent and endpoints.index < #endpoints.urls then
       -- No connection, nothing sent: the next endpoint of the set, at once,
@@ -385,10 +384,8 @@ function Client:call(spec)
       self:_emit({ type = "verify", op = spec.op, url = url, reason = code, status = status,
         took_effect = took, attempt = attempt })
       if took then return true end
-      failure_info.retryable = false
     else
-      delay = self:_retry_delay(code, failure_info, status and response_headers,
-        attempt - failovers, spec.idempotent, sent)
+      delay = self:_retry_delay(code, failure_info, attempt - failovers, spec.idempotent, sent)
     end
     if delay and spec.deadline and self:_now() + delay > spec.deadline then delay = nil end
     if not delay then return nil, message, code, failure_info end
@@ -511,11 +508,17 @@ function Client:_run_action(action, pipeline_id, run_id, answered)
   local method = RUN_ACTIONS[action].method
   local direct = not answered and direct_plans[self]
   if direct and not job_of(self._running) then
-    local status, body, headers, sent, partial_status, partial_headers = self._transport:request(method,
-      direct.api .. "pipelines/" .. pipeline_id .. "/pipeline-runs/" .. run_id .. "/" .. action,
-      direct.headers, nil, true, nil, true)
-    if status == true then return true end
-    answered = { status, body, headers, sent, partial_status, partial_headers, n = 6 }
+    local value, message, code, info
+    if action == "retry" then
+      value, message, code, info = self._transport:retry(direct.endpoint, self.project_id, pipeline_id, run_id,
+        direct.headers)
+    else
+      value, message, code, info = self._transport:request(method,
+        direct.api .. "pipelines/" .. pipeline_id .. "/pipeline-runs/" .. run_id .. "/" .. action,
+        direct.headers, nil, true, nil, "success", action)
+    end
+    if value == true then return true end
+    answered = { value, message, code, info }
   end
   return self:call({ op = action, method = method, expect = "success",
     path = run_path(pipeline_id, run_id, action), pipeline_id = pipeline_id, run_id = run_id,
@@ -536,7 +539,7 @@ function Client:_retry_first(pipeline_ids, run_ids, concurrency)
     urls[index] = api .. "pipelines/" .. pipeline_ids[index] .. "/pipeline-runs/" .. run_ids[index] .. "/retry"
   end
   local batch = self._new_batch(math.min(concurrency, #urls))
-  local ok, answers = pcall(batch.send_all, batch, "PUT", urls, direct.headers, true)
+  local ok, answers = pcall(batch.send_all, batch, "PUT", urls, direct.headers, "success", "retry")
   batch:close()
   if not ok then error(answers, 0) end
   return answers
