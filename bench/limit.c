@@ -47,7 +47,9 @@ static CURL *handle(const char *url, struct curl_slist *headers, const char *ca_
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, (void *)a);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)a);
-  curl_easy_setopt(easy, CURLOPT_USERAGENT, "limit/1");
+  /* the project's own User-Agent when given: the same request bytes */
+  curl_easy_setopt(easy, CURLOPT_USERAGENT,
+                   getenv("LIMIT_USER_AGENT") ? getenv("LIMIT_USER_AGENT") : "limit/1");
   if (ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, ca_file);
   return easy;
 }
@@ -81,7 +83,7 @@ int main(int argc, char **argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   headers = curl_slist_append(headers, "Accept: application/json");
   headers = curl_slist_append(headers, "X-Auth-Token: bench-token-not-a-secret");
-  headers = curl_slist_append(headers, "Content-Type:");
+  headers = curl_slist_append(headers, "Content-Type: application/json"); /* as the project sends */
   began = now();
   if (strcmp(mode, "easy") == 0) {
     answer a;

@@ -800,8 +800,8 @@ int pipeline_push_answer(lua_State *L, const pipeline_answer *a, long status, co
   int redirect = 0; /* index of the redirect's detail */
   const char *code = NULL, *detail = NULL;
   if (body == NULL) body_len = 0, body = "";
-  if (a->expect_success && status >= 200 && status < 300 && body_len == sizeof SUCCESS - 1 &&
-      memcmp(body, SUCCESS, body_len) == 0) {
+  if (a->expect_success && !a->success_info && status >= 200 && status < 300 &&
+      body_len == sizeof SUCCESS - 1 && memcmp(body, SUCCESS, body_len) == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -871,6 +871,12 @@ int pipeline_push_answer(lua_State *L, const pipeline_answer *a, long status, co
       code = "api", detail = "the service answered success = false";
     } else if (a->expect_success && m[M_SUCCESS].type != J_TRUE) {
       code = "protocol", detail = "response has no \"success\": true";
+    } else if (a->expect_success && a->success_info) {
+      lua_pushboolean(L, 1);
+      lua_pushvalue(L, info);
+      lua_pushvalue(L, headers);
+      lua_setfield(L, -2, "headers");
+      return leave_results(L, base, 2);
     } else if (a->expect_success) {
       lua_pushboolean(L, 1);
       return leave_results(L, base, 1);
@@ -904,7 +910,8 @@ int pipeline_push_answer(lua_State *L, const pipeline_answer *a, long status, co
       throttling = is_throttling_code(text, len);
     }
     code = code_for_status(status, throttling);
-    retryable = strcmp(code, "throttled") == 0 || status == 503;
+    retryable = strcmp(code, "throttled") == 0 || status == 503 ||
+                (a->idempotent && (status == 502 || status == 504));
   }
 
   /* a failure: info gets what is known of the answer */
@@ -959,9 +966,11 @@ int pipeline_push_transport_failure(lua_State *L, const pipeline_answer *a, cons
     lua_setfield(L, info, "retry_after");
     lua_pop(L, 1);
   }
-  /* what was sent may have been carried out: only its caller can tell
-   * whether it may be sent again */
-  lua_pushboolean(L, !config && strcmp(code, "protocol") != 0 && strcmp(code, "tls") != 0 && !sent);
+  /* what was sent may have been carried out: sent again only when it is a
+   * read (idempotent) */
+  lua_pushboolean(L, !config && strcmp(code, "protocol") != 0 && strcmp(code, "tls") != 0 &&
+                         (!sent || (a->idempotent && (strcmp(code, "network") == 0 ||
+                                                      strcmp(code, "timeout") == 0))));
   lua_setfield(L, info, "retryable");
   lua_pushinteger(L, config ? 0 : 1);
   lua_setfield(L, info, "attempts");
@@ -1002,6 +1011,8 @@ static int core_answer(lua_State *L) {
   body = luaL_checklstring(L, 4, &len);
   header_text = luaL_optstring(L, 5, NULL);
   a.secrets = optional_list(L, 6);
+  a.success_info = 0;
+  a.idempotent = 0;
   lua_settop(L, 6);
   return pipeline_push_answer(L, &a, (long)status, body, len, header_text);
 }
@@ -1022,6 +1033,8 @@ static int core_transport_failure(lua_State *L) {
   status = luaL_optinteger(L, 6, 0);
   header_text = luaL_optstring(L, 7, NULL);
   a.secrets = optional_list(L, 8);
+  a.success_info = 0;
+  a.idempotent = 0;
   lua_settop(L, 8);
   return pipeline_push_transport_failure(L, &a, code, detail, (CURLcode)rc, sent, (long)status,
                                          header_text);
@@ -1046,6 +1059,16 @@ static int core_failure(lua_State *L) {
   }
   luaL_checktype(L, 4, LUA_TTABLE);
   return push_failure(L, 1, 2, detail, 4, secrets);
+}
+
+int pipeline_push_failure(lua_State *L, const char *op, const char *code, const char *detail) {
+  int base = lua_gettop(L);
+  lua_pushstring(L, op);
+  lua_pushstring(L, code);
+  lua_pushstring(L, detail);
+  lua_newtable(L);
+  push_failure(L, base + 1, base + 2, detail ? base + 3 : 0, base + 4, 0);
+  return leave_results(L, base, 4);
 }
 
 /* core.redact(text, secrets) -> text with every secret of the list (and

@@ -20,6 +20,9 @@ typedef struct {
   const char *op;     /* operation name, first word of the message, e.g. "retry" */
   int expect_success; /* a good answer is a JSON object with success == true (else any JSON is good) */
   int secrets;        /* absolute stack index of a Lua list of secret strings to hide, or 0 */
+  int success_info; /* a good expect_success answer gives true and its info (for events) */
+  int idempotent;   /* the request may be repeated even if it was carried out (a read):
+                         its network failures and gateway errors are retryable, sent or not */
 } pipeline_answer;
 
 /* A finished HTTP exchange (status line and body complete).  header_text: the raw response
@@ -49,6 +52,11 @@ void pipeline_push_redacted(lua_State *L, const char *text, size_t len, int secr
 
 /* libcurl's name of rc: "CURLE_OPERATION_TIMEDOUT"; "CURLE_<number>" for one it does not know
  * (0 to 259; "CURLE_UNKNOWN" beyond, where libcurl's numbers do not reach). */
+/* Pushes nil, message, code, info for a failure found before anything was
+ * sent or outside an answer (a configuration problem): core.failure's rule.
+ * detail: what went wrong in words, or NULL for what code means. */
+int pipeline_push_failure(lua_State *L, const char *op, const char *code, const char *detail);
+
 const char *pipeline_curl_code_name(CURLcode rc);
 
 /* Sets core.answer, core.failure, core.redact (and core.transport_failure, the Lua face of

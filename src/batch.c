@@ -32,7 +32,7 @@ typedef struct {
 } batch;
 
 static void sockets_free(batch *b);
-static void push_all_finished(lua_State *L, batch *b);
+static void push_all_finished(lua_State *L, batch *b, int owner);
 static void sockets_register(lua_State *L);
 
 static batch *check_batch(lua_State *L, int index) {
@@ -118,10 +118,18 @@ int pipeline_batch_new(lua_State *L) {
     }
     pipeline_transfer_open(L, &b->slots[i], &o);
   }
+  if (share) { /* a batch of a client's hides what the client hides */
+    int made = lua_gettop(L), secrets;
+    lua_getfield(L, opts, "share");
+    secrets = pipeline_secrets_push(L, made + 1);
+    if (secrets) pipeline_secrets_set(L, made, secrets);
+    lua_settop(L, made);
+  }
   return 1;
 }
 
-/* batch:add(method, url [, headers [, body [, single_send [, timeout]]]]) -> id | nil
+/* batch:add(method, url [, headers [, body [, single_send [, timeout [, expect [, op
+ *   [, with_info]]]]]]]) -> id | nil (see pipeline_transfer_prepare)
  * Starts a request; nil when every slot is busy. */
 static int batch_add(lua_State *L) {
   batch *b = check_batch(L, 1);
@@ -144,7 +152,7 @@ static int batch_add(lua_State *L) {
 }
 
 /* Pushes {id = n, n = count, <the transfer's results>} for a finished one. */
-static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode rc) {
+static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode rc, int owner) {
   int n, i, top;
   curl_multi_remove_handle(b->multi, t->easy);
   t->busy = 0;
@@ -153,8 +161,9 @@ static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode
   lua_pushinteger(L, t->id);
   lua_setfield(L, -2, "id");
   top = lua_gettop(L);
-  n = pipeline_transfer_finish(L, t, rc);
+  n = pipeline_transfer_finish(L, t, rc, owner); /* the top n values */
   for (i = n; i >= 1; i--) lua_rawseti(L, top, i);
+  lua_settop(L, top); /* (what finish may leave below them) */
   lua_pushinteger(L, n);
   lua_setfield(L, -2, "n");
 }
@@ -178,12 +187,129 @@ static int batch_step(lua_State *L) {
       curl_multi_perform(b->multi, &running);
     }
   }
-  push_all_finished(L, b);
+  push_all_finished(L, b, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------ send_all
+ *
+ * The whole of a long list of like requests in one call: the loop that
+ * add() and step() make in Lua, here in C, for a caller that has nothing
+ * else to do meanwhile (retry_many outside a host's loop).  Per request it
+ * costs a URL; a plain success costs a `true`.  Everything else comes back
+ * as step() gives it, for the caller's policy. */
+
+/* Starts request r in a free slot as request number id. */
+static void send_all_start(lua_State *L, batch *b, pipeline_request *r, lua_Integer id) {
+  pipeline_transfer *t = NULL;
+  int i;
+  for (i = 0; i < b->capacity && t == NULL; i++)
+    if (!b->slots[i].busy) t = &b->slots[i];
+  if (t == NULL) luaL_error(L, "no free slot in the batch"); /* in_flight < capacity: never */
+  pipeline_transfer_setup(L, t, r);
+  if (curl_multi_add_handle(b->multi, t->easy) != CURLM_OK)
+    luaL_error(L, "libcurl could not start the request");
+  t->busy = 1;
+  t->id = id;
+  b->in_flight++;
+}
+
+/* Stores every finished request's result in the results table at index
+ * results; returns whether one of them was a 429 (too many requests). */
+static int send_all_collect(lua_State *L, batch *b, int results, int owner) {
+  int queued, throttled = 0;
+  CURLMsg *msg;
+  while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
+    pipeline_transfer *t = NULL;
+    long status = 0;
+    int n, top;
+    if (msg->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    if (t == NULL || !t->busy) continue;
+    curl_multi_remove_handle(b->multi, t->easy);
+    t->busy = 0;
+    b->in_flight--;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 429) throttled = 1;
+    top = lua_gettop(L);
+    n = pipeline_transfer_finish(L, t, msg->data.result, owner);
+    if (!(n == 1 && lua_toboolean(L, -1))) { /* anything but a plain success: step()'s form */
+      int i;
+      lua_createtable(L, n, 1);
+      for (i = 1; i <= n; i++) {
+        lua_pushvalue(L, -1 - n - 1 + i); /* the results are the n values below the table */
+        lua_rawseti(L, -2, i);
+      }
+      lua_pushinteger(L, n);
+      lua_setfield(L, -2, "n");
+    }
+    lua_rawseti(L, results, (lua_Integer)t->id);
+    lua_settop(L, top);
+  }
+  return throttled;
+}
+
+/* batch:send_all(method, urls, headers [, expect [, op]]) -> results
+ * Sends method to every URL of the list urls with the same headers, at most
+ * capacity at once, and returns when all have finished: results[i] is true
+ * for a plain success (with expect_success), else {n = count, <what step()
+ * gives for a request>}.  After a 429, or a signal caught by the command
+ * line, no new request starts: those not sent have no result (nil), and the
+ * caller goes on with them at its own pace.  The batch must be idle and not
+ * in socket mode; every URL is checked before the first is sent. */
+static int batch_send_all(lua_State *L) {
+  static const char *const send_all_expects[] = {"json", "success", NULL};
+  batch *b = check_batch(L, 1);
+  pipeline_request r;
+  lua_Integer count, next = 1, i;
+  long interrupts_at_start = (long)pipeline_interrupts;
+  int stop = 0, results;
+  r.method = luaL_checkoption(L, 2, NULL, pipeline_methods);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_argcheck(L, b->in_flight == 0, 1, "batch has requests in flight");
+  luaL_argcheck(L, b->sockets == NULL, 1, "batch is in socket mode");
+  count = (lua_Integer)lua_rawlen(L, 3);
+  for (i = 1; i <= count; i++) {
+    size_t len;
+    const char *url, *refusal;
+    if (lua_rawgeti(L, 3, i) != LUA_TSTRING) luaL_argerror(L, 3, "every URL must be a string");
+    url = lua_tolstring(L, -1, &len);
+    refusal = pipeline_transfer_url_refusal(&b->slots[0], url, len);
+    if (refusal) luaL_argerror(L, 3, lua_pushfstring(L, "URL %s", refusal));
+    lua_pop(L, 1);
+  }
+  r.headers = 4;
+  r.body = NULL;
+  r.body_len = 0;
+  r.single_send = 1;
+  r.timeout_ms = b->slots[0].timeout_ms;
+  r.expect_success = luaL_checkoption(L, 5, "json", send_all_expects) == 1;
+  r.success_info = 0;
+  r.op = luaL_optstring(L, 6, "request");
+  lua_settop(L, 6);
+  lua_createtable(L, (int)(count < 1 << 24 ? count : 0), 0);
+  results = lua_gettop(L);
+  for (;;) {
+    int running = 0;
+    while (!stop && next <= count && b->in_flight < b->capacity) {
+      lua_rawgeti(L, 3, next);
+      r.url = lua_tostring(L, -1); /* libcurl copies it */
+      send_all_start(L, b, &r, next++);
+      lua_pop(L, 1);
+    }
+    if (b->in_flight == 0) break;
+    if (curl_multi_perform(b->multi, &running) != CURLM_OK)
+      return luaL_error(L, "libcurl multi perform failed");
+    if (send_all_collect(L, b, results, 1)) stop = 1;
+    if ((long)pipeline_interrupts != interrupts_at_start) stop = 1;
+    if (b->in_flight > 0 && running == b->in_flight) curl_multi_poll(b->multi, NULL, 0, 1000, NULL);
+  }
   return 1;
 }
 
 /* Appends every finished request to the table on top of the stack. */
-static void push_all_finished(lua_State *L, batch *b) {
+static void push_all_finished(lua_State *L, batch *b, int owner) {
   int queued, finished = 0;
   CURLMsg *msg;
   while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
@@ -191,7 +317,7 @@ static void push_all_finished(lua_State *L, batch *b) {
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
     if (t == NULL || !t->busy) continue;
-    push_finished(L, b, t, msg->data.result);
+    push_finished(L, b, t, msg->data.result, owner);
     lua_rawseti(L, -2, ++finished);
   }
 }
@@ -227,14 +353,10 @@ static int batch_is_closed(lua_State *L) {
 }
 
 void pipeline_batch_register(lua_State *L) {
-  static const luaL_Reg methods[] = {{"add", batch_add},
-                                     {"step", batch_step},
-                                     {"pending", batch_pending},
-                                     {"capacity", batch_capacity},
-                                     {"timeout", batch_timeout},
-                                     {"close", batch_close},
-                                     {"is_closed", batch_is_closed},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"add", batch_add},         {"step", batch_step},           {"send_all", batch_send_all},
+      {"pending", batch_pending}, {"capacity", batch_capacity},   {"timeout", batch_timeout},
+      {"close", batch_close},     {"is_closed", batch_is_closed}, {NULL, NULL}};
   static const luaL_Reg meta[] = {
     {"__gc", batch_close},
 #if LUA_VERSION_NUM >= 504

@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 
 #include "compat.h"
+#include "retry.h"
 #include "transfer.h"
 
 pipeline_transfer *pipeline_client_check(lua_State *L, int index) {
@@ -68,23 +69,34 @@ int pipeline_client_new(lua_State *L) {
   return 1;
 }
 
-/* client:request(method, url [, headers [, body [, single_send [, timeout]]]])
- *   -> status, body, headers          when an HTTP answer arrived
- *   -> nil, kind, message, sent [, status, headers]
- *                                     when none did, whole (kind: network,
- *      timeout, tls, protocol; sent: the request may have reached the server;
- *      status, headers: when they had arrived) */
+/* client:request(method, url [, headers [, body [, single_send [, timeout [, expect [, op
+ *   [, with_info]]]]]]]) -> true | body, info | nil, message, code, info
+ * (see pipeline_transfer_prepare and pipeline_transfer_finish) */
 int pipeline_client_request(lua_State *L) {
   pipeline_transfer *t = pipeline_client_check(L, 1);
+  CURLcode rc;
   pipeline_transfer_prepare(L, t, 2);
-  return pipeline_transfer_finish(L, t, curl_easy_perform(t->easy));
+  rc = curl_easy_perform(t->easy);
+  return pipeline_transfer_finish(L, t, rc, 1);
+}
+
+/* client:set_secrets(list) -> client: the strings (a list, read when a
+ * failure is built, so strings added later count) that its failures'
+ * messages and info hide; also the batches made with share = client. */
+static int client_set_secrets(lua_State *L) {
+  pipeline_transfer *t = pipeline_client_check(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  (void)t;
+  pipeline_secrets_set(L, 1, 2);
+  lua_settop(L, 1);
+  return 1;
 }
 
 void pipeline_client_register(lua_State *L) {
-  static const luaL_Reg methods[] = {{"request", pipeline_client_request},
-                                     {"close", pipeline_client_close},
-                                     {"is_closed", client_is_closed},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"request", pipeline_client_request}, {"set_secrets", client_set_secrets},
+      {"retry", pipeline_client_retry},     {"close", pipeline_client_close},
+      {"is_closed", client_is_closed},      {NULL, NULL}};
   static const luaL_Reg meta[] = {
     {"__gc", pipeline_client_close},
 #if LUA_VERSION_NUM >= 504

@@ -1,162 +1,153 @@
 /*
- * retry.c - core.retry, the call the project is named after.
+ * retry.c - the retry of a pipeline run, the call the project is named
+ * after: PUT {endpoint}/v5/{project_id}/api/pipelines/{pipeline_id}/
+ * pipeline-runs/{run_id}/retry, settled by the public rule (answer.h).  One
+ * path for both ways in: core.retry (one call, its own handle, one attempt)
+ * and client:retry on a client's handle, which the Lua wrapper's retry policy
+ * drives.  Nothing here calls into Lua.
  */
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "answer.h"
 #include "client.h"
 #include "compat.h"
 #include "retry.h"
 #include "text.h"
 #include "transfer.h"
 
-/* Pushes require(module)[field]: the policy this C code defers to lives in
- * the Lua modules. */
-static void push_lua_field(lua_State *L, const char *module, const char *field) {
-  lua_getglobal(L, "require");
-  lua_pushstring(L, module);
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, field);
-  lua_remove(L, -2);
+/* core.retry's arguments (named stack slots) */
+enum { ARG_PROJECT = 1, ARG_PIPELINE, ARG_RUN, ARG_TOKEN, ARG_OPTIONS };
+
+/* client:retry's arguments */
+enum {
+  ARG_CLIENT = 1,
+  ARG_ENDPOINT,
+  ARG_C_PROJECT,
+  ARG_C_PIPELINE,
+  ARG_C_RUN,
+  ARG_HEADERS,
+  ARG_WITH_INFO
+};
+
+/* Pushes the retry URL for endpoint (trailing slashes dropped). */
+static const char *push_retry_url(lua_State *L, const char *endpoint, const char *project,
+                                  const char *pipeline, const char *run) {
+  size_t len = strlen(endpoint);
+  while (len > 0 && endpoint[len - 1] == '/') len--;
+  lua_pushlstring(L, endpoint, len);
+  lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry", project, pipeline, run);
+  lua_concat(L, 2);
+  return lua_tostring(L, -1);
 }
 
-/* Calls require("pipeline.errors").settle(op, expect, {secret}, ...) on the
- * n values on top of the stack and returns its results: the meaning of an
- * answer is policy, kept in Lua, in one place for every operation. */
-static int settle(lua_State *L, const char *op, const char *expect, int secret, int n) {
-  int base = lua_gettop(L) - n;
-  push_lua_field(L, "pipeline.errors", "settle");
-  lua_pushstring(L, op);
-  lua_pushstring(L, expect);
-  lua_createtable(L, 1, 0);
-  lua_pushvalue(L, secret);
-  lua_rawseti(L, -2, 1);
-  lua_rotate(L, base + 1, 4);
-  lua_call(L, n + 3, LUA_MULTRET);
-  return lua_gettop(L) - base;
+/* The retry on transfer t (of the transport userdata at index owner) with
+ * the headers table at index headers: one attempt, never repeated by
+ * libcurl; leaves its results on top and returns how many (true | nil,
+ * message, code, info; with_info: true, info). */
+static int retry_on(lua_State *L, pipeline_transfer *t, int owner, const char *url, int headers,
+                    int with_info) {
+  pipeline_request r;
+  CURLcode rc;
+  r.method = METHOD_PUT;
+  r.url = url;
+  r.headers = headers;
+  r.body = NULL;
+  r.body_len = 0;
+  r.single_send = 1; /* a retry starts work: never sent twice */
+  r.timeout_ms = t->timeout_ms;
+  r.expect_success = 1;
+  r.success_info = with_info;
+  r.op = "retry";
+  pipeline_transfer_setup(L, t, &r);
+  rc = curl_easy_perform(t->easy);
+  return pipeline_transfer_finish(L, t, rc, owner);
 }
 
-/* The retry's result for a configuration problem described by the message
- * on top of the stack: nothing was sent. */
-static int config_failure(lua_State *L) {
-  lua_pushnil(L);
-  lua_insert(L, -2);
-  lua_pushliteral(L, "config");
-  lua_insert(L, -2);
-  lua_pushboolean(L, 0);
-  return settle(L, "retry", "success", 4, 4);
+/* client:retry(endpoint, project_id, pipeline_id, run_id, headers [, with_info])
+ *   -> true | nil, message, code, info
+ * The retry on the client's kept-alive handle; headers: every request header
+ * (the caller's credentials among them). */
+int pipeline_client_retry(lua_State *L) {
+  pipeline_transfer *t = pipeline_client_check(L, ARG_CLIENT);
+  const char *endpoint = luaL_checkstring(L, ARG_ENDPOINT), *url, *refusal;
+  size_t len;
+  pipeline_check_id_arg(L, ARG_C_PROJECT, "project_id");
+  pipeline_check_id_arg(L, ARG_C_PIPELINE, "pipeline_id");
+  pipeline_check_id_arg(L, ARG_C_RUN, "run_id");
+  luaL_checktype(L, ARG_HEADERS, LUA_TTABLE);
+  url = push_retry_url(L, endpoint, lua_tostring(L, ARG_C_PROJECT), lua_tostring(L, ARG_C_PIPELINE),
+                       lua_tostring(L, ARG_C_RUN));
+  len = lua_rawlen(L, -1);
+  refusal = pipeline_transfer_url_refusal(t, url, len);
+  if (refusal) return luaL_argerror(L, ARG_ENDPOINT, lua_pushfstring(L, "URL %s", refusal));
+  return retry_on(L, t, ARG_CLIENT, url, ARG_HEADERS, lua_toboolean(L, ARG_WITH_INFO));
 }
 
-static int allow_http(lua_State *L, int opts) {
-  int allowed;
-  if (opts == 0) return 0;
-  lua_getfield(L, opts, "allow_http");
-  allowed = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return allowed;
-}
-
-/* Any client option (pipeline.config.CLIENT_OPTIONS) may be passed to
- * core.retry, as to pipeline.retry; those that are not transport options or
- * endpoint/region are the Lua side's policy (retries, sleep, on_event) or
- * credentials it does not take here, and have no effect. */
-static int is_client_option(lua_State *L, const char *name) {
-  int known;
-  push_lua_field(L, "pipeline.config", "CLIENT_OPTIONS");
-  lua_getfield(L, -1, name);
-  known = !lua_isnil(L, -1);
-  lua_pop(L, 2);
-  return known;
+/* Whether name is an option of core.retry's own (the others are the
+ * transport's, as core.client takes them). */
+static int is_retry_option(lua_State *L, const char *name) {
+  (void)L;
+  return strcmp(name, "endpoint") == 0;
 }
 
 /* core.retry(project_id, pipeline_id, run_id, token [, options])
  *   -> true | nil, message, code, info
- * PUT {endpoint}/v5/{project}/api/pipelines/{pipeline}/pipeline-runs/{run}/retry
- * options: endpoint (or region) and the transport options of core.client;
- * the other client options are accepted (see is_client_option).  One
- * attempt, never repeated: pipeline.retry adds the retry policy. */
+ * options: endpoint (the service's base URL) and the transport options of
+ * core.client.  One attempt on a handle of its own, never repeated:
+ * pipeline.retry adds the configuration (regions, profiles) and the retry
+ * policy, over the same request (client:retry). */
 int pipeline_retry(lua_State *L) {
-  const char *endpoint = NULL, *refusal;
-  size_t elen = 0;
-  int opts = 0, client, url, n;
-
-  pipeline_check_id_arg(L, 1, "project_id");
-  pipeline_check_id_arg(L, 2, "pipeline_id");
-  pipeline_check_id_arg(L, 3, "run_id");
-  pipeline_check_token_arg(L, 4);
-  if (!lua_isnoneornil(L, 5)) {
-    luaL_checktype(L, 5, LUA_TTABLE);
-    opts = 5;
-    /* the same checks as pipeline.retry's, nested tables included */
-    push_lua_field(L, "pipeline.config", "problem");
-    lua_pushvalue(L, opts);
-    push_lua_field(L, "pipeline.config", "CLIENT_OPTIONS");
-    lua_pushliteral(L, "options");
-    lua_call(L, 3, 1);
-    if (!lua_isnil(L, -1)) return luaL_argerror(L, 5, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    lua_getfield(L, opts, "endpoint");
+  const char *endpoint = NULL, *url, *refusal;
+  pipeline_transfer *t;
+  int client, headers, n;
+  pipeline_check_id_arg(L, ARG_PROJECT, "project_id");
+  pipeline_check_id_arg(L, ARG_PIPELINE, "pipeline_id");
+  pipeline_check_id_arg(L, ARG_RUN, "run_id");
+  pipeline_check_token_arg(L, ARG_TOKEN);
+  lua_settop(L, ARG_OPTIONS);
+  if (!lua_isnil(L, ARG_OPTIONS)) {
+    luaL_checktype(L, ARG_OPTIONS, LUA_TTABLE);
+    lua_getfield(L, ARG_OPTIONS, "endpoint");
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, 5, "options.endpoint must be a string");
-    endpoint = lua_tolstring(L, -1, &elen);
-    lua_pop(L, 1); /* still referenced by the options table */
+      luaL_argerror(L, ARG_OPTIONS, "options.endpoint must be a string");
+    endpoint = lua_tostring(L, -1); /* still referenced by the options table */
+    lua_pop(L, 1);
   }
-  lua_settop(L, 5);
-  pipeline_client_push(L, opts, is_client_option); /* raises on bad options */
+  /* the transport options checked (unknown keys raise) before anything else */
+  pipeline_client_push(L, lua_isnil(L, ARG_OPTIONS) ? 0 : ARG_OPTIONS, is_retry_option);
   client = lua_gettop(L);
-  if (endpoint == NULL && opts) {
-    /* no endpoint: the region's, from the region table */
-    lua_getfield(L, opts, "region");
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      int region = lua_gettop(L);
-      push_lua_field(L, "pipeline.regions", "endpoint");
-      lua_pushvalue(L, region);
-      lua_call(L, 1, 2);
-      if (lua_isnil(L, -2)) return config_failure(L); /* its message is on top */
-      lua_pop(L, 1);
-      lua_replace(L, region);
-      endpoint = lua_tolstring(L, region, &elen); /* kept alive at that slot */
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-  while (endpoint && elen > 0 && endpoint[elen - 1] == '/') elen--;
-  if (endpoint == NULL || elen == 0) {
-    lua_pushliteral(L, "no endpoint: pass options.endpoint or options.region");
-    return config_failure(L);
-  }
-  lua_pushlstring(L, endpoint, elen);
-  lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry", lua_tostring(L, 1),
-                  lua_tostring(L, 2), lua_tostring(L, 3));
-  lua_concat(L, 2);
-  url = lua_gettop(L);
+  t = pipeline_client_check(L, client);
+  if (endpoint == NULL || endpoint[strspn(endpoint, "/")] == '\0')
+    return pipeline_push_failure(L, "retry", "config",
+                                 "no endpoint: pass options.endpoint (pipeline.retry also "
+                                 "takes a region or the configuration)");
+  url = push_retry_url(L, endpoint, lua_tostring(L, ARG_PROJECT), lua_tostring(L, ARG_PIPELINE),
+                       lua_tostring(L, ARG_RUN));
   /* the path appended has no query or fragment: any comes from the endpoint */
-  refusal = pipeline_url_refusal(lua_tostring(L, url), allow_http(L, opts), 1);
+  refusal = pipeline_url_refusal(url, t->allow_http, 1);
+  if (refusal == NULL) refusal = pipeline_transfer_url_refusal(t, url, lua_rawlen(L, -1));
   if (refusal) {
     lua_pushfstring(L, "endpoint %s", refusal);
-    return config_failure(L);
+    return pipeline_push_failure(L, "retry", "config", lua_tostring(L, -1));
   }
-
-  lua_pushcfunction(L, pipeline_client_request);
-  lua_pushvalue(L, client);
-  lua_pushliteral(L, "PUT");
-  lua_pushvalue(L, url);
-  lua_newtable(L);
-  lua_pushvalue(L, 4);
-  lua_setfield(L, -2, "X-Auth-Token");
+  /* the token is the one secret its failures must not show */
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, ARG_TOKEN);
+  lua_rawseti(L, -2, 1);
+  pipeline_secrets_set(L, client, -1);
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 3);
+  headers = lua_gettop(L);
+  lua_pushvalue(L, ARG_TOKEN);
+  lua_setfield(L, headers, "X-Auth-Token");
   lua_pushliteral(L, "application/json");
-  lua_setfield(L, -2, "Accept");
-  /* as the official SDKs send it, body or not */
-  lua_pushliteral(L, "application/json");
-  lua_setfield(L, -2, "Content-Type");
-  lua_pushnil(L);
-  lua_pushboolean(L, 1); /* a retry starts work: never sent twice */
-  lua_call(L, 6, LUA_MULTRET);
-  n = lua_gettop(L) - url;
-  lua_pushcfunction(L, pipeline_client_close);
-  lua_pushvalue(L, client);
-  lua_call(L, 1, 0);
-  return settle(L, "retry", "success", 4, n);
+  lua_setfield(L, headers, "Accept");
+  lua_pushliteral(L, "application/json"); /* as the official SDKs send it, body or not */
+  lua_setfield(L, headers, "Content-Type");
+  n = retry_on(L, t, client, url, headers, 0);
+  pipeline_transfer_close(t); /* now, not at the next collection */
+  return n;
 }

@@ -11,11 +11,13 @@
 #include "transfer.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 
+#include "answer.h"
 #include "compat.h"
 
 #define DEFAULT_MAX_RESPONSE (8L * 1024 * 1024)
@@ -35,6 +37,48 @@ typedef pipeline_transfer transfer;
 const char *const pipeline_transport_option_names[] = {
     "timeout",  "connect_timeout", "max_response_size", "ca_file",    "ca_path",
     "insecure", "proxy",           "allow_http",        "user_agent", NULL};
+
+/* --------------------------------------------------------------- secrets
+ * The strings a transport's failures must not show (its client's tokens, a
+ * proxy password): a list per client or batch userdata, kept in a
+ * weak-keyed registry table, so the userdata needs no user value (which Lua
+ * 5.1 lacks) and the list lives as long as the transport does. */
+
+static const char SECRETS_KEY[] = "pipeline.secrets";
+
+/* Pushes the registry's table of lists, creating it the first time. */
+static void push_secret_lists(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, SECRETS_KEY);
+  if (lua_istable(L, -1)) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, SECRETS_KEY);
+}
+
+void pipeline_secrets_set(lua_State *L, int owner, int list) {
+  owner = lua_absindex(L, owner);
+  list = lua_absindex(L, list);
+  push_secret_lists(L);
+  lua_pushvalue(L, owner);
+  lua_pushvalue(L, list);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+int pipeline_secrets_push(lua_State *L, int owner) {
+  owner = lua_absindex(L, owner);
+  push_secret_lists(L);
+  lua_pushvalue(L, owner);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  if (lua_istable(L, -1)) return lua_gettop(L);
+  return 0;
+}
 
 /* --------------------------------------------------------------- buffers */
 
@@ -247,6 +291,8 @@ void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_opti
 void pipeline_transfer_open(lua_State *L, transfer *t, const pipeline_transport_options *o) {
   t->allow_http = o->allow_http;
   t->timeout_ms = o->timeout_ms;
+  t->set_method = -1;
+  t->set_timeout_ms = -1;
   t->body.limit = (size_t)o->max_response;
   t->headers.limit = MAX_HEADER_BYTES;
   t->easy = curl_easy_init();
@@ -282,7 +328,9 @@ void pipeline_transfer_open(lua_State *L, transfer *t, const pipeline_transport_
       lua_pop(L, 1);
     }
   }
-  SETOPT(t, CURLOPT_ACCEPT_ENCODING, "");
+  /* No Accept-Encoding: the answers are small JSON, a compressed one could
+   * expand past the size limit only after it was accepted, and libcurl's
+   * decoding set-up costs a tenth of a whole call. */
   SETOPT(t, CURLOPT_WRITEFUNCTION, on_body);
   SETOPT(t, CURLOPT_WRITEDATA, (void *)t);
   SETOPT(t, CURLOPT_HEADERFUNCTION, on_header);
@@ -333,15 +381,14 @@ static int append_header(transfer *t, const char *line) {
 static int header_line_is(const struct curl_slist *node, const char *name, size_t nlen,
                           const char *value, size_t vlen) {
   const char *line;
+  size_t len;
   if (node == NULL) return 0;
   line = node->data;
-  if (strncmp(line, name, nlen) != 0) return 0;
-  line += nlen;
-  if (vlen == 0) return strcmp(line, ";") == 0;
-  return line[0] == ':' && line[1] == ' ' && strncmp(line + 2, value, vlen) == 0 &&
-         line[2 + vlen] == '\0';
+  len = strlen(line);
+  if (vlen == 0) return len == nlen + 1 && memcmp(line, name, nlen) == 0 && line[nlen] == ';';
+  return len == nlen + 2 + vlen && memcmp(line, name, nlen) == 0 && line[nlen] == ':' &&
+         line[nlen + 1] == ' ' && memcmp(line + nlen + 2, value, vlen) == 0;
 }
-
 /* The header pair on top of the stack (name at -2, value at -1), checked:
  * raises on a bad one.  Returns whether it is the Content-Type. */
 static int checked_header(lua_State *L, const char **name, size_t *nlen, const char **value,
@@ -373,13 +420,24 @@ static int request_headers_unchanged(lua_State *L, transfer *t, int table, int h
   if (table) {
     lua_pushnil(L);
     while (lua_next(L, table) != 0) {
-      size_t nlen, vlen;
-      const char *name, *value;
-      if (checked_header(L, &name, &nlen, &value, &vlen)) content_type = 1;
-      if (same && header_line_is(node, name, nlen, value, vlen))
+      size_t nlen = 0, vlen = 0;
+      const char *name = NULL, *value = NULL;
+      int strings = lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING;
+      if (strings) {
+        name = lua_tolstring(L, -2, &nlen);
+        value = lua_tolstring(L, -1, &vlen);
+      }
+      /* a valid name whose line is already in the list: its value passed the
+       * checks when the line was built */
+      if (same && strings && pipeline_is_header_name(name, nlen) &&
+          header_line_is(node, name, nlen, value, vlen)) {
+        if (nlen == 12 && pipeline_strncasecmp_ascii(name, "content-type", 12) == 0)
+          content_type = 1;
         node = node->next;
-      else
+      } else {
         same = 0;
+        if (checked_header(L, &name, &nlen, &value, &vlen)) content_type = 1;
+      }
       lua_pop(L, 1);
     }
   }
@@ -464,7 +522,8 @@ static const char *url_refusal(transfer *t, const char *url) {
   return refusal;
 }
 
-static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", NULL};
+/* in the order of pipeline_request's METHOD_ names */
+const char *const pipeline_methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", NULL};
 
 static const char *transport_kind(transfer *t, CURLcode rc) {
   switch (rc) {
@@ -499,11 +558,10 @@ static const char *transport_kind(transfer *t, CURLcode rc) {
   }
 }
 
-/* Pushes nil, kind, message, sent [, status, headers] for a transfer that got
- * no complete answer; status and headers when they had arrived (a body over
- * the limit, say). */
-static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
-  long status = 0;
+/* Pushes nil, message, code, info for a transfer that got no complete
+ * answer (info with what had arrived: a body over the limit, say). */
+static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc, const pipeline_answer *a,
+                                  long status) {
 #ifdef HAVE_PREREQ
   int sent = t->sends > 0;
 #else
@@ -511,30 +569,28 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc) {
   int sent = rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
              rc != CURLE_COULDNT_RESOLVE_PROXY;
 #endif
-  lua_pushnil(L);
-  lua_pushstring(L, transport_kind(t, rc));
+  const char *detail;
   if (rc == CURLE_FILESIZE_EXCEEDED || t->body.overflowed)
-    lua_pushfstring(L, "response body is larger than the limit of %d bytes", (int)t->body.limit);
+    detail = lua_pushfstring(L, "response body is larger than the limit of %d bytes",
+                             (int)t->body.limit);
   else if (t->headers.overflowed)
-    lua_pushfstring(L, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
+    detail = lua_pushfstring(L, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
   else if (rc == CURLE_OUT_OF_MEMORY)
-    lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
-                       "header line over 100 KiB does this)");
+    detail = lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
+                                "header line over 100 KiB does this)");
   else if (rc == CURLE_ABORTED_BY_CALLBACK && t->interrupted)
-    lua_pushliteral(L, "interrupted by a signal");
+    detail = lua_pushliteral(L, "interrupted by a signal");
   else if (rc == CURLE_ABORTED_BY_CALLBACK)
-    lua_pushliteral(L, "connection lost after the request was sent; "
-                       "it was not sent again");
+    detail = lua_pushliteral(L, "connection lost after the request was sent; "
+                                "it was not sent again");
   else if (t->error[0])
-    lua_pushstring(L, t->error);
+    detail = lua_pushstring(L, t->error);
   else
-    lua_pushstring(L, curl_easy_strerror(rc));
-  lua_pushboolean(L, sent);
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-  if (status <= 0) return 4;
-  lua_pushinteger(L, (lua_Integer)status);
-  pipeline_push_headers(L, t->headers.data);
-  return 6;
+    detail = lua_pushstring(L, curl_easy_strerror(rc));
+  pipeline_push_transport_failure(L, a, transport_kind(t, rc), detail, rc, sent,
+                                  status > 0 ? status : 0, status > 0 ? t->headers.data : NULL);
+  lua_remove(L, -5); /* the detail */
+  return 4;
 }
 
 void pipeline_push_headers(lua_State *L, const char *data) {
@@ -580,64 +636,112 @@ void pipeline_push_headers(lua_State *L, const char *data) {
   }
 }
 
-void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
-  int m = luaL_checkoption(L, first, NULL, methods);
-  size_t url_len, body_len = 0;
-  const char *url = luaL_checklstring(L, first + 1, &url_len);
-  const char *refusal, *method = methods[m];
-  const char *body;
-  int headers = 0, has_body;
-  long timeout_ms;
-
-  if (!lua_isnoneornil(L, first + 2)) {
-    luaL_checktype(L, first + 2, LUA_TTABLE);
-    headers = first + 2;
-  }
-  body = luaL_optlstring(L, first + 3, NULL, &body_len);
+/* Why url may not be sent on t (a static string), or NULL. */
+const char *pipeline_transfer_url_refusal(transfer *t, const char *url, size_t url_len) {
   if (strlen(url) != url_len || !pipeline_is_header_value(url, url_len))
-    luaL_argerror(L, first + 1, "URL holds a control character");
-  refusal = url_refusal(t, url);
-  if (refusal) luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
-  has_body = body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-             strcmp(method, "PATCH") == 0;
-  set_request_headers(L, t, headers, has_body, body_len > 0);
-  timeout_ms = t->timeout_ms;
-  if (!lua_isnoneornil(L, first + 5)) {
-    lua_Number seconds = luaL_checknumber(L, first + 5);
-    luaL_argcheck(L, seconds >= 0, first + 5, "timeout must not be negative");
-    if (seconds * 1000 < (lua_Number)timeout_ms)
-      timeout_ms = seconds * 1000 < 1 ? 1 : (long)(seconds * 1000);
-  }
-  SETOPT(t, CURLOPT_TIMEOUT_MS, timeout_ms);
+    return "holds a control character";
+  return url_refusal(t, url);
+}
 
-  SETOPT(t, CURLOPT_URL, url);
+void pipeline_transfer_setup(lua_State *L, transfer *t, const pipeline_request *r) {
+  const char *method = pipeline_methods[r->method];
+  int has_body = r->body != NULL || r->method == METHOD_POST || r->method == METHOD_PUT ||
+                 r->method == METHOD_PATCH;
+  int shape = r->method * 2 + has_body; /* what the method options were last set for */
+  set_request_headers(L, t, r->headers, has_body, r->body_len > 0);
+  /* Options only when they change: each is a call into libcurl, and most
+   * calls of a client repeat the last one's. */
+  if (r->timeout_ms != t->set_timeout_ms) {
+    SETOPT(t, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+    t->set_timeout_ms = r->timeout_ms;
+  }
+  SETOPT(t, CURLOPT_URL, r->url);
   SETOPT(t, CURLOPT_HTTPHEADER, t->request_headers);
   if (has_body) {
-    SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SETOPT(t, CURLOPT_COPYPOSTFIELDS, body ? body : "");
-    SETOPT(t, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") ? method : NULL);
-  } else {
+    SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    if (r->body_len > 0)
+      SETOPT(t, CURLOPT_COPYPOSTFIELDS, r->body);
+    else
+      SETOPT(t, CURLOPT_POSTFIELDS, ""); /* a static empty body: nothing to copy */
+  } else if (t->set_method != shape) {
     SETOPT(t, CURLOPT_HTTPGET, 1L);
-    SETOPT(t, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
+  }
+  if (t->set_method != shape) {
+    /* libcurl's own verb is POST with a body and GET without */
+    SETOPT(t, CURLOPT_CUSTOMREQUEST,
+           r->method == (has_body ? METHOD_POST : METHOD_GET) ? NULL : method);
+    t->set_method = shape;
   }
   buffer_reset(&t->body);
   buffer_reset(&t->headers);
   t->error[0] = '\0';
   t->sends = 0;
-  t->single_send = lua_toboolean(L, first + 4);
+  t->single_send = r->single_send;
+  t->expect_success = r->expect_success;
+  t->success_info = r->success_info;
+  /* kept for the result, which a batch builds after this call returned */
+  snprintf(t->op, sizeof t->op, "%s", r->op ? r->op : "request");
   t->interrupts_at_start = (long)pipeline_interrupts;
   t->interrupted = 0;
 }
 
-int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
+/* What a good answer is (pipeline_request's expect_success: 0 or 1). */
+static const char *const expects[] = {"json", "success", NULL};
+
+void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
+  pipeline_request r;
+  const char *refusal;
+  size_t url_len;
+  r.method = luaL_checkoption(L, first, NULL, pipeline_methods);
+  r.url = luaL_checklstring(L, first + 1, &url_len);
+  r.headers = 0;
+  if (!lua_isnoneornil(L, first + 2)) {
+    luaL_checktype(L, first + 2, LUA_TTABLE);
+    r.headers = first + 2;
+  }
+  r.body_len = 0;
+  r.body = luaL_optlstring(L, first + 3, NULL, &r.body_len);
+  refusal = pipeline_transfer_url_refusal(t, r.url, url_len);
+  if (refusal) luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
+  r.single_send = lua_toboolean(L, first + 4);
+  r.timeout_ms = t->timeout_ms;
+  if (!lua_isnoneornil(L, first + 5)) {
+    lua_Number seconds = luaL_checknumber(L, first + 5);
+    luaL_argcheck(L, seconds >= 0, first + 5, "timeout must not be negative");
+    if (seconds * 1000 < (lua_Number)r.timeout_ms)
+      r.timeout_ms = seconds * 1000 < 1 ? 1 : (long)(seconds * 1000);
+  }
+  r.expect_success = luaL_checkoption(L, first + 6, "json", expects) == 1;
+  r.op = luaL_optstring(L, first + 7, "request");
+  r.success_info = lua_toboolean(L, first + 8);
+  pipeline_transfer_setup(L, t, &r);
+}
+
+/* Whether t got the answer nearly every retry and stop gets: a 2xx whose
+ * body is exactly {"success":true}.  Settled here, without building a Lua
+ * value of the answer: the caller gets true, as the full rule would give. */
+static int plain_success(transfer *t, long status) {
+  static const char success[] = "{\"success\":true}";
+  return t->expect_success && !t->success_info && status >= 200 && status < 300 &&
+         t->body.len == sizeof success - 1 && memcmp(t->body.data, success, t->body.len) == 0;
+}
+
+int pipeline_transfer_finish(lua_State *L, transfer *t, CURLcode rc, int owner) {
+  pipeline_answer a;
   long status = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (rc == CURLE_OK && plain_success(t, status)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  a.op = t->op;
+  a.expect_success = t->expect_success;
+  a.success_info = t->success_info;
+  a.idempotent = !t->single_send;
+  a.secrets = owner ? pipeline_secrets_push(L, owner) : 0; /* left below the results */
   /* Every libcurl result is an answer of the transport, never a raise: a
    * server can provoke any of them (CURLE_OUT_OF_MEMORY by one long header
    * line), and a raise would end every job of a batch. */
-  if (rc != CURLE_OK) return push_transport_failure(L, t, rc);
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-  lua_pushinteger(L, (lua_Integer)status);
-  lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
-  pipeline_push_headers(L, t->headers.data);
-  return 3;
+  if (rc != CURLE_OK) return push_transport_failure(L, t, rc, &a, status);
+  return pipeline_push_answer(L, &a, status, t->body.data, t->body.len, t->headers.data);
 }

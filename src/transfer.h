@@ -61,6 +61,11 @@ typedef struct {
   char *accepted_origin;
   size_t accepted_origin_len;
   int headers_have_body, headers_have_content; /* what request_headers was built for */
+  int expect_success;  /* a good answer is {"success": true} (else any JSON) */
+  int success_info;    /* a good expect_success answer gives true and its info */
+  char op[32];         /* the operation's name, for the failure's message */
+  int set_method;      /* METHOD_ * 2 + has_body last set on the handle, or -1 */
+  long set_timeout_ms; /* the CURLOPT_TIMEOUT_MS last set, or -1 */
 } pipeline_transfer;
 
 /* How many SIGINT/SIGTERM the command line's handler (core.catch_signals)
@@ -96,15 +101,54 @@ void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_opti
 void pipeline_transfer_open(lua_State *L, pipeline_transfer *t,
                             const pipeline_transport_options *o);
 
-/* Sets up t for the request given by the Lua values at first .. first+5:
- * method, url [, headers [, body [, single_send [, timeout]]]], timeout in
- * seconds shortening the client's for this request (a caller's deadline).
- * Raises on misuse, with nothing sent. */
+enum { METHOD_GET, METHOD_POST, METHOD_PUT, METHOD_DELETE, METHOD_PATCH };
+/* Their names, NULL-terminated (for luaL_checkoption). */
+extern const char *const pipeline_methods[];
+
+/* One request, as C values; the strings and the headers table (a stack
+ * index, or 0) belong to the caller's Lua values. */
+typedef struct {
+  int method; /* METHOD_ */
+  const char *url;
+  int headers;
+  const char *body; /* NULL for none */
+  size_t body_len;
+  int single_send;    /* never let libcurl send it a second time */
+  long timeout_ms;    /* the whole request */
+  int expect_success; /* a good answer is {"success": true}: it finishes as true */
+  int success_info;   /* ... and its info (status, request_id, headers) */
+  const char *op;     /* the operation's name, for messages (NULL: "request") */
+} pipeline_request;
+
+/* Why url may not be sent on t (a static string), or NULL when it may. */
+const char *pipeline_transfer_url_refusal(pipeline_transfer *t, const char *url, size_t url_len);
+
+/* Sets up t for request r (whose URL passed pipeline_transfer_url_refusal).
+ * Raises on a bad header; t's header list is its own, so nothing leaks. */
+void pipeline_transfer_setup(lua_State *L, pipeline_transfer *t, const pipeline_request *r);
+
+/* Sets up t for the request given by the Lua values at first .. first+8:
+ * method, url [, headers [, body [, single_send [, timeout [, expect [, op
+ * [, with_info]]]]]]]: timeout in seconds shortening the client's for this
+ * request (a caller's deadline); expect "success" (a good answer is
+ * {"success": true}) or "json" (the default); op names the operation in
+ * messages; with_info: a good "success" answer gives its info too.  Raises on
+ * misuse, with nothing sent. */
 void pipeline_transfer_prepare(lua_State *L, pipeline_transfer *t, int first);
 
-/* Pushes the result of t's finished transfer and returns how many values:
- * status, body, headers -- or nil, kind, message, sent. */
-int pipeline_transfer_finish(lua_State *L, pipeline_transfer *t, CURLcode rc);
+/* The list of secrets of the transport userdata at index owner: set to the
+ * list at index list; push pushes it (or nil) and returns its index (0 for
+ * nil), for pipeline_transfer_finish. */
+void pipeline_secrets_set(lua_State *L, int owner, int list);
+int pipeline_secrets_push(lua_State *L, int owner);
+
+/* Pushes the result of t's finished transfer, in the public form, and
+ * returns how many values: true (expect "success") or body, info (expect
+ * "json") for a good answer; nil, message, code, info for anything else
+ * (answer.h).  owner: the stack index of the transport userdata whose
+ * secrets the messages hide (see pipeline_secrets_set), or 0; a value may be
+ * left below the results. */
+int pipeline_transfer_finish(lua_State *L, pipeline_transfer *t, CURLcode rc, int owner);
 
 /* Releases t; safe to call more than once. */
 void pipeline_transfer_close(pipeline_transfer *t);

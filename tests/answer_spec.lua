@@ -601,23 +601,6 @@ describe("pipeline.errors over the C rule", function()
     -- the keeper's own fields hold no secret
     for _, value in pairs(keeper) do assert.equal("function", type(value)) end
   end)
-
-  it("settles the transport's former shape as core.answer does", function()
-    local keeper = errors.keeper(TOKEN)
-    assert.is_true(errors.settle("retry", "success", keeper, 200, SUCCESS, {}))
-    local json, info = errors.settle("get", "json", keeper, 200, '{"n":1}', { ["x-request-id"] = "r" })
-    assert.same({ n = 1 }, json)
-    assert.equal("r", info.request_id)
-    local _, message, code, failure = errors.settle("get", "json", keeper, 404,
-      '{"error_code":"E","error_msg":"' .. TOKEN .. '"}', {})
-    assert.equal("get: not found, HTTP 404, E ***", message)
-    assert.equal("not_found", code)
-    assert.equal("***", failure.error_msg)
-    _, message, code, failure = errors.settle("retry", "success", keeper, nil, "timeout", "too slow", false)
-    assert.equal("retry: timed out: too slow", message)
-    assert.equal("timeout", code)
-    assert.is_true(failure.retryable)
-  end)
 end)
 
 describe("core.answer against the Lua rule it replaces", function()

@@ -176,7 +176,11 @@ describe("authentication", function()
       if name ~= "host" then headers[name] = record.headers[name] end
     end
     local url = sim.url .. record.path .. (record.query ~= "" and ("?" .. record.query) or "")
-    return transport:request(record.method, url, headers, record.body ~= "" and record.body or nil)
+    -- status and body (or message) of the answer, whatever it was
+    local value, second, _, info = transport:request(record.method, url, headers,
+      record.body ~= "" and record.body or nil)
+    if value == nil then return info.status, second end
+    return second.status, value
   end
 
   --------------------------------------------------------------- AK/SK
@@ -506,8 +510,8 @@ client:close()
 
     it("sends a request the simulator accepts", function()
       local run = sim:failed_run()
-      local status, body = transport:request("PUT", retry_url(run), signed("PUT", retry_url(run)))
-      assert.equal(200, status, body)
+      local body, info = transport:request("PUT", retry_url(run), signed("PUT", retry_url(run)))
+      assert.equal(200, info.status, body)
       assert.is_true(cjson.decode(body).success)
       assert.equal("RUNNING", sim:run_state(run).status)
     end)
@@ -517,11 +521,12 @@ client:close()
       local date = os.date("!%Y%m%dT%H%M%SZ", os.time() - 20 * 60)
       local headers = signed("PUT", retry_url(run), date)
       assert.equal(date, headers["X-Sdk-Date"])
-      local status, body = transport:request("PUT", retry_url(run), headers)
-      assert.equal(401, status)
-      local json = cjson.decode(body)
-      assert.equal("APIGW.0301", json.error_code)
-      contains(json.error_msg, "signature expired")
+      local value, _, code, info = transport:request("PUT", retry_url(run), headers)
+      assert.is_nil(value)
+      assert.equal("auth", code)
+      assert.equal(401, info.status)
+      assert.equal("APIGW.0301", info.error_code)
+      contains(info.error_msg, "signature expired")
       assert.equal("FAILED", sim:run_state(run).status)
     end)
 
@@ -529,11 +534,12 @@ client:close()
       local run = sim:failed_run()
       local headers = signed("PUT", retry_url(run))
       headers["X-Project-Id"] = OTHER_PROJECT
-      local status, body = transport:request("PUT", retry_url(run), headers)
-      assert.equal(401, status)
-      local json = cjson.decode(body)
-      assert.equal("APIGW.0301", json.error_code)
-      contains(json.error_msg, "verify aksk signature fail")
+      local value, _, code, info = transport:request("PUT", retry_url(run), headers)
+      assert.is_nil(value)
+      assert.equal("auth", code)
+      assert.equal(401, info.status)
+      assert.equal("APIGW.0301", info.error_code)
+      contains(info.error_msg, "verify aksk signature fail")
       assert.equal("FAILED", sim:run_state(run).status)
     end)
   end)

@@ -69,24 +69,35 @@ describe("pipeline.core", function()
       assert.equal(0, #sim:requests())
     end)
 
-    it("raises on a typo inside a nested option, as pipeline.retry does", function()
-      assert.error_matches(function()
-        core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, { endpoint = sim.url, retries = { maxx = 1 } })
-      end, "unknown option 'maxx'")
-      assert.equal(0, #sim:requests())
-    end)
-
-    it("takes a region instead of an endpoint, and any client option", function()
-      -- an unknown region is a configuration error, and nothing is sent
-      local ok, message, code = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
-        { region = "xx-nowhere-1", retries = false })
+    it("takes the endpoint and the transport options only: the rest is pipeline.retry's", function()
+      for _, options in ipairs({ { endpoint = sim.url, retries = { maxx = 1 } }, { region = "cn-north-4" },
+        { endpoint = sim.url, timout = 5 }, { endpoint = sim.url, on_event = function() end } }) do
+        assert.error_matches(function()
+          core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, options)
+        end, "unknown option '[%w_]+'")
+      end
+      -- no endpoint: a configuration error, and nothing is sent
+      local ok, message, code, info = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN)
       assert.is_nil(ok)
       assert.equal("config", code)
-      assert.matches("unknown region", message)
-      -- client options the single attempt does not use are accepted, not unknown
+      assert.matches("^retry: no endpoint", message)
+      assert.equal(0, info.attempts)
+      assert.equal(0, #sim:requests())
+      -- the transport options are taken
       assert.is_true(core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN,
-        { endpoint = sim.url, retries = false, sleep = function() end, on_event = function() end }))
+        { endpoint = sim.url, timeout = 5, connect_timeout = 2, user_agent = "core-spec/1" }))
       assert.equal(1, #sim:requests())
+    end)
+
+    it("keeps its token out of every failure, the server's echo included", function()
+      local run = sim:failed_run()
+      sim:fault({ kind = "not_found", run_id = run, error_msg = "no run for token " .. TOKEN })
+      local ok, message, code, info = core.retry(PROJECT, PIPELINE, run, TOKEN, { endpoint = sim.url })
+      assert.is_nil(ok)
+      assert.equal("not_found", code)
+      assert.not_matches(TOKEN, message, 1, true)
+      assert.not_matches(TOKEN, info.error_msg, 1, true)
+      assert.matches("***", info.error_msg, 1, true)
     end)
 
     local bad_ids = {
@@ -218,11 +229,12 @@ describe("pipeline.core", function()
 
     it("applies a smaller max_response_size", function()
       local client = core.client({ max_response_size = 10 })
-      local status, kind, message = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+      local value, message, code, info = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
         { ["X-Auth-Token"] = TOKEN })
-      assert.is_nil(status)
-      assert.equal("protocol", kind)
+      assert.is_nil(value)
+      assert.equal("protocol", code)
       assert.matches("limit of 10 bytes", message, 1, true)
+      assert.equal("CURLE_FILESIZE_EXCEEDED", info.curl_code)
       client:close()
     end)
 
@@ -255,24 +267,48 @@ describe("pipeline.core", function()
   end)
 
   describe("client handle", function()
-    it("returns status, body and lower-cased headers, with X-Request-Id", function()
+    it("returns a good answer's body and info: status, request id and lower-cased headers", function()
       local client = core.client()
-      local status, body, headers = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+      local body, info = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
         { ["X-Auth-Token"] = TOKEN })
-      assert.equal(200, status)
+      assert.equal(200, info.status)
       assert.same({ success = true }, require("cjson").decode(body))
-      assert.matches("^[%x-]+$", headers["x-request-id"])
-      assert.matches("application/json", headers["content-type"])
+      assert.matches("^[%x-]+$", info.headers["x-request-id"])
+      assert.equal(info.headers["x-request-id"], info.request_id)
+      assert.matches("application/json", info.headers["content-type"])
+      -- expecting {"success": true}: true alone, or with its info when asked
+      assert.is_true(client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+        { ["X-Auth-Token"] = TOKEN }, nil, true, nil, "success", "retry"))
+      local ok, with = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+        { ["X-Auth-Token"] = TOKEN }, nil, true, nil, "success", "retry", true)
+      assert.is_true(ok)
+      assert.equal(200, with.status)
       client:close()
+    end)
+
+    it("returns any other answer as the operation's failure, classified and redacted", function()
+      local client = core.client()
+      client:set_secrets({ "a-secret-the-server-echoes" })
+      local run = sim:failed_run()
+      sim:fault({ kind = "not_found", run_id = run, error_msg = "a-secret-the-server-echoes was here" })
+      local value, message, code, info = client:request("PUT", sim.url .. simulator.retry_path(run),
+        { ["X-Auth-Token"] = TOKEN }, nil, true, nil, "success", "retry")
+      client:close()
+      assert.is_nil(value)
+      assert.equal("not_found", code)
+      assert.matches("^retry: not found, HTTP 404, DEVPIPE.00011104 %*%*%* was here %(request id ", message)
+      assert.same({ 404, "DEVPIPE.00011104", "*** was here", true, false },
+        { info.status, info.error_code, info.error_msg, info.sent, info.retryable })
     end)
 
     it("reads headers whose lines end in a bare LF", function()
       sim:fault({ kind = "bare_lf" })
       local client = core.client()
-      local status, body, headers = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+      local body, info = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
         { ["X-Auth-Token"] = TOKEN })
       client:close()
-      assert.equal(200, status)
+      local headers = info.headers
+      assert.equal(200, info.status)
       assert.same({ success = true }, require("cjson").decode(body))
       assert.matches("^[%x-]+$", headers["x-request-id"])
       assert.matches("application/json", headers["content-type"])
@@ -282,8 +318,9 @@ describe("pipeline.core", function()
     it("keeps one connection alive across calls", function()
       local client = core.client()
       for _ = 1, 5 do
-        local status = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()), { ["X-Auth-Token"] = TOKEN })
-        assert.equal(200, status)
+        local _, info = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+          { ["X-Auth-Token"] = TOKEN })
+        assert.equal(200, info.status)
       end
       client:close()
       local requests = sim:requests()
@@ -313,8 +350,8 @@ describe("pipeline.core", function()
 
     it("checks every URL, also one with the scheme and host of a URL it accepted", function()
       local client = core.client()
-      assert.equal(200, (client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
-        { ["X-Auth-Token"] = TOKEN })))
+      assert.is_true(client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+        { ["X-Auth-Token"] = TOKEN }, nil, true, nil, "success"))
       local userinfo = sim.url:gsub("^http://", "http://user:secret@")
       assert.error_matches(function() client:request("GET", userinfo .. "/x") end, "user name or password")
       assert.error_matches(function() client:request("GET", sim.url .. "/a b") end, "URL")
@@ -326,14 +363,14 @@ describe("pipeline.core", function()
     it("shares its connections with a batch made with share = client", function()
       local client = core.client()
       local path = simulator.retry_path(sim:failed_run())
-      assert.equal(200, (client:request("PUT", sim.url .. path, { ["X-Auth-Token"] = TOKEN })))
+      assert.is_true(client:request("PUT", sim.url .. path, { ["X-Auth-Token"] = TOKEN }, nil, true, nil, "success"))
       local batch = core.batch({ concurrency = 1, share = client })
       assert(batch:add("PUT", sim.url .. simulator.retry_path(sim:failed_run()), { ["X-Auth-Token"] = TOKEN }))
       local finished = {}
       while batch:pending() > 0 do
         for _, done in ipairs(batch:step(1)) do finished[#finished + 1] = done end
       end
-      assert.equal(200, finished[1][1])
+      assert.equal(200, finished[1][2].status)
       -- the client closed first: the batch still works, and closing both in
       -- either order (or leaving them to the collector) is safe
       client:close()
@@ -371,13 +408,16 @@ describe("pipeline.core", function()
       local client = core.client({ timeout = 30 })
       sim:fault({ kind = "slow", delay = 2 })
       local started = core.monotonic()
-      local status, kind = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+      local value, _, code, info = client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
         { ["X-Auth-Token"] = TOKEN }, nil, true, 0.3)
-      assert.is_nil(status)
-      assert.equal("timeout", kind)
+      assert.is_nil(value)
+      assert.equal("timeout", code)
+      assert.equal("CURLE_OPERATION_TIMEDOUT", info.curl_code)
+      assert.equal(28, info.curl_errno)
       assert.is_true(core.monotonic() - started < 1.5)
       -- and the next request has the client's own timeout again
-      assert.equal(200, (client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()), { ["X-Auth-Token"] = TOKEN })))
+      assert.is_true(client:request("PUT", sim.url .. simulator.retry_path(sim:failed_run()),
+        { ["X-Auth-Token"] = TOKEN }, nil, true, nil, "success"))
       client:close()
     end)
 

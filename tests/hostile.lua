@@ -24,9 +24,9 @@ function hostile.fixture()
 end
 
 local function control(self, method, path, body)
-  local status, response = self.control_client:request(method, self.url .. "/_hostile/" .. path,
-    { ["Content-Type"] = "application/json" }, body and cjson.encode(body) or nil)
-  assert(status == 200, "hostile server control call failed: " .. tostring(response))
+  local response, message = self.control_client:request(method, self.url .. "/_hostile/" .. path,
+    { ["Content-Type"] = "application/json" }, body and cjson.encode(body) or nil, nil, nil, "json", "control")
+  assert(response, "hostile server control call failed: " .. tostring(message))
   return cjson.decode(response)
 end
 

@@ -16,7 +16,8 @@ local function fake_clock()
 end
 
 -- A fake batch on clock: a request's "url" is its answer, {seconds, status,
--- retry_after}: it finishes that many seconds after it was added.  step()
+-- retry_after}: it finishes that many seconds after it was added, with a
+-- status below 400 as a good answer, else as a failure.  step()
 -- waiting for an answer moves the clock to it (at most timeout).  Keeps each
 -- request's send time in sent, and the largest number in flight.
 local function fake_batch(clock, slots)
@@ -38,9 +39,15 @@ local function fake_batch(clock, slots)
     local finished, kept = {}, {}
     for _, request in ipairs(batch.flying) do
       if request.due <= clock.t then
+        -- the transport's shapes: body, info for a good answer; nil,
+        -- message, code, info for a failure
         local answer = request.answer
-        finished[#finished + 1] = { id = request.id, n = 3, answer[2], "body",
-          { ["retry-after"] = answer[3] } }
+        if answer[2] < 400 then
+          finished[#finished + 1] = { id = request.id, n = 2, "body", { status = answer[2] } }
+        else
+          finished[#finished + 1] = { id = request.id, n = 4, nil, "HTTP " .. answer[2], "server",
+            { status = answer[2], retry_after = answer[3] } }
+        end
       else
         kept[#kept + 1] = request
       end
@@ -77,8 +84,8 @@ local function run_scripts(concurrency, scripts, extra)
       local got = {}
       for _, step in ipairs(steps) do
         if step[1] == "send" then
-          local status = scheduler.send("PUT", { step[2], step[3], step[4] })
-          got[#got + 1] = tostring(status)
+          local value, second, _, failure_info = scheduler.send("PUT", { step[2], step[3], step[4] })
+          got[#got + 1] = tostring((value == nil and failure_info or second).status)
         else
           scheduler.sleep(step[2])
         end
@@ -165,7 +172,7 @@ describe("scheduler (fake batch, fake clock)", function()
     assert.equal(1, runner:step(60)) -- waits for the answer, no longer
     assert.equal(10, clock.t)
     assert.equal(0, runner:step(0)) -- the job is resumed with it
-    assert.same(200, job.results[1])
+    assert.same(200, job.results[2].status)
   end)
 
   it("says when the first parked job wakes", function()
@@ -241,7 +248,7 @@ describe("scheduler (fake batch, fake clock)", function()
     local runner, clock, batch = fake_scheduler(1, { nested = true })
     local job = runner:add(function() return scheduler.send("GET", { 0.045, 200 }) end)
     runner:run()
-    assert.equal(200, job.results[1])
+    assert.equal(200, job.results[2].status)
     -- polled in steps of 10 ms through pause, each step waiting 0 s
     assert.same({ 0.01, 0.01, 0.01, 0.01, 0.01 }, clock.pauses)
     assert.equal(0, batch.pending())

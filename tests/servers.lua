@@ -207,7 +207,9 @@ http {
       dir .. "/output.log", dir)
     local probe = core.client({ timeout = 2 })
     local ready = wait_ready(pid, function()
-      return probe:request("GET", ("http://127.0.0.1:%d/ready"):format(ports.http)) == 200
+      -- any answer at all (its body is not JSON: a failure carrying the status)
+      local value, second, _, info = probe:request("GET", ("http://127.0.0.1:%d/ready"):format(ports.http))
+      return (value ~= nil and second or info).status == 200
     end)
     probe:close()
     if ready then

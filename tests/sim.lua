@@ -76,11 +76,15 @@ end
 
 --- Calls the control API: method, path under /_sim/, optional body table.
 function sim:control(method, path, body)
-  local status, response = self.control_client:request(method, self.url .. "/_sim/" .. path,
-    { ["Content-Type"] = "application/json" }, body and cjson.encode(body) or nil)
-  assert(status, "simulator control call failed: " .. tostring(response))
-  assert(status < 300, ("simulator control %s %s: HTTP %d %s"):format(method, path, status, response))
-  if response ~= "" then return pipeline_errors.decode(response) end
+  local response, message, _, info = self.control_client:request(method, self.url .. "/_sim/" .. path,
+    { ["Content-Type"] = "application/json" }, body and cjson.encode(body) or nil, nil, nil, "json", "control")
+  if response == nil then
+    -- an empty body is not JSON, and some control calls answer with none
+    assert(info.status and info.status < 300 and info.error_code == nil,
+      ("simulator control %s %s: %s"):format(method, path, message))
+    return nil
+  end
+  return pipeline_errors.decode(response)
 end
 
 function sim:reset() return self:control("POST", "reset") end

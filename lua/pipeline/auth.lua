@@ -86,6 +86,9 @@ local function token_auth(token)
     return {
       kind = "token",
       secrets = secrets,
+      -- the same on every request: a client can build its headers once
+      -- (a function: a dump of the client shows no token)
+      static_headers = function() return { ["X-Auth-Token"] = token } end,
       apply = function(_, _, _, _, headers)
         headers["X-Auth-Token"] = token
         return true

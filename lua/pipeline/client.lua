@@ -92,6 +92,8 @@ function client.new(options, level, op)
   secrets.add(config.proxy_password(options.proxy))
 
   local transport = core.client(transport_options)
+  -- its failures hide every secret the keeper learns, as it learns them
+  transport:set_secrets(errors.secret_list(secrets))
   local created = setmetatable({
     -- a batch (multi handle) with the same transport options, for the
     -- concurrent calls, sharing the client's connections, TLS sessions and
@@ -119,12 +121,38 @@ function client.new(options, level, op)
     -- running.worker (set by the scheduler): its calls go through it
     _running = {},
   }, Client)
+  created:_plan_direct()
   if options.insecure then
     -- said once, where the client is made: every request of it is exposed
     created:_emit({ type = "warning", op = op, option = "insecure",
       message = "TLS verification is off (insecure = true): any server can pose as the endpoint" })
   end
   return created
+end
+
+--------------------------------------------------------------- direct calls
+
+-- A client whose requests all carry the same headers (a fixed token), with
+-- no events to report and no rate to keep, sends an operation's first
+-- attempt straight from the operation (see Client:_run_action): the
+-- request's URL and headers are ready, and a plain success needs nothing
+-- more.  Anything else goes on in Client:call with that attempt's answer.
+-- Called again whenever what it rests on changes (endpoint, close).
+-- (Kept outside the client, whose dump must show no token: client -> plan.)
+local direct_plans = setmetatable({}, { __mode = "k" })
+
+function Client:_plan_direct()
+  local static = self._auth.static_headers
+  if not static or self._on_event or self._rate or not self.project_id
+    or not self._transport or self._transport:is_closed() then
+    direct_plans[self] = nil
+    return
+  end
+  local headers = { Accept = "application/json", ["Content-Type"] = "application/json" }
+  for name, value in pairs(static()) do headers[name] = value end
+  local endpoint = self._endpoints.urls[self._endpoints.index]
+  direct_plans[self] = { headers = headers, endpoint = endpoint,
+    api = ("%s/v5/%s/api/"):format(endpoint, self.project_id) }
 end
 
 --------------------------------------------------------------- events
@@ -158,13 +186,13 @@ end
 -- Only answers that say "try later" (429, 503, throttling codes) and
 -- failures that never reached the server are repeated here; a request that
 -- may have been processed is not sent again.
-function Client:_retry_delay(code, info, headers, attempt, idempotent, sent)
+function Client:_retry_delay(code, info, attempt, idempotent, sent)
   if attempt > self._retries.max then return nil end
   local again = code == "throttled" or info.status == 503
     or ((code == "network" or code == "timeout") and (idempotent or not sent))
     or (idempotent and (info.status == 502 or info.status == 504))
   if not again then return nil end
-  local retry_after = headers and client.retry_after(headers["retry-after"])
+  local retry_after = client.retry_after(info.retry_after)
   local ceiling = math.min(self._retries.max_delay, self._retries.base_delay * 2 ^ (attempt - 1))
   local delay = retry_after or math.random() * ceiling -- full jitter
   return math.min(delay, self._retries.max_delay, client.MAX_SLEEP)
@@ -200,9 +228,11 @@ end
 -- schedulers, through that scheduler (concurrently with the others), else
 -- on the client's own handle.  timeout (seconds, or nil) shortens the
 -- client's own for this request.
-function Client:_send(method, url, headers, body, single_send, timeout)
-  if job_of(self._running) then return scheduler.send(method, url, headers, body, single_send, timeout) end
-  return self._transport:request(method, url, headers, body, single_send, timeout)
+function Client:_send(method, url, headers, body, single_send, timeout, expect, op, with_info)
+  if job_of(self._running) then
+    return scheduler.send(method, url, headers, body, single_send, timeout, expect, op, with_info)
+  end
+  return self._transport:request(method, url, headers, body, single_send, timeout, expect, op, with_info)
 end
 
 --- The client's clock, for deadlines: monotonic seconds, moved ahead by
@@ -272,14 +302,14 @@ function Client:call(spec)
   local attempt, failovers, refreshed = 0, 0, false
   while true do
     attempt = attempt + 1
-    self:_take_slot()
+    if self._rate then self:_take_slot() end
     local url = endpoints.urls[endpoints.index] .. "/" .. path
     -- Content-Type as the official SDKs send it: on every call, with a body or
     -- not.  (The constructor sizes the table for the headers the credentials
     -- add, which a nil field does not fill.)
     local headers = { Accept = "application/json", ["X-Auth-Token"] = nil,
       ["Content-Type"] = spec.content_type or "application/json" }
-    if not spec.anonymous then
+    if not spec.anonymous and not (attempt == 1 and spec.answered) then
       local ok, message, code, info = self._auth.apply(self, spec.op, spec.method, url, headers, body, spec.iam)
       if not ok then
         info.attempts = attempt
@@ -294,37 +324,50 @@ function Client:call(spec)
     -- A caller's deadline bounds the request itself, not only the waits; a
     -- second at least, so a deadline just reached still allows one answer.
     local timeout = spec.deadline and math.max(1, spec.deadline - self:_now())
-    local status, response, response_headers, sent, partial_status, partial_headers =
-      self:_send(spec.method, url, headers, body, not spec.idempotent, timeout)
-    -- settle gives true, or json and info, or nil, message, code, info
-    local value, message, code, failure_info = errors.settle(spec.op, spec.expect, self._secrets,
-      status, response, response_headers, sent, partial_status, partial_headers)
+    -- the transport's result: true (a good "success" answer, with its info
+    -- when events want it), body and info (a good "json" answer), or nil,
+    -- message, code, info (anything else, already classified)
+    local value, second, code, failure_info
+    local answered = attempt == 1 and spec.answered
+    if answered then
+      -- the first attempt, made directly (Client:_run_action, _retry_first)
+      value, second, code, failure_info = answered[1], answered[2], answered[3], answered[4]
+    else
+      value, second, code, failure_info = self:_send(spec.method, url, headers, body, not spec.idempotent,
+        timeout, spec.expect, spec.op, self._on_event ~= nil)
+    end
     local failed = value == nil
+    local info = failed and failure_info or second
     if self._on_event then
       self:_emit({ type = "response", op = spec.op, method = spec.method, url = url,
-        status = status, request_id = status and errors.request_id(response_headers["x-request-id"]) or nil,
-        error = failed and message or nil, code = failed and code or nil,
+        status = info and info.status, request_id = info and info.request_id,
+        error = failed and second or nil, code = failed and code or nil,
         elapsed = core.monotonic() - started, attempt = attempt })
     end
+    if value == true then return true end
     if not failed then
       -- A decoded answer comes with its info: count the attempts there too,
-      -- for a failure _fetch finds in its shape, and keep the headers, for
-      -- an answer whose news is in one (IAM's X-Subject-Token).
-      if message == nil then return value end
-      message.attempts, message.headers = attempt, response_headers
-      return value, message
+      -- for a failure _fetch finds in its shape; info.headers holds the
+      -- answer's headers, for one whose news is in one (IAM's X-Subject-Token).
+      local json, why = errors.decode(value)
+      if json == nil then
+        return errors.failure(spec.op, "protocol", "response is not JSON: " .. tostring(why),
+          { status = info.status, request_id = info.request_id, attempts = attempt }, self._secrets)
+      end
+      info.attempts = attempt
+      return json, info
     end
+    local message, status, sent = second, failure_info.status, failure_info.sent
     failure_info.attempts = attempt
-    if spec.idempotent and (code == "network" or code == "timeout"
-      or status == 502 or status == 504) then
-      failure_info.retryable = true -- a read may be repeated, sent or not
-    end
     local delay, moved
     if code == "network" and not sent and endpoints.index < #endpoints.urls then
       -- No connection, nothing sent: the next endpoint of the set, at once,
       -- and kept for the calls after this one.
       endpoints.index = endpoints.index + 1
-      if endpoints == self._endpoints then self.endpoint = endpoints.urls[endpoints.index] end
+      if endpoints == self._endpoints then
+        self.endpoint = endpoints.urls[endpoints.index]
+        self:_plan_direct()
+      end
       failovers, delay, moved = failovers + 1, 0, true
       self:_emit({ type = "failover", op = spec.op, from = url, to = endpoints.urls[endpoints.index],
         reason = message, attempt = attempt })
@@ -341,10 +384,8 @@ function Client:call(spec)
       self:_emit({ type = "verify", op = spec.op, url = url, reason = code, status = status,
         took_effect = took, attempt = attempt })
       if took then return true end
-      failure_info.retryable = false
     else
-      delay = self:_retry_delay(code, failure_info, status and response_headers,
-        attempt - failovers, spec.idempotent, sent)
+      delay = self:_retry_delay(code, failure_info, attempt - failovers, spec.idempotent, sent)
     end
     if delay and spec.deadline and self:_now() + delay > spec.deadline then delay = nil end
     if not delay then return nil, message, code, failure_info end
@@ -461,10 +502,53 @@ local function verify_run_action(self, spec)
   return status_shows(self, spec.pipeline_id, spec.run_id, RUN_ACTIONS[spec.op].shows)
 end
 
-function Client:_run_action(action, pipeline_id, run_id)
-  return self:call({ op = action, method = RUN_ACTIONS[action].method, expect = "success",
+-- answered: the first attempt's answer when it was already made (see
+-- Client:_retry_first).
+function Client:_run_action(action, pipeline_id, run_id, answered)
+  local method = RUN_ACTIONS[action].method
+  local direct = not answered and direct_plans[self]
+  if direct and not job_of(self._running) then
+    local value, message, code, info
+    if action == "retry" then
+      value, message, code, info = self._transport:retry(direct.endpoint, self.project_id, pipeline_id, run_id,
+        direct.headers)
+    else
+      value, message, code, info = self._transport:request(method,
+        direct.api .. "pipelines/" .. pipeline_id .. "/pipeline-runs/" .. run_id .. "/" .. action,
+        direct.headers, nil, true, nil, "success", action)
+    end
+    if value == true then return true end
+    answered = { value, message, code, info }
+  end
+  return self:call({ op = action, method = method, expect = "success",
     path = run_path(pipeline_id, run_id, action), pipeline_id = pipeline_id, run_id = run_id,
-    verify = verify_run_action })
+    verify = verify_run_action, answered = answered })
+end
+
+--- The first attempt of a retry of each run (pipeline_ids[i], run_ids[i]),
+-- all at once over a batch of concurrency transfers, in one C loop: per
+-- index, true for a plain success, else the attempt's answer (for
+-- _retry_after); none for a request not sent (after a 429 the rest go on
+-- under the scheduler's throttling).  nil when the client sends no direct
+-- requests (see _plan_direct) or the caller is a job of a scheduler.
+function Client:_retry_first(pipeline_ids, run_ids, concurrency)
+  local direct = direct_plans[self]
+  if not direct or job_of(self._running) or #pipeline_ids == 0 then return nil end
+  local urls, api = {}, direct.api
+  for index = 1, #pipeline_ids do
+    urls[index] = api .. "pipelines/" .. pipeline_ids[index] .. "/pipeline-runs/" .. run_ids[index] .. "/retry"
+  end
+  local batch = self._new_batch(math.min(concurrency, #urls))
+  local ok, answers = pcall(batch.send_all, batch, "PUT", urls, direct.headers, "success", "retry")
+  batch:close()
+  if not ok then error(answers, 0) end
+  return answers
+end
+
+--- A retry whose first attempt was made by _retry_first (answered: its
+-- answer, or nil when it was not sent).
+function Client:_retry_after(pipeline_id, run_id, _, answered)
+  return self:_run_action("retry", pipeline_id, run_id, answered)
 end
 
 --- Retries a pipeline run: true, or nil, message, code, info.
@@ -808,6 +892,7 @@ end
 --- Releases the connections; the client cannot be used afterwards.  Safe to
 -- call more than once.
 function Client:close()
+  direct_plans[self] = nil
   if self._transport then self._transport:close() end
   if self._loop then self._loop:close() end -- the host stops watching its sockets
   if self._runner then

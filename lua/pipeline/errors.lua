@@ -38,15 +38,6 @@ function errors.redact_all(value, secrets, depth)
   return setmetatable(copy, getmetatable(value))
 end
 
---- What the server sent as a request id, as it may be shown: redacted, with
--- no control characters, and not too long.
-function errors.request_id(value, secrets)
-  if type(value) ~= "string" then return nil end
-  value = errors.redact(value, secrets):gsub("%c", ""):sub(1, 200)
-  if value == "" then return nil end
-  return value
-end
-
 --- A URL as it may be shown: any user:password@ part hidden.
 function errors.shown_url(url)
   return (tostring(url):gsub("^(%a[%w+.-]*://)[^/@]*@", "%1***@"))
@@ -95,39 +86,6 @@ function errors.decode(text)
   local value, message = cjson.decode(text)
   if value == nil then return nil, message end
   return integers(value, 0)
-end
-
--- Header lines as core.answer takes them, from a table of them.
-local function header_text(headers)
-  if headers == nil then return nil end
-  local lines = {}
-  for name, value in pairs(headers) do lines[#lines + 1] = name .. ": " .. value .. "\r\n" end
-  return table.concat(lines)
-end
-
---- Turns a transport result into an operation result (core.answer's rule,
--- for the transport's result in its former shape).
--- op: the operation's name, for messages; expect: "success" when a good answer
--- is `{"success": true}`, else "json" (the decoded body is returned, and its
--- info); secrets: strings to keep out of messages (a list or a keeper); then
--- what client:request returned: `status, body, headers` or
--- `nil, kind, message, sent [, status, headers]`.
-function errors.settle(op, expect, secrets, status, body, headers, sent, partial_status, partial_headers)
-  local list = errors.secret_list(secrets)
-  if status == nil then
-    local _, message, code, info = core.transport_failure(op, body, tostring(headers), 0, sent,
-      partial_status, header_text(partial_headers), list)
-    info.curl_code, info.curl_errno = nil, nil -- not known in this shape
-    return nil, message, code, info
-  end
-  local value, info, code, failure_info = core.answer(op, expect, status, body or "", header_text(headers), list)
-  if type(value) ~= "string" then return value, info, code, failure_info end
-  local json = errors.decode(value)
-  if json == nil then -- JSON to core.answer, and not to lua-cjson
-    return errors.failure(op, "protocol", "response is not JSON",
-      { status = info.status, request_id = info.request_id, sent = true }, list)
-  end
-  return json, info
 end
 
 errors.null = cjson.null

@@ -235,25 +235,39 @@ end
 
 -- allowed: the options fname takes.  Every pair is checked before any call
 -- starts; then self:method(pipeline_id, run_id, extra) runs for each, as jobs.
-local function many(self, fname, list, options, allowed, method, extra)
+-- first (optional): first(self, pipeline_ids, run_ids, concurrency) makes
+-- every call's first attempt at once and returns, per index, true (done) or
+-- that attempt's answer, given to the job as method's fifth argument; or
+-- returns nil when it cannot (the jobs then make every attempt).
+local function many(self, fname, list, options, allowed, method, extra, first)
   if type(list) ~= "table" then
     error(("bad argument #1 to '%s' (list must be a table, got %s)"):format(fname, type(list)), 3)
   end
   options = check_options(options, allowed, 2, fname, 4)
-  for index, item in ipairs(list) do pair(item, index, fname) end
-  local results = run_jobs(self, #list, options.concurrency or DEFAULT_CONCURRENCY, function(runner)
+  local pipeline_ids, run_ids = {}, {}
+  for index, item in ipairs(list) do pipeline_ids[index], run_ids[index] = pair(item, index, fname) end
+  local concurrency = options.concurrency or DEFAULT_CONCURRENCY
+  local answers = first and first(self, pipeline_ids, run_ids, concurrency) or {}
+  local indexes = {} -- of the calls left to the jobs
+  for index = 1, #pipeline_ids do
+    if answers[index] ~= true then indexes[#indexes + 1] = index end
+  end
+  local left = #indexes == 0 and {} or run_jobs(self, #indexes, concurrency, function(runner)
     local jobs = {}
-    for index, item in ipairs(list) do
-      local pipeline_id, run_id = pair(item, index, fname)
-      jobs[index] = runner:add(method, self, pipeline_id, run_id, extra)
+    for i, index in ipairs(indexes) do
+      jobs[i] = runner:add(method, self, pipeline_ids[index], run_ids[index], extra, answers[index])
     end
     return jobs
   end)
-  for index, result in ipairs(results) do
+  local results = {}
+  for index = 1, #pipeline_ids do
+    if answers[index] == true then results[index] = { ok = true } end
+  end
+  for i, result in ipairs(left) do
     if result[1] == nil then
-      results[index] = { ok = false, message = result[2], code = result[3], info = result[4] }
+      results[indexes[i]] = { ok = false, message = result[2], code = result[3], info = result[4] }
     else
-      results[index] = { ok = true, status = type(result[1]) == "string" and result[1] or nil,
+      results[indexes[i]] = { ok = true, status = type(result[1]) == "string" and result[1] or nil,
         run = type(result[2]) == "table" and result[2] or nil }
     end
   end
@@ -263,7 +277,7 @@ end
 --- Retries many runs at once: list of {pipeline_id, run_id}.  Returns an
 -- array aligned with list, each {ok = true} or {ok = false, message, code, info}.
 function Lifecycle:retry_many(list, options)
-  return many(self, "retry_many", list, options, CONCURRENCY_OPTIONS, self.retry)
+  return many(self, "retry_many", list, options, CONCURRENCY_OPTIONS, self._retry_after, nil, self._retry_first)
 end
 
 --- Follows many runs at once: results aligned with list, each

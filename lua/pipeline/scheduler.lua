@@ -216,9 +216,13 @@ local function retry_after(value)
   return at and math.max(0, at - os.time())
 end
 
--- Adapts the limit to one answer to worker's request (status nil: no
--- answer at all).
-function Scheduler:_observe(worker, status, headers)
+-- Adapts the limit to the answer to worker's request: finished is what the
+-- batch gave for it (a failure without a status had no answer at all).
+function Scheduler:_observe(worker, finished)
+  -- the transport's result: true, or body and info, or nil, message, code, info
+  local value = finished[1]
+  local info = value == nil and finished[4] or finished[2]
+  local status = type(info) == "table" and info.status or (value ~= nil and 200 or nil)
   if status == 429 then
     self.throttled = self.throttled + 1
     worker.throttled = true
@@ -227,7 +231,7 @@ function Scheduler:_observe(worker, status, headers)
       self.limit = math.max(1, math.floor(self.limit / 2))
       self.cut_at, self.grown = now, 0
     end
-    local wait = retry_after(type(headers) == "table" and headers["retry-after"] or nil)
+    local wait = retry_after(info.retry_after)
     if wait then
       wait = math.min(wait, self.max_hold or wait)
       self.paused_until = math.max(self.paused_until or 0, now + wait)
@@ -304,7 +308,7 @@ function Scheduler:step(timeout)
       local worker = sending[finished.id]
       sending[finished.id] = nil
       self.in_flight = self.in_flight - 1
-      self:_observe(worker, finished[1], finished[3])
+      self:_observe(worker, finished)
       worker.resume_with = finished
       push(ready, worker)
     end
