@@ -57,29 +57,38 @@ static int allow_http(lua_State *L, int opts) {
   return allowed;
 }
 
-/* Any client option (pipeline.config.CLIENT_OPTIONS) may be passed to
- * core.retry, as to pipeline.retry; those that are not transport options or
- * endpoint/region are the Lua side's policy (retries, sleep, on_event) or
- * credentials it does not take here, and have no effect. */
-static int is_client_option(lua_State *L, const char *name) {
-  int known;
-  push_lua_field(L, "pipeline.config", "CLIENT_OPTIONS");
-  lua_getfield(L, -1, name);
-  known = !lua_isnil(L, -1);
-  lua_pop(L, 2);
-  return known;
+/* core.retry's own options, besides the transport's: where to send it. */
+typedef struct {
+  const char *endpoint;
+  size_t endpoint_len;
+} retry_options;
+
+static void read_endpoint(lua_State *L, int arg, int value, const char *name, void *target) {
+  retry_options *r = target;
+  r->endpoint = pipeline_string_option(L, arg, value, name, &r->endpoint_len);
 }
+
+/* The region is read below, when there is no endpoint. */
+static void read_region(lua_State *L, int arg, int value, const char *name, void *target) {
+  (void)target;
+  pipeline_string_option(L, arg, value, name, NULL);
+}
+
+static const pipeline_option retry_option_list[] = {
+    {"endpoint", read_endpoint}, {"region", read_region}, {NULL, NULL}};
 
 /* core.retry(project_id, pipeline_id, run_id, token [, options])
  *   -> true | nil, message, code, info
  * PUT {endpoint}/v5/{project}/api/pipelines/{pipeline}/pipeline-runs/{run}/retry
  * options: endpoint (or region) and the transport options of core.client;
- * the other client options are accepted (see is_client_option).  One
- * attempt, never repeated: pipeline.retry adds the retry policy. */
+ * any other key raises.  One attempt, never repeated: pipeline.retry adds
+ * the retry policy. */
 int pipeline_retry(lua_State *L) {
   const char *endpoint = NULL, *refusal;
   size_t elen = 0;
   int opts = 0, client, url, n;
+  pipeline_transport_options o;
+  retry_options own = {NULL, 0};
 
   pipeline_check_id_arg(L, 1, "project_id");
   pipeline_check_id_arg(L, 2, "pipeline_id");
@@ -88,22 +97,12 @@ int pipeline_retry(lua_State *L) {
   if (!lua_isnoneornil(L, 5)) {
     luaL_checktype(L, 5, LUA_TTABLE);
     opts = 5;
-    /* the same checks as pipeline.retry's, nested tables included */
-    push_lua_field(L, "pipeline.config", "problem");
-    lua_pushvalue(L, opts);
-    push_lua_field(L, "pipeline.config", "CLIENT_OPTIONS");
-    lua_pushliteral(L, "options");
-    lua_call(L, 3, 1);
-    if (!lua_isnil(L, -1)) return luaL_argerror(L, 5, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    lua_getfield(L, opts, "endpoint");
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, 5, "options.endpoint must be a string");
-    endpoint = lua_tolstring(L, -1, &elen);
-    lua_pop(L, 1); /* still referenced by the options table */
   }
+  pipeline_transport_options_read(L, opts, &o, retry_option_list, &own); /* raises on bad options */
+  endpoint = own.endpoint; /* still referenced by the options table */
+  elen = own.endpoint_len;
   lua_settop(L, 5);
-  pipeline_client_push(L, opts, is_client_option); /* raises on bad options */
+  pipeline_client_push(L, &o);
   client = lua_gettop(L);
   if (endpoint == NULL && opts) {
     /* no endpoint: the region's, from the region table */
