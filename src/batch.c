@@ -20,9 +20,6 @@
 #include "compat.h"
 #include "transfer.h"
 
-#define DEFAULT_CONCURRENCY 8
-#define MAX_CONCURRENCY 256
-
 typedef struct {
   CURLM *multi; /* NULL once closed */
   int capacity, in_flight;
@@ -57,42 +54,56 @@ static int batch_close(lua_State *L) {
   return 0;
 }
 
-static int is_batch_option(lua_State *L, const char *name) {
-  (void)L;
-  return strcmp(name, "concurrency") == 0 || strcmp(name, "share") == 0;
+/* The batch's own options, besides the transport's. */
+typedef struct {
+  int capacity;
+  pipeline_share *share;
+} batch_options;
+
+static void read_concurrency(lua_State *L, int arg, int value, const char *name, void *target) {
+  lua_Number n;
+  if (lua_type(L, value) != LUA_TNUMBER)
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L, "option '%s' must be a whole number from 1 to %d, got %s",
+                                  name, PIPELINE_MAX_CONCURRENCY, luaL_typename(L, value)));
+  n = lua_tonumber(L, value);
+  if (!(n >= 1 && n <= PIPELINE_MAX_CONCURRENCY) || n != (lua_Number)(int)n)
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L, "option '%s' must be a whole number from 1 to %d, got %f",
+                                  name, PIPELINE_MAX_CONCURRENCY, n));
+  ((batch_options *)target)->capacity = (int)n;
 }
+
+static void read_share(lua_State *L, int arg, int value, const char *name, void *target) {
+  int is_client = lua_getmetatable(L, value);
+  if (is_client) {
+    luaL_getmetatable(L, PIPELINE_CLIENT_TYPE);
+    is_client = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  if (!is_client)
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L, "option '%s' must be a %s, got %s", name, PIPELINE_CLIENT_TYPE,
+                                  luaL_typename(L, value)));
+  ((batch_options *)target)->share = pipeline_client_check(L, value)->share;
+}
+
+static const pipeline_option batch_option_list[] = {
+    {"concurrency", read_concurrency}, {"share", read_share}, {NULL, NULL}};
 
 int pipeline_batch_new(lua_State *L) {
   pipeline_transport_options o;
-  pipeline_share *share = NULL;
-  int opts = 0, capacity = DEFAULT_CONCURRENCY, i;
+  batch_options own = {PIPELINE_DEFAULT_CONCURRENCY, NULL};
+  pipeline_share *share;
+  int opts = 0, capacity, i;
   batch *b;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
     opts = 1;
-    lua_getfield(L, opts, "concurrency");
-    if (!lua_isnil(L, -1)) {
-      lua_Number n = lua_tonumber(L, -1);
-      if (lua_type(L, -1) != LUA_TNUMBER || n != (lua_Number)(int)n || n < 1 || n > MAX_CONCURRENCY)
-        luaL_error(L, "option 'concurrency' must be a whole number from 1 to %d", MAX_CONCURRENCY);
-      capacity = (int)n;
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, opts, "share");
-    if (!lua_isnil(L, -1)) {
-      int is_client = lua_getmetatable(L, -1);
-      if (is_client) {
-        luaL_getmetatable(L, PIPELINE_CLIENT_TYPE);
-        is_client = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
-      }
-      if (!is_client)
-        luaL_error(L, "option 'share' must be a pipeline.client (got %s)", luaL_typename(L, -1));
-      share = pipeline_client_check(L, lua_gettop(L))->share;
-    }
-    lua_pop(L, 1);
   }
-  pipeline_transport_options_read(L, opts, is_batch_option, &o);
+  pipeline_transport_options_read(L, opts, &o, batch_option_list, &own);
+  capacity = own.capacity;
+  share = own.share;
 
   /* Closed first, then the resources (see client.c). */
   b = lua_newuserdatauv(L, sizeof(batch) + (size_t)(capacity - 1) * sizeof(pipeline_transfer), 0);

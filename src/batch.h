@@ -10,6 +10,11 @@
 
 #define PIPELINE_BATCH_TYPE "pipeline.batch"
 
+/* How many requests a batch may have in flight: the default, and the most
+ * (core.DEFAULT_CONCURRENCY, core.MAX_CONCURRENCY for the Lua side). */
+#define PIPELINE_DEFAULT_CONCURRENCY 8
+#define PIPELINE_MAX_CONCURRENCY 256
+
 /* Registers the batch metatable; leaves nothing on the stack. */
 void pipeline_batch_register(lua_State *L);
 

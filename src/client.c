@@ -39,10 +39,8 @@ static int client_tostring(lua_State *L) {
   return 1;
 }
 
-void pipeline_client_push(lua_State *L, int opts, pipeline_other_option other) {
-  pipeline_transport_options o;
+void pipeline_client_push(lua_State *L, const pipeline_transport_options *o) {
   pipeline_transfer *t;
-  pipeline_transport_options_read(L, opts, other, &o);
   /* Closed first, then the resource: an error below leaves a userdata that
    * __gc can release safely (liolib's pattern). */
   t = lua_newuserdatauv(L, sizeof *t, 0);
@@ -52,7 +50,7 @@ void pipeline_client_push(lua_State *L, int opts, pipeline_other_option other) {
    * made with it too (core.batch's share option). */
   t->share = pipeline_share_new();
   if (t->share == NULL) luaL_error(L, "libcurl could not create a share handle");
-  pipeline_transfer_open(L, t, &o);
+  pipeline_transfer_open(L, t, o);
   /* The cache is shared: returning the client's connection to it must not
    * close the idle ones a batch of the client opened (libcurl's default
    * keeps 5), or the next batch connects -- and handshakes -- again. */
@@ -60,12 +58,14 @@ void pipeline_client_push(lua_State *L, int opts, pipeline_other_option other) {
 }
 
 int pipeline_client_new(lua_State *L) {
+  pipeline_transport_options o;
   int opts = 0;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
     opts = 1;
   }
-  pipeline_client_push(L, opts, NULL);
+  pipeline_transport_options_read(L, opts, &o, NULL, NULL);
+  pipeline_client_push(L, &o);
   return 1;
 }
 

@@ -17,10 +17,9 @@ void pipeline_client_register(lua_State *L);
 /* core.client([options]) -> client */
 int pipeline_client_new(lua_State *L);
 
-/* Creates a client from the transport option table at index opts (or none
- * when opts is 0) and pushes it.  other tells which further keys the table
- * may hold as the caller's own (or NULL: none). */
-void pipeline_client_push(lua_State *L, int opts, pipeline_other_option other);
+/* Creates a client with the transport options o (read by
+ * pipeline_transport_options_read) and pushes it. */
+void pipeline_client_push(lua_State *L, const pipeline_transport_options *o);
 
 /* The open client at index (raises for another value or a closed one). */
 pipeline_transfer *pipeline_client_check(lua_State *L, int index);

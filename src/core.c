@@ -71,11 +71,16 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
     /* which client options are the transport's, for the Lua side to pass on */
     int i;
     lua_newtable(L);
-    for (i = 0; pipeline_transport_option_names[i]; i++) {
-      lua_pushstring(L, pipeline_transport_option_names[i]);
+    for (i = 0; pipeline_transport_option_list[i].name; i++) {
+      lua_pushstring(L, pipeline_transport_option_list[i].name);
       lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "TRANSPORT_OPTIONS");
   }
+  /* a batch's concurrency, for the Lua side's checks and defaults */
+  lua_pushinteger(L, PIPELINE_DEFAULT_CONCURRENCY);
+  lua_setfield(L, -2, "DEFAULT_CONCURRENCY");
+  lua_pushinteger(L, PIPELINE_MAX_CONCURRENCY);
+  lua_setfield(L, -2, "MAX_CONCURRENCY");
   return 1;
 }

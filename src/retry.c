@@ -86,12 +86,17 @@ int pipeline_client_retry(lua_State *L) {
   return retry_on(L, t, ARG_CLIENT, url, ARG_HEADERS, lua_toboolean(L, ARG_WITH_INFO));
 }
 
-/* Whether name is an option of core.retry's own (the others are the
- * transport's, as core.client takes them). */
-static int is_retry_option(lua_State *L, const char *name) {
-  (void)L;
-  return strcmp(name, "endpoint") == 0;
+/* core.retry's own options, besides the transport's: where to send it. */
+typedef struct {
+  const char *endpoint;
+} retry_options;
+
+static void read_endpoint(lua_State *L, int arg, int value, const char *name, void *target) {
+  retry_options *r = target;
+  r->endpoint = pipeline_string_option(L, arg, value, name, NULL);
 }
+
+static const pipeline_option retry_option_list[] = {{"endpoint", read_endpoint}, {NULL, NULL}};
 
 /* core.retry(project_id, pipeline_id, run_id, token [, options])
  *   -> true | nil, message, code, info
@@ -100,24 +105,22 @@ static int is_retry_option(lua_State *L, const char *name) {
  * pipeline.retry adds the configuration (regions, profiles) and the retry
  * policy, over the same request (client:retry). */
 int pipeline_retry(lua_State *L) {
-  const char *endpoint = NULL, *url, *refusal;
+  const char *endpoint, *url, *refusal;
   pipeline_transfer *t;
+  pipeline_transport_options o;
+  retry_options own = {NULL};
   int client, headers, n;
   pipeline_check_id_arg(L, ARG_PROJECT, "project_id");
   pipeline_check_id_arg(L, ARG_PIPELINE, "pipeline_id");
   pipeline_check_id_arg(L, ARG_RUN, "run_id");
   pipeline_check_token_arg(L, ARG_TOKEN);
   lua_settop(L, ARG_OPTIONS);
-  if (!lua_isnil(L, ARG_OPTIONS)) {
-    luaL_checktype(L, ARG_OPTIONS, LUA_TTABLE);
-    lua_getfield(L, ARG_OPTIONS, "endpoint");
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, ARG_OPTIONS, "options.endpoint must be a string");
-    endpoint = lua_tostring(L, -1); /* still referenced by the options table */
-    lua_pop(L, 1);
-  }
-  /* the transport options checked (unknown keys raise) before anything else */
-  pipeline_client_push(L, lua_isnil(L, ARG_OPTIONS) ? 0 : ARG_OPTIONS, is_retry_option);
+  if (!lua_isnil(L, ARG_OPTIONS)) luaL_checktype(L, ARG_OPTIONS, LUA_TTABLE);
+  /* every option checked (an unknown key raises) before anything else */
+  pipeline_transport_options_read(L, lua_isnil(L, ARG_OPTIONS) ? 0 : ARG_OPTIONS, &o,
+                                  retry_option_list, &own);
+  endpoint = own.endpoint; /* still referenced by the options table */
+  pipeline_client_push(L, &o);
   client = lua_gettop(L);
   t = pipeline_client_check(L, client);
   if (endpoint == NULL || endpoint[strspn(endpoint, "/")] == '\0')

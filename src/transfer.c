@@ -34,10 +34,6 @@ volatile sig_atomic_t pipeline_interrupts = 0;
 typedef pipeline_buffer buffer;
 typedef pipeline_transfer transfer;
 
-const char *const pipeline_transport_option_names[] = {
-    "timeout",  "connect_timeout", "max_response_size", "ca_file",    "ca_path",
-    "insecure", "proxy",           "allow_http",        "user_agent", NULL};
-
 /* --------------------------------------------------------------- secrets
  * The strings a transport's failures must not show (its client's tokens, a
  * proxy password): a list per client or batch userdata, kept in a
@@ -203,83 +199,133 @@ void pipeline_share_release(pipeline_share *s) {
 
 /* ------------------------------------------------------------- options */
 
-/* Raises unless every key of the table at opts is a known option (or one of
- * the caller's own, as other tells). */
-static void check_option_names(lua_State *L, int opts, pipeline_other_option other) {
-  lua_pushnil(L);
-  while (lua_next(L, opts) != 0) {
-    int i, known = 0;
-    const char *name;
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "bad option key (a %s): option names are strings", luaL_typename(L, -1));
-    name = lua_tostring(L, -1);
-    for (i = 0; pipeline_transport_option_names[i]; i++)
-      if (strcmp(name, pipeline_transport_option_names[i]) == 0) known = 1;
-    if (!known && other) known = other(L, name);
-    if (!known) luaL_error(L, "unknown option '%s'", name);
-  }
+/* Each option's reader checks the value at index value (the options table
+ * is argument arg) and stores it; a bad one raises naming the option. */
+
+static void check_option_type(lua_State *L, int arg, int value, const char *name, int type,
+                              const char *expected) {
+  if (lua_type(L, value) != type)
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L, "option '%s' must be %s, got %s", name, expected,
+                                  luaL_typename(L, value)));
 }
 
-static const char *string_option(lua_State *L, int opts, const char *name) {
-  const char *s = NULL;
-  if (opts == 0) return NULL;
-  lua_getfield(L, opts, name);
-  if (!lua_isnil(L, -1)) {
-    size_t len;
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "option '%s' must be a string (got %s)", name, luaL_typename(L, -1));
-    s = lua_tolstring(L, -1, &len);
-    if (!pipeline_is_header_value(s, len) || strlen(s) != len)
-      luaL_error(L, "option '%s' holds a control character", name);
-  }
-  lua_pop(L, 1); /* the string stays alive in the options table */
+const char *pipeline_string_option(lua_State *L, int arg, int value, const char *name,
+                                   size_t *len) {
+  size_t n;
+  const char *s;
+  check_option_type(L, arg, value, name, LUA_TSTRING, "a string");
+  s = lua_tolstring(L, value, &n);
+  /* the value is not shown: it may be a secret (a proxy password) */
+  if (!pipeline_is_header_value(s, n) || strlen(s) != n)
+    luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must not hold control characters", name));
+  if (len) *len = n;
   return s;
 }
 
-static int boolean_option(lua_State *L, int opts, const char *name) {
-  int value = 0;
-  if (opts == 0) return 0;
-  lua_getfield(L, opts, name);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TBOOLEAN)
-      luaL_error(L, "option '%s' must be a boolean (got %s)", name, luaL_typename(L, -1));
-    value = lua_toboolean(L, -1);
-  }
-  lua_pop(L, 1);
-  return value;
+static int boolean_option(lua_State *L, int arg, int value, const char *name) {
+  check_option_type(L, arg, value, name, LUA_TBOOLEAN, "a boolean");
+  return lua_toboolean(L, value);
 }
 
-/* A positive number option, scaled (seconds to milliseconds, say). */
-static long number_option(lua_State *L, int opts, const char *name, double scale, long fallback) {
-  long value = fallback;
-  if (opts == 0) return fallback;
-  lua_getfield(L, opts, name);
-  if (!lua_isnil(L, -1)) {
-    double n;
-    if (lua_type(L, -1) != LUA_TNUMBER)
-      luaL_error(L, "option '%s' must be a number (got %s)", name, luaL_typename(L, -1));
-    n = lua_tonumber(L, -1) * scale;
-    if (!(n >= 1 && n <= 2147483647.0)) luaL_error(L, "option '%s' is out of range", name);
-    value = (long)n;
-  }
-  lua_pop(L, 1);
-  return value;
+/* Seconds, as libcurl takes them: milliseconds from 1 to 2^31 - 1. */
+static long milliseconds_option(lua_State *L, int arg, int value, const char *name) {
+  lua_Number ms;
+  check_option_type(L, arg, value, name, LUA_TNUMBER, "a number");
+  ms = lua_tonumber(L, value) * 1000;
+  if (!(ms >= 1 && ms <= 2147483647.0))
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L,
+                                  "option '%s' must be a number of seconds from 0.001 to "
+                                  "2147483.647, got %f",
+                                  name, lua_tonumber(L, value)));
+  return (long)ms;
 }
 
-void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_option other,
-                                     pipeline_transport_options *o) {
-  if (opts) check_option_names(L, opts, other);
-  o->timeout_ms = number_option(L, opts, "timeout", 1000, PIPELINE_DEFAULT_TIMEOUT_MS);
-  o->connect_timeout_ms =
-      number_option(L, opts, "connect_timeout", 1000, PIPELINE_DEFAULT_CONNECT_TIMEOUT_MS);
-  o->max_response = number_option(L, opts, "max_response_size", 1, DEFAULT_MAX_RESPONSE);
-  o->ca_file = string_option(L, opts, "ca_file");
-  o->ca_path = string_option(L, opts, "ca_path");
-  o->proxy = string_option(L, opts, "proxy");
-  o->user_agent = string_option(L, opts, "user_agent");
-  o->insecure = boolean_option(L, opts, "insecure");
-  o->allow_http = boolean_option(L, opts, "allow_http");
+static long bytes_option(lua_State *L, int arg, int value, const char *name) {
+  lua_Number n;
+  check_option_type(L, arg, value, name, LUA_TNUMBER, "a number");
+  n = lua_tonumber(L, value);
+  if (!(n >= 1 && n <= 2147483647.0 && n == (lua_Number)(long)n))
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L,
+                                  "option '%s' must be a whole number of bytes from 1 to "
+                                  "2147483647, got %f",
+                                  name, n));
+  return (long)n;
+}
+
+#define TRANSPORT(target) ((pipeline_transport_options *)(target))
+
+static void read_timeout(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->timeout_ms = milliseconds_option(L, arg, value, name);
+}
+static void read_connect_timeout(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->connect_timeout_ms = milliseconds_option(L, arg, value, name);
+}
+static void read_max_response(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->max_response = bytes_option(L, arg, value, name);
+}
+static void read_ca_file(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->ca_file = pipeline_string_option(L, arg, value, name, NULL);
+}
+static void read_ca_path(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->ca_path = pipeline_string_option(L, arg, value, name, NULL);
+}
+static void read_proxy(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->proxy = pipeline_string_option(L, arg, value, name, NULL);
+}
+static void read_user_agent(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->user_agent = pipeline_string_option(L, arg, value, name, NULL);
+}
+static void read_insecure(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->insecure = boolean_option(L, arg, value, name);
+}
+static void read_allow_http(lua_State *L, int arg, int value, const char *name, void *target) {
+  TRANSPORT(target)->allow_http = boolean_option(L, arg, value, name);
+}
+
+const pipeline_option pipeline_transport_option_list[] = {{"timeout", read_timeout},
+                                                          {"connect_timeout", read_connect_timeout},
+                                                          {"max_response_size", read_max_response},
+                                                          {"ca_file", read_ca_file},
+                                                          {"ca_path", read_ca_path},
+                                                          {"insecure", read_insecure},
+                                                          {"proxy", read_proxy},
+                                                          {"allow_http", read_allow_http},
+                                                          {"user_agent", read_user_agent},
+                                                          {NULL, NULL}};
+
+static const pipeline_option *find_option(const pipeline_option *list, const char *name) {
+  for (; list && list->name; list++)
+    if (strcmp(name, list->name) == 0) return list;
+  return NULL;
+}
+
+void pipeline_transport_options_read(lua_State *L, int arg, pipeline_transport_options *o,
+                                     const pipeline_option *own, void *own_target) {
+  memset(o, 0, sizeof *o);
+  o->timeout_ms = PIPELINE_DEFAULT_TIMEOUT_MS;
+  o->connect_timeout_ms = PIPELINE_DEFAULT_CONNECT_TIMEOUT_MS;
+  o->max_response = DEFAULT_MAX_RESPONSE;
+  if (arg == 0) return;
+  lua_pushnil(L);
+  while (lua_next(L, arg) != 0) {
+    const pipeline_option *option;
+    const char *name;
+    int value = lua_gettop(L);
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_argerror(
+          L, arg, lua_pushfstring(L, "option names must be strings, got %s", luaL_typename(L, -2)));
+    name = lua_tostring(L, -2);
+    if ((option = find_option(pipeline_transport_option_list, name)) != NULL)
+      option->read(L, arg, value, name, o);
+    else if ((option = find_option(own, name)) != NULL)
+      option->read(L, arg, value, name, own_target);
+    else
+      luaL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", name));
+    lua_settop(L, value - 1); /* the key, for lua_next */
+  }
 }
 
 #define SETOPT(t, opt, value)                                                                      \

@@ -81,18 +81,30 @@ typedef struct {
   const char *ca_file, *ca_path, *proxy, *user_agent;
 } pipeline_transport_options;
 
-/* The names of the transport options, NULL-terminated. */
-extern const char *const pipeline_transport_option_names[];
+/* One option a call takes, as LuaSocket's options.c has them: its name, and
+ * the function that checks its value (at index value; the options table is
+ * argument arg, for the message) and stores it into the caller's target.
+ * A bad value raises through luaL_argerror, naming the option. */
+typedef struct {
+  const char *name;
+  void (*read)(lua_State *L, int arg, int value, const char *name, void *target);
+} pipeline_option;
 
-/* Tells whether name is an option of the caller's own (not a transport
- * option, but not unknown either). */
-typedef int (*pipeline_other_option)(lua_State *L, const char *name);
+/* The transport options (core.client's), reading into a
+ * pipeline_transport_options; ended by a {NULL, NULL} entry. */
+extern const pipeline_option pipeline_transport_option_list[];
 
-/* Reads and checks the options table at index opts (0 for none); raises on
- * an unknown key (one that is neither a transport option nor, when other is
- * given, one of the caller's own) or a bad value. */
-void pipeline_transport_options_read(lua_State *L, int opts, pipeline_other_option other,
-                                     pipeline_transport_options *o);
+/* Sets o to the defaults, then reads the options table at index arg (0 for
+ * none; arg is also the argument number in messages).  Each key is looked up
+ * in the transport options (read into o), then in own, the caller's own
+ * options (read into own_target; NULL for none).  A key in neither raises
+ * "unknown option 'x'". */
+void pipeline_transport_options_read(lua_State *L, int arg, pipeline_transport_options *o,
+                                     const pipeline_option *own, void *own_target);
+
+/* Reads a string option: raises unless the value at index value is a string
+ * without control characters.  The string belongs to the options table. */
+const char *pipeline_string_option(lua_State *L, int arg, int value, const char *name, size_t *len);
 
 /* Creates t's easy handle with the options, using t->share when set (one
  * count of it belongs to t, released by pipeline_transfer_close).  t must be

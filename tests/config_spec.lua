@@ -646,11 +646,11 @@ describe("config.resolve", function()
     end)
 
     it("a wrong type inside retries", function()
-      bad(config_text(nil, { default = "retries = { max = 'three' }" }), { "retries", "'max'" })
+      bad(config_text(nil, { default = "retries = { max = 'three' }" }), { "'retries.max'", "number", "string" })
     end)
 
     it("an unknown key inside iam", function()
-      bad(config_text(nil, { default = "iam = { usr = 'u' }" }), { "iam", "'usr'" })
+      bad(config_text(nil, { default = "iam = { usr = 'u' }" }), { "unknown option 'iam.usr'" })
     end)
 
     it("a function where data is expected (on_event is not a profile option)", function()

@@ -74,7 +74,7 @@ describe("pipeline.core", function()
         { endpoint = sim.url, timout = 5 }, { endpoint = sim.url, on_event = function() end } }) do
         assert.error_matches(function()
           core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN, options)
-        end, "unknown option '[%w_]+'")
+        end, "bad argument #5 to '[%w.]*retry' %(unknown option '[%w_]+'%)")
       end
       -- no endpoint: a configuration error, and nothing is sent
       local ok, message, code, info = core.retry(PROJECT, PIPELINE, sim:failed_run(), TOKEN)
@@ -455,7 +455,8 @@ describe("pipeline.core", function()
     it("raises on unknown client options", function()
       assert.error_matches(function() core.client({ timout = 1 }) end, "unknown option 'timout'")
       assert.error_matches(function() core.client({ insecure = "yes" }) end, "'insecure' must be a boolean")
-      assert.error_matches(function() core.client({ timeout = -1 }) end, "'timeout' is out of range")
+      assert.error_matches(function() core.client({ timeout = -1 }) end,
+        "bad argument #1 to '[%w.]*client' %(option 'timeout' must be a number of seconds from 0.001")
     end)
   end)
 

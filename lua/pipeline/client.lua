@@ -8,6 +8,7 @@ local auth = require("pipeline.auth")
 local clock = require("pipeline.clock")
 local scheduler = require("pipeline.scheduler")
 local lifecycle = require("pipeline.lifecycle")
+local option_schema = require("pipeline.options")
 local cjson = require("cjson.safe").new()
 
 local compat = require("pipeline.compat")
@@ -46,11 +47,12 @@ client.check_id = check_id
 
 --- Builds a client from complete options (see config.CLIENT_OPTIONS).
 -- Misuse raises; a missing endpoint or credentials returns nil, message,
--- "config", info.  op names the call in messages (default "pipeline.new").
-function client.new(options, level, op)
+-- "config", info.  op names the call in messages (default "pipeline.new"),
+-- arg the options' argument number in it (default 1).
+function client.new(options, level, op, arg)
   level = (level or 1) + 1
   op = op or "pipeline.new"
-  config.check(options, config.CLIENT_OPTIONS, op, level)
+  config.check(options, config.CLIENT_OPTIONS, op, level, arg)
   options = options or {}
 
   local endpoints = options.endpoint and { options.endpoint }
@@ -420,36 +422,29 @@ local url_encode = auth.url_encode
 
 -- level as for error() (default 3: the caller of the function that checks).
 local function check_table(value, arg, fname, what, level)
-  if value ~= nil and type(value) ~= "table" then
-    error(("bad argument #%d to '%s' (%s must be a table, got %s)"):format(arg, fname, what, type(value)),
-      level or 3)
-  end
+  option_schema.check_table(value, arg, fname, what, level or 3)
 end
 
--- Raises unless every key of query (a list call's query, a run's body) is
--- one the call takes.  what: "query" (the default) or "body".
--- level as for error() (default 3).
-local function check_query(query, fields, arg, fname, what, level)
-  what, level = what or "query", level or 3
-  check_table(query, arg, fname, what, level + 1)
-  for name in pairs(query or {}) do
-    if not fields[name] then
-      error(("bad argument #%d to '%s' (unknown %s field '%s')"):format(arg, fname, what, tostring(name)), level)
-    end
-  end
+-- Raises unless query (a list call's query, a run's body: a schema of
+-- "query field" or "body field") fits its schema.  level as for error()
+-- (default 3).
+local function check_query(query, schema, arg, fname, level)
+  option_schema.check(schema, query, arg, fname, level or 3)
 end
 
 -- The fields of the official SDKs' ListPipelineRunsQuery and ListPipelineQuery
--- (the Python SDK's, a superset of the Go SDK's).
-local RUNS_QUERY = { status = true, start_time = true, end_time = true, update_time = true,
-  trigger_type = true, executor_ids = true, offset = true, limit = true, sort_key = true, sort_dir = true,
-  show_job_details = true, stage_id = true, job_id = true }
-local PIPELINES_QUERY = { project_id = true, project_ids = true, component_id = true, name = true,
-  status = true, is_publish = true, creator_id = true, creator_ids = true, executor_ids = true,
-  start_time = true, end_time = true, pipeline_run_update_time = true, exclude_pipeline_id = true,
-  include_pipeline_id = true, tag_list = true, manifest_version_list = true, offset = true, limit = true,
-  sort_key = true, sort_dir = true, group_path_id = true, by_group = true, is_banned = true, query_new = true,
-  security_level_list = true, dev_uc_security_level_list = true }
+-- (the Python SDK's, a superset of the Go SDK's); the API checks their values.
+local function query_fields(names, noun)
+  local specs = {}
+  for name in names:gmatch("%S+") do specs[name] = "any" end
+  return option_schema.schema(specs, noun or "query field")
+end
+local RUNS_QUERY = query_fields([[status start_time end_time update_time trigger_type executor_ids offset limit
+  sort_key sort_dir show_job_details stage_id job_id]])
+local PIPELINES_QUERY = query_fields([[project_id project_ids component_id name status is_publish creator_id
+  creator_ids executor_ids start_time end_time pipeline_run_update_time exclude_pipeline_id include_pipeline_id
+  tag_list manifest_version_list offset limit sort_key sort_dir group_path_id by_group is_banned query_new
+  security_level_list dev_uc_security_level_list]])
 
 -- The list body for query: a status given as one string becomes a list.  An
 -- empty status list means no filter and is left out: lua-cjson would send it
@@ -558,8 +553,7 @@ function Client:retry(pipeline_id, run_id)
   return self:_run_action("retry", pipeline_id, run_id)
 end
 
-local RUN_BODY = { sources = true, description = true, variables = true, choose_jobs = true,
-  choose_stages = true }
+local RUN_BODY = query_fields("sources description variables choose_jobs choose_stages", "body field")
 
 -- The start body, with empty lists left out: lua-cjson would send them as
 -- empty objects, and an absent list means the same as an empty one.
@@ -575,7 +569,7 @@ end
 -- ({name, value} pairs), choose_jobs, choose_stages, as the API takes them.
 function Client:run(pipeline_id, body)
   check_id(pipeline_id, 1, "pipeline_id", "run")
-  check_query(body, RUN_BODY, 2, "run", "body")
+  check_query(body, RUN_BODY, 2, "run")
   return self:_fetch({ op = "run", method = "POST", expect = "json",
     path = ("pipelines/%s/run"):format(pipeline_id), body = run_body(body) }, function(json)
     if type(json) == "table" and core.is_id(json.pipeline_run_id) then return json.pipeline_run_id end
@@ -687,13 +681,13 @@ function Client:reject(pipeline_id, run_id, job_run_id, step_run_id)
     path = step_path("reject", pipeline_id, run_id, job_run_id, step_run_id, "refuse") })
 end
 
-local LOG_QUERY = { start_offset = true, end_offset = true, limit = true, sort = true }
+local LOG_QUERY = query_fields("start_offset end_offset limit sort")
 local LOG_PAGE_LINES = 500
 
 -- The body of a log request: query's fields checked, the API's defaults
 -- filled in (from the start, 500 lines a page, oldest first).
 local function log_body(query, arg, fname)
-  check_query(query, LOG_QUERY, arg, fname, "query", 4)
+  check_query(query, LOG_QUERY, arg, fname, 4)
   query = query or {}
   local body = { start_offset = query.start_offset or 0, end_offset = query.end_offset or 0,
     limit = query.limit or LOG_PAGE_LINES, sort = query.sort or "asc" }

@@ -6,46 +6,9 @@ local core = require("pipeline.core")
 local errors = require("pipeline.errors")
 local compat = require("pipeline.compat")
 
+local option_schema = require("pipeline.options")
+
 local config = {}
-
--- name -> the Lua types it may have ("id": a 32 letters-or-digits string).
-config.CLIENT_OPTIONS = {
-  endpoint = "string", region = "string", project_id = "id", iam_project_id = "string",
-  token = "string|function", ak = "string", sk = "string", security_token = "string",
-  iam = "table", iam_endpoint = "string",
-  timeout = "number", connect_timeout = "number", max_response_size = "number",
-  retries = "table|false",
-  ca_file = "string", ca_path = "string", insecure = "boolean", proxy = "string",
-  allow_http = "boolean", user_agent = "string", rate = "number",
-  on_event = "function", sleep = "function",
-}
-
-config.LOAD_OPTIONS = setmetatable({ profile = "string", config_file = "string" },
-  { __index = config.CLIENT_OPTIONS })
-
--- What a config file profile may hold: the data options, and token_file.
-local PROFILE_OPTIONS = { token_file = "string" }
-for name, kinds in pairs(config.CLIENT_OPTIONS) do
-  if not kinds:find("function", 1, true) then PROFILE_OPTIONS[name] = kinds end
-end
-PROFILE_OPTIONS.token = "string"
-
-local RETRIES_FIELDS = { max = "number", base_delay = "number", max_delay = "number" }
-local IAM_FIELDS = { user = "string", password = "string", domain = "string", project = "string",
-  project_id = "string", scope = "string", endpoint = "string" }
-
--- Why value does not fit kinds, or nil when it does.
-local function mismatch(value, kinds)
-  local t = type(value)
-  for kind in kinds:gmatch("[^|]+") do
-    if kind == t or (kind == "false" and value == false)
-      or (kind == "id" and core.is_id(value)) then
-      return nil
-    end
-  end
-  if kinds == "id" and t == "string" then return "must be 32 ASCII letters or digits" end
-  return ("must be %s (got %s)"):format(kinds:gsub("|false", " or false"):gsub("|", " or "):gsub("^id$", "a string"), t)
-end
 
 -- Values must also fit these rules, checked once their type is right, so a
 -- bad one is refused where it is given, before anything is sent (the C core
@@ -62,39 +25,82 @@ end
 local function plain_string(value)
   if not core.is_header_value(value) then return "must not hold control characters" end
 end
+local function project_id(value)
+  if not core.is_id(value) then return "must be 32 ASCII letters or digits" end
+end
 -- an IAM project id, as IAM gives them (32 hex digits; any length is taken)
 local function iam_id(value)
   if not value:find("^%w+$") then return "must be a non-empty string of ASCII letters and digits" end
 end
--- seconds, as libcurl takes them: milliseconds from 1 to 2^31 - 1
-local function seconds(value)
-  if not (value >= 0.001 and value <= 2147483) then
-    return "must be a number of seconds from 0.001 to 2147483"
+local function access_key(value)
+  if value == "" or value:find("[^!-~]") or value:find(",", 1, true) then
+    return "must be non-empty printable ASCII without spaces or commas"
   end
 end
-local VALUE_RULES = {
-  token = secret_string,
-  security_token = secret_string,
-  endpoint = plain_string, ca_file = plain_string, ca_path = plain_string, proxy = plain_string,
-  user_agent = plain_string, iam_endpoint = plain_string, iam_project_id = iam_id,
-  timeout = seconds, connect_timeout = seconds,
-  rate = function(value)
+local function secret_key(value)
+  if value == "" then return "must not be empty" end
+end
+
+-- seconds, as libcurl takes them (milliseconds from 1 to 2^31 - 1)
+local SECONDS = { type = "number", min = 0.001, max = 2147483,
+  expect = "a number of seconds from 0.001 to 2147483" }
+local PLAIN_STRING = { type = "string", check = plain_string }
+
+--- The client options (pipeline.new; pipeline.load and pipeline.retry add
+-- profile and config_file).  Every one whose type is data is also a key of
+-- a config file profile; env and flag say what else sets it (README,
+-- "Configuration").
+config.CLIENT_OPTIONS = option_schema.schema({
+  endpoint = { type = "string", check = plain_string, env = "CODEARTS_PIPELINE_ENDPOINT", flag = "--endpoint" },
+  region = { type = "string", env = "CODEARTS_PIPELINE_REGION", flag = "--region" },
+  project_id = { type = "string", check = project_id, expect = "32 ASCII letters or digits",
+    env = "CODEARTS_PIPELINE_PROJECT_ID", flag = "--project" },
+  iam_project_id = { type = "string", check = iam_id, env = "HUAWEICLOUD_SDK_PROJECT_ID" },
+  token = { type = "string|function", check = secret_string, env = "CODEARTS_PIPELINE_TOKEN" },
+  ak = { type = "string", check = access_key, env = "HUAWEICLOUD_SDK_AK" },
+  sk = { type = "string", check = secret_key, env = "HUAWEICLOUD_SDK_SK" },
+  security_token = { type = "string", check = secret_string, env = "HUAWEICLOUD_SDK_SECURITY_TOKEN" },
+  iam = { type = "table", fields = { user = "string", password = "string", domain = "string",
+    project = "string", project_id = "string", scope = { type = "string", values = { "project", "domain" } },
+    endpoint = "string" } },
+  iam_endpoint = PLAIN_STRING,
+  timeout = { type = "number", min = SECONDS.min, max = SECONDS.max, expect = SECONDS.expect, flag = "--timeout" },
+  connect_timeout = SECONDS,
+  max_response_size = { type = "number", integer = true, min = 1, max = 2147483647,
+    expect = "a whole number of bytes from 1 to 2147483647" },
+  retries = { type = "table|false", fields = { max = { type = "number", min = 0 },
+    base_delay = { type = "number", min = 0 }, max_delay = { type = "number", min = 0 } } },
+  ca_file = PLAIN_STRING, ca_path = PLAIN_STRING, proxy = PLAIN_STRING, user_agent = PLAIN_STRING,
+  insecure = "boolean", allow_http = "boolean",
+  rate = { type = "number", check = function(value)
     if not (value > 0 and value < math.huge) then return "must be a positive number of requests per second" end
-  end,
-  max_response_size = function(value)
-    if not (value >= 1 and value <= 2147483647 and value == math.floor(value)) then
-      return "must be a whole number of bytes from 1 to 2^31 - 1"
-    end
-  end,
-  ak = function(value)
-    if value == "" or value:find("[^!-~]") or value:find(",", 1, true) then
-      return "must be non-empty printable ASCII without spaces or commas"
-    end
-  end,
-  sk = function(value)
-    if value == "" then return "must not be empty" end
-  end,
-}
+  end },
+  on_event = "function", sleep = "function",
+})
+
+--- pipeline.load's and pipeline.retry's: the client options, and where the
+-- configuration layers are.
+config.LOAD_OPTIONS = option_schema.extend(config.CLIENT_OPTIONS, {
+  profile = { type = "string", env = "CODEARTS_PIPELINE_PROFILE", flag = "--profile" },
+  config_file = { type = "string", env = "CODEARTS_PIPELINE_CONFIG", flag = "--config" },
+})
+
+-- What a config file profile (or the environment) may hold: the data
+-- options, and token_file.
+local PROFILE_SPECS = { token_file = "string" }
+for name, spec in pairs(config.CLIENT_OPTIONS.specs) do
+  local data = {}
+  for _, kind in ipairs(spec.types) do
+    if kind ~= "function" then data[#data + 1] = kind end
+  end
+  if #data > 0 then
+    local copy = {}
+    for k, v in pairs(spec) do copy[k] = v end
+    copy.type, copy.types = table.concat(data, "|"), nil
+    PROFILE_SPECS[name] = copy
+  end
+end
+local PROFILE_OPTIONS = option_schema.schema(PROFILE_SPECS)
 
 local function sorted_keys(t)
   local keys = {}
@@ -103,44 +109,19 @@ local function sorted_keys(t)
   return keys
 end
 
---- Checks a table against a schema; returns nil or a message naming the field.
+--- What is wrong with t for schema (a pipeline.options schema, or its specs),
+-- prefixed with what (where t comes from), or nil: a config file's problem
+-- is a config failure, not misuse.
 function config.problem(t, schema, what)
-  for _, name in ipairs(sorted_keys(t)) do
-    local kinds = type(name) == "string" and schema[name]
-    if not kinds then
-      return ("%s: unknown option '%s'"):format(what, tostring(name))
-    end
-    local why = mismatch(t[name], kinds)
-    if not why and VALUE_RULES[name] then why = VALUE_RULES[name](t[name]) end
-    if why then return ("%s: option '%s' %s"):format(what, name, why) end
-  end
-  local nested = { retries = RETRIES_FIELDS, iam = IAM_FIELDS }
-  for name, fields in pairs(nested) do
-    if type(t[name]) == "table" then
-      local why = config.problem(t[name], fields, what .. " " .. name)
-      if why then return why end
-    end
-  end
-  if type(t.iam) == "table" and t.iam.scope ~= nil and t.iam.scope ~= "project" and t.iam.scope ~= "domain" then
-    return ("%s: iam.scope must be \"project\" or \"domain\""):format(what)
-  end
-  if type(t.retries) == "table" then
-    for _, field in ipairs({ "max", "base_delay", "max_delay" }) do
-      local n = t.retries[field]
-      if n and (n < 0 or n ~= n) then return ("%s: retries.%s must not be negative"):format(what, field) end
-    end
-  end
-  return nil
+  if getmetatable(schema) == nil then schema = option_schema.schema(schema) end
+  local why = option_schema.problem(schema, t)
+  return why and ("%s: %s"):format(what, why)
 end
 
---- Raises, as misuse, unless t fits schema.  level as for error().
-function config.check(t, schema, what, level)
-  if t == nil then return end
-  if type(t) ~= "table" then
-    error(("%s: options must be a table (got %s)"):format(what, type(t)), level + 1)
-  end
-  local why = config.problem(t, schema, what)
-  if why then error(why, level + 1) end
+--- Raises, as misuse of argument arg (default 1) of function fname, unless
+-- options fit schema.  level as for error().
+function config.check(t, schema, fname, level, arg)
+  option_schema.check(schema, t, arg or 1, fname, level + 1)
 end
 
 ------------------------------------------------------------------ files

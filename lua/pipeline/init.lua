@@ -28,7 +28,9 @@ local pipeline = {
 
 --- A client from options alone (no environment, no config file).
 function pipeline.new(options)
-  return client.new(options, 2)
+  -- not a tail call: a misuse is raised at the caller, two levels up
+  local c, message, code, info = client.new(options, 2)
+  return c, message, code, info
 end
 
 --- A client from the configuration layers: options > environment (this
@@ -52,7 +54,7 @@ function pipeline.retry(project_id, pipeline_id, run_id, token, options)
       :format(type(token) == "string" and (token == "" and "an empty string" or "a string with control characters")
         or type(token)), 2)
   end
-  config.check(options, config.LOAD_OPTIONS, "retry", 2)
+  config.check(options, config.LOAD_OPTIONS, "retry", 2, 5)
   options = options or {}
   local given = {}
   for name, value in pairs(options) do given[name] = value end
@@ -66,7 +68,7 @@ function pipeline.retry(project_id, pipeline_id, run_id, token, options)
     resolved, message, code, info = config.resolve(given, nil, "retry")
     if not resolved then return nil, message, code, info end
   end
-  local c, message, code, info = client.new(resolved, 2, "retry")
+  local c, message, code, info = client.new(resolved, 2, "retry", 5)
   if not c then return nil, message, code, info end
   local results = compat.pack(c:retry(pipeline_id, run_id))
   c:close()

@@ -5,6 +5,7 @@ local core = require("pipeline.core")
 local errors = require("pipeline.errors")
 local compat = require("pipeline.compat")
 local loop = require("pipeline.loop")
+local option_schema = require("pipeline.options")
 
 local unpack = compat.unpack
 
@@ -20,43 +21,25 @@ local TRANSIENT = { network = true, timeout = true, throttled = true, server = t
 lifecycle.DEFAULT_WAIT_TIMEOUT = 3600
 lifecycle.DEFAULT_INTERVAL = 5
 local DEFAULT_WAIT_TIMEOUT, DEFAULT_INTERVAL = lifecycle.DEFAULT_WAIT_TIMEOUT, lifecycle.DEFAULT_INTERVAL
-local DEFAULT_CONCURRENCY = 8
+local DEFAULT_CONCURRENCY = core.DEFAULT_CONCURRENCY
 
-local WAIT_OPTIONS = { timeout = "number", interval = "number", on_poll = "function" }
-local RETRY_FAILED_OPTIONS = { attempts = "number", timeout = "number", interval = "number", on_poll = "function" }
-local CONCURRENCY_OPTIONS = { concurrency = "number" }
-local WAIT_MANY_OPTIONS = { concurrency = "number", timeout = "number", interval = "number", on_poll = "function" }
-local MAX_CONCURRENCY = 256
+-- The options of each call (see pipeline.options).  The concurrency's range
+-- is the C batch's (core.MAX_CONCURRENCY), which runs the jobs.
+local TIMEOUT = { type = "number", min = 0 }
+-- a zero interval would poll as fast as the network allows
+local INTERVAL = { type = "number", above = 0 }
+local CONCURRENCY = { type = "number", integer = true, min = 1, max = core.MAX_CONCURRENCY }
+local WAIT_OPTIONS = option_schema.schema({ timeout = TIMEOUT, interval = INTERVAL, on_poll = "function" })
+local RETRY_FAILED_OPTIONS = option_schema.extend(WAIT_OPTIONS, { attempts = { type = "number", min = 0 } })
+local CONCURRENCY_OPTIONS = option_schema.schema({ concurrency = CONCURRENCY })
+local WAIT_MANY_OPTIONS = option_schema.extend(WAIT_OPTIONS, { concurrency = CONCURRENCY })
+lifecycle.CONCURRENCY = CONCURRENCY
 
--- Raises unless options (argument arg of fname) fit allowed; returns them,
--- or an empty table.  level as for error() (default 3).
+-- Raises unless options (argument arg of fname) fit the schema allowed;
+-- returns them, or an empty table.  level as for error() (default 3).
 local function check_options(options, allowed, arg, fname, level)
-  level = level or 3
-  if options == nil then return {} end
-  if type(options) ~= "table" then
-    error(("bad argument #%d to '%s' (options must be a table, got %s)"):format(arg, fname, type(options)), level)
-  end
-  for name, value in pairs(options) do
-    local kind = allowed[name]
-    if not kind then
-      error(("bad argument #%d to '%s' (unknown option '%s')"):format(arg, fname, tostring(name)), level)
-    end
-    if type(value) ~= kind or (kind == "number" and (value ~= value or value < 0)) then
-      error(("bad argument #%d to '%s' (option '%s' must be a %s%s)"):format(arg, fname, name, kind,
-        kind == "number" and " not below 0" or ""), level)
-    end
-    -- a zero interval would poll as fast as the network allows
-    if name == "interval" and value <= 0 then
-      error(("bad argument #%d to '%s' (option 'interval' must be above 0)"):format(arg, fname), level)
-    end
-  end
-  local concurrency = options.concurrency
-  if concurrency and not (concurrency >= 1 and concurrency <= MAX_CONCURRENCY
-    and concurrency == math.floor(concurrency)) then
-    error(("bad argument #%d to '%s' (option 'concurrency' must be a whole number from 1 to %d)")
-      :format(arg, fname, MAX_CONCURRENCY), level)
-  end
-  return options
+  local checked = option_schema.check(allowed, options, arg, fname, level or 3)
+  return checked -- (not a tail call: level counts this function)
 end
 
 -- The wait options among the options of a call that also waits.

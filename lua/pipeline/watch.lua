@@ -8,47 +8,28 @@
 local core = require("pipeline.core")
 local config = require("pipeline.config")
 local lifecycle = require("pipeline.lifecycle")
+local option_schema = require("pipeline.options")
 
 local watch = {}
 
 watch.DEFAULT_ATTEMPTS = 3
 watch.DEFAULT_INTERVAL = 30
-local DEFAULT_CONCURRENCY = 8
+local DEFAULT_CONCURRENCY = core.DEFAULT_CONCURRENCY
 -- Longest single wait between two looks at the stop function (seconds).
 local STOP_CHECK = 0.5
 
-local OPTIONS = { attempts = "number", interval = "number", policy = "function", jobs = "table",
-  on_event = "function", stop = "function", until_settled = "boolean", concurrency = "number" }
+local OPTIONS = option_schema.schema({
+  attempts = { type = "number", integer = true, min = 0 },
+  interval = { type = "number", min = 0, check = function(value)
+    if value == math.huge then return "must be a finite number of seconds" end
+  end },
+  policy = "function",
+  jobs = { type = "table", items = { type = "string", expect = "a stage or job name" } },
+  on_event = "function", stop = "function", until_settled = "boolean",
+  concurrency = lifecycle.CONCURRENCY,
+})
 
 local FAILED_JOB = { FAILED = true, ASYNC_FAILED = true }
-
--- Raises unless options fit OPTIONS (argument 2 of watch).
-local function check_options(options)
-  if options == nil then return {} end
-  if type(options) ~= "table" then
-    error(("bad argument #2 to 'watch' (options must be a table, got %s)"):format(type(options)), 4)
-  end
-  for name, value in pairs(options) do
-    local kind = OPTIONS[name]
-    if not kind then error(("bad argument #2 to 'watch' (unknown option '%s')"):format(tostring(name)), 4) end
-    if type(value) ~= kind or (kind == "number" and not (value >= 0 and value < math.huge)) then
-      error(("bad argument #2 to 'watch' (option '%s' must be a %s%s)"):format(name, kind,
-        kind == "number" and " not below 0" or ""), 4)
-    end
-  end
-  if options.attempts and options.attempts ~= math.floor(options.attempts) then
-    error("bad argument #2 to 'watch' (option 'attempts' must be a whole number)", 4)
-  end
-  if options.concurrency and not (options.concurrency >= 1 and options.concurrency == math.floor(options.concurrency)) then
-    error("bad argument #2 to 'watch' (option 'concurrency' must be a whole number from 1)", 4)
-  end
-  for i, name in ipairs(options.jobs or {}) do
-    if type(name) ~= "string" then
-      error(("bad argument #2 to 'watch' (jobs[%d] must be a stage or job name)"):format(i), 4)
-    end
-  end
-  return options
-end
 
 --- The failed jobs of a run detail: a list of {stage = , job = } names.
 function watch.failed_jobs(run)
@@ -148,7 +129,7 @@ function watch.install(Client, check_id)
   -- attempts}...}, retries, polls, stopped}, or nil, message, code, info
   -- when the pipelines cannot be listed.
   function Client:watch(pipeline_ids, options)
-    options = check_options(options)
+    options = option_schema.check(OPTIONS, options, 2, "watch")
     if pipeline_ids == "all" then
       local message, code, info
       pipeline_ids, message, code, info = all_pipelines(self)
