@@ -123,15 +123,11 @@ static int core_isatty(lua_State *L) {
   return 1;
 }
 
-/* core.file_mode(path) -> permission bits, owner uid | nil, message */
+/* core.file_mode(path) -> permission bits, owner uid | nil, message, errno */
 static int core_file_mode(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
-  if (stat(path, &st) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(errno));
-    return 2;
-  }
+  if (stat(path, &st) != 0) return luaL_fileresult(L, 0, path); /* nil, "path: why", errno */
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
   lua_pushinteger(L, (lua_Integer)st.st_uid);
   return 2;

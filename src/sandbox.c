@@ -271,8 +271,8 @@ int pipeline_read_file(lua_State *L) {
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     int absent = errno == ENOENT;
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    luaL_fileresult(L, 0, path); /* nil, "path: why", errno */
+    lua_pop(L, 1);
     lua_pushstring(L, absent ? "absent" : "open");
     return 3;
   }

@@ -734,32 +734,45 @@ void pipeline_transfer_setup(lua_State *L, transfer *t, const pipeline_request *
 /* What a good answer is (pipeline_request's expect_success: 0 or 1). */
 static const char *const expects[] = {"json", "success", NULL};
 
+/* The request's arguments, as offsets from the first (named stack slots). */
+enum {
+  REQ_METHOD,
+  REQ_URL,
+  REQ_HEADERS,
+  REQ_BODY,
+  REQ_SINGLE_SEND,
+  REQ_TIMEOUT,
+  REQ_EXPECT,
+  REQ_OP,
+  REQ_WITH_INFO
+};
+
 void pipeline_transfer_prepare(lua_State *L, transfer *t, int first) {
   pipeline_request r;
   const char *refusal;
   size_t url_len;
-  r.method = luaL_checkoption(L, first, NULL, pipeline_methods);
-  r.url = luaL_checklstring(L, first + 1, &url_len);
+  r.method = luaL_checkoption(L, first + REQ_METHOD, NULL, pipeline_methods);
+  r.url = luaL_checklstring(L, first + REQ_URL, &url_len);
   r.headers = 0;
-  if (!lua_isnoneornil(L, first + 2)) {
-    luaL_checktype(L, first + 2, LUA_TTABLE);
-    r.headers = first + 2;
+  if (!lua_isnoneornil(L, first + REQ_HEADERS)) {
+    luaL_checktype(L, first + REQ_HEADERS, LUA_TTABLE);
+    r.headers = first + REQ_HEADERS;
   }
   r.body_len = 0;
-  r.body = luaL_optlstring(L, first + 3, NULL, &r.body_len);
+  r.body = luaL_optlstring(L, first + REQ_BODY, NULL, &r.body_len);
   refusal = pipeline_transfer_url_refusal(t, r.url, url_len);
-  if (refusal) luaL_argerror(L, first + 1, lua_pushfstring(L, "URL %s", refusal));
-  r.single_send = lua_toboolean(L, first + 4);
+  if (refusal) luaL_argerror(L, first + REQ_URL, lua_pushfstring(L, "URL %s", refusal));
+  r.single_send = lua_toboolean(L, first + REQ_SINGLE_SEND);
   r.timeout_ms = t->timeout_ms;
-  if (!lua_isnoneornil(L, first + 5)) {
-    lua_Number seconds = luaL_checknumber(L, first + 5);
-    luaL_argcheck(L, seconds >= 0, first + 5, "timeout must not be negative");
+  if (!lua_isnoneornil(L, first + REQ_TIMEOUT)) {
+    lua_Number seconds = luaL_checknumber(L, first + REQ_TIMEOUT);
+    luaL_argcheck(L, seconds >= 0, first + REQ_TIMEOUT, "timeout must not be negative");
     if (seconds * 1000 < (lua_Number)r.timeout_ms)
       r.timeout_ms = seconds * 1000 < 1 ? 1 : (long)(seconds * 1000);
   }
-  r.expect_success = luaL_checkoption(L, first + 6, "json", expects) == 1;
-  r.op = luaL_optstring(L, first + 7, "request");
-  r.success_info = lua_toboolean(L, first + 8);
+  r.expect_success = luaL_checkoption(L, first + REQ_EXPECT, "json", expects) == 1;
+  r.op = luaL_optstring(L, first + REQ_OP, "request");
+  r.success_info = lua_toboolean(L, first + REQ_WITH_INFO);
   pipeline_transfer_setup(L, t, &r);
 }
 

@@ -471,7 +471,6 @@ local function run_path(pipeline_id, run_id, action)
   return ("pipelines/%s/pipeline-runs/%s/%s"):format(pipeline_id, run_id, action)
 end
 
---- Retries a pipeline run: true, or nil, message, code, info.
 -- Whether a run's status shows that a retry (or stop) took effect: true,
 -- false, or nil when the status cannot be read.
 local function status_shows(self, pipeline_id, run_id, effect)

@@ -102,12 +102,7 @@ for name, spec in pairs(config.CLIENT_OPTIONS.specs) do
 end
 local PROFILE_OPTIONS = option_schema.schema(PROFILE_SPECS)
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  return keys
-end
+local sorted_keys = option_schema.sorted_keys
 
 --- What is wrong with t for schema (a pipeline.options schema, or its specs),
 -- prefixed with what (where t comes from), or nil: a config file's problem

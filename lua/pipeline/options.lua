@@ -103,12 +103,14 @@ local function in_range(spec, n)
   return true
 end
 
-local function sorted_keys(t)
+--- The keys of t, sorted by their text: messages and listings in a stable order.
+function options.sorted_keys(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
   table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   return keys
 end
+local sorted_keys = options.sorted_keys
 
 local check_fields
 
