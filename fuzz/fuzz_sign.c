@@ -14,25 +14,18 @@
 #include <openssl/hmac.h>
 
 #include "fuzz_common.h"
+#include "text.h"
 
 #define AK "FUZZACCESSKEY"
 #define SK "fuzz-canary-secret-key-3b8e1f"
 #define SECURITY_TOKEN "fuzz-canary-security-token-9d2c47"
 #define DEFAULT_DATE "20261201T101010Z"
 
+/* Lower-case hex of in[0..n), written by the C library (not the signer's
+ * own code: this is the oracle). */
 static void hex(const unsigned char *in, size_t n, char *out) {
-  static const char digits[] = "0123456789abcdef";
   size_t i;
-  for (i = 0; i < n; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
-static int is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_' || c == '.' || c == '~';
+  for (i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", in[i]);
 }
 
 /* s[0..n) holds only unreserved bytes, %XX (upper-case hex) and extra. */
@@ -45,7 +38,7 @@ static int canonically_encoded(const char *s, size_t n, const char *extra) {
           !strchr("0123456789ABCDEF", s[i + 2]) || s[i + 1] == '\0' || s[i + 2] == '\0')
         return 0;
       i += 2;
-    } else if (!is_unreserved(c) && (c == '\0' || !strchr(extra, c))) {
+    } else if (!pipeline_is_unreserved(c) && (c == '\0' || !strchr(extra, c))) {
       return 0;
     }
   }

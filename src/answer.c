@@ -600,27 +600,12 @@ static size_t next_char(const char **p, char out[4]) {
     return 1;
   }
   *p = s + 2;
-  switch (s[1]) {
-    case 'b':
-      out[0] = '\b';
-      return 1;
-    case 'f':
-      out[0] = '\f';
-      return 1;
-    case 'n':
-      out[0] = '\n';
-      return 1;
-    case 'r':
-      out[0] = '\r';
-      return 1;
-    case 't':
-      out[0] = '\t';
-      return 1;
-    case 'u':
-      break;
-    default: /* '"', '\\', '/' */
-      out[0] = s[1];
-      return 1;
+  if (s[1] != 'u') {
+    /* a one-letter escape: \b \f \n \r \t, or the character itself (" \\ /) */
+    static const char letters[] = "b\bf\fn\nr\rt\t";
+    const char *at = strchr(letters, s[1]);
+    out[0] = at && (at - letters) % 2 == 0 ? at[1] : s[1];
+    return 1;
   }
   c = (unsigned long)hex4(s + 2, s + 6);
   *p = s + 6;
@@ -999,7 +984,7 @@ static int optional_list(lua_State *L, int arg) {
 /* core.answer(op, expect, status, body [, header_text [, secrets]])
  *   -> true | body, info | nil, message, code, info
  * expect: "success" (a good answer is {"success": true}) or "json". */
-static int core_answer(lua_State *L) {
+int pipeline_lua_answer(lua_State *L) {
   static const char *const expects[] = {"json", "success", NULL};
   pipeline_answer a;
   size_t len;
@@ -1019,7 +1004,7 @@ static int core_answer(lua_State *L) {
 
 /* core.transport_failure(op, code, detail, curl_errno, sent [, status [, header_text
  *   [, secrets]]]) -> nil, message, code, info */
-static int core_transport_failure(lua_State *L) {
+int pipeline_lua_transport_failure(lua_State *L) {
   pipeline_answer a;
   const char *code, *detail, *header_text;
   lua_Integer rc, status;
@@ -1043,7 +1028,7 @@ static int core_transport_failure(lua_State *L) {
 /* core.failure(op, code, detail [, info [, secrets]]) -> nil, message, code, info
  * detail: what went wrong in words (nil: what code means); info: what is
  * known of the answer (completed and returned). */
-static int core_failure(lua_State *L) {
+int pipeline_lua_failure(lua_State *L) {
   int detail = 0, secrets;
   luaL_checkstring(L, 1);
   luaL_checkstring(L, 2);
@@ -1074,7 +1059,7 @@ int pipeline_push_failure(lua_State *L, const char *op, const char *code, const 
 /* core.redact(text, secrets) -> text with every secret of the list (and
  * every SDK-HMAC-SHA256 signature) hidden; a value that is not a string as
  * it is. */
-static int core_redact(lua_State *L) {
+int pipeline_lua_redact(lua_State *L) {
   int secrets = optional_list(L, 2);
   lua_settop(L, 2);
   if (lua_type(L, 1) != LUA_TSTRING) {
@@ -1084,13 +1069,4 @@ static int core_redact(lua_State *L) {
   redact_at(L, 1, secrets);
   lua_settop(L, 1);
   return 1;
-}
-
-void pipeline_answer_register(lua_State *L) {
-  static const luaL_Reg functions[] = {{"answer", core_answer},
-                                       {"failure", core_failure},
-                                       {"redact", core_redact},
-                                       {"transport_failure", core_transport_failure},
-                                       {NULL, NULL}};
-  luaL_setfuncs(L, functions, 0);
 }

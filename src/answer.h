@@ -59,8 +59,11 @@ int pipeline_push_failure(lua_State *L, const char *op, const char *code, const 
 
 const char *pipeline_curl_code_name(CURLcode rc);
 
-/* Sets core.answer, core.failure, core.redact (and core.transport_failure, the Lua face of
- * pipeline_push_transport_failure, for the specs) in the table on top of the stack. */
-void pipeline_answer_register(lua_State *L);
+/* The module's functions of this file (core.c registers them): core.answer, core.failure,
+ * core.redact, core.transport_failure. */
+int pipeline_lua_answer(lua_State *L);
+int pipeline_lua_failure(lua_State *L);
+int pipeline_lua_redact(lua_State *L);
+int pipeline_lua_transport_failure(lua_State *L);
 
 #endif

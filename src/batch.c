@@ -368,18 +368,7 @@ void pipeline_batch_register(lua_State *L) {
       {"add", batch_add},         {"step", batch_step},           {"send_all", batch_send_all},
       {"pending", batch_pending}, {"capacity", batch_capacity},   {"timeout", batch_timeout},
       {"close", batch_close},     {"is_closed", batch_is_closed}, {NULL, NULL}};
-  static const luaL_Reg meta[] = {
-    {"__gc", batch_close},
-#if LUA_VERSION_NUM >= 504
-    {"__close", batch_close},
-#endif
-    {NULL, NULL}
-  };
-  luaL_newmetatable(L, PIPELINE_BATCH_TYPE);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  pipeline_register_type(L, PIPELINE_BATCH_TYPE, batch_close, NULL, methods);
   sockets_register(L);
 }
 

@@ -97,17 +97,22 @@ void pipeline_client_register(lua_State *L) {
       {"request", pipeline_client_request}, {"set_secrets", client_set_secrets},
       {"retry", pipeline_client_retry},     {"close", pipeline_client_close},
       {"is_closed", client_is_closed},      {NULL, NULL}};
-  static const luaL_Reg meta[] = {
-    {"__gc", pipeline_client_close},
+  static const luaL_Reg meta[] = {{"__tostring", client_tostring}, {NULL, NULL}};
+  pipeline_register_type(L, PIPELINE_CLIENT_TYPE, pipeline_client_close, meta, methods);
+}
+
+void pipeline_register_type(lua_State *L, const char *name, lua_CFunction close,
+                            const luaL_Reg *meta, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
-    {"__close", pipeline_client_close},
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
 #endif
-    {"__tostring", client_tostring},
-    {NULL, NULL}
-  };
-  luaL_newmetatable(L, PIPELINE_CLIENT_TYPE);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
+  if (meta) luaL_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }

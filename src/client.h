@@ -5,6 +5,7 @@
 #ifndef PIPELINE_CLIENT_H
 #define PIPELINE_CLIENT_H
 
+#include <lauxlib.h>
 #include <lua.h>
 
 #include "transfer.h"
@@ -13,6 +14,12 @@
 
 /* Registers the client metatable; leaves nothing on the stack. */
 void pipeline_client_register(lua_State *L);
+
+/* Registers a userdata type: the metatable name, whose __gc and __close (Lua
+ * 5.4) call close, with the other metamethods meta (or NULL) and methods as
+ * its __index. */
+void pipeline_register_type(lua_State *L, const char *name, lua_CFunction close,
+                            const luaL_Reg *meta, const luaL_Reg *methods);
 
 /* core.client([options]) -> client */
 int pipeline_client_new(lua_State *L);

@@ -45,6 +45,21 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
                                        {"sign_canonical", pipeline_sign_canonical},
                                        {"read_file", pipeline_read_file},
                                        {"run_config", pipeline_run_config},
+                                       {"is_id", pipeline_lua_is_id},
+                                       {"is_header_value", pipeline_lua_is_header_value},
+                                       {"check_url", pipeline_lua_check_url},
+                                       {"sleep", pipeline_lua_sleep},
+                                       {"monotonic", pipeline_lua_monotonic},
+                                       {"catch_signals", pipeline_lua_catch_signals},
+                                       {"release_signals", pipeline_lua_release_signals},
+                                       {"interrupted", pipeline_lua_interrupted},
+                                       {"caught_signal", pipeline_lua_caught_signal},
+                                       {"isatty", pipeline_lua_isatty},
+                                       {"file_mode", pipeline_lua_file_mode},
+                                       {"answer", pipeline_lua_answer},
+                                       {"failure", pipeline_lua_failure},
+                                       {"redact", pipeline_lua_redact},
+                                       {"transport_failure", pipeline_lua_transport_failure},
                                        {NULL, NULL}};
   pthread_once(&curl_once, init_curl);
   if (curl_init_result != CURLE_OK)
@@ -52,9 +67,6 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
   pipeline_client_register(L);
   pipeline_batch_register(L);
   luaL_newlib(L, functions);
-  pipeline_answer_register(L);
-  pipeline_text_register(L);
-  pipeline_os_register(L);
   lua_pushliteral(L, PIPELINE_VERSION);
   lua_setfield(L, -2, "_VERSION");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

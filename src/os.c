@@ -35,7 +35,7 @@ static void on_signal(int signum) {
 /* core.catch_signals() -> true: installs the handler for SIGINT and
  * SIGTERM (without SA_RESTART, so a blocking call returns), keeping the
  * previous ones for core.release_signals. */
-static int core_catch_signals(lua_State *L) {
+int pipeline_lua_catch_signals(lua_State *L) {
   struct sigaction sa;
   lua_pushboolean(L, 1);
   if (catching) return 1;
@@ -52,7 +52,7 @@ static int core_catch_signals(lua_State *L) {
 
 /* core.release_signals() -> true: puts the previous handlers back and
  * forgets the last signal caught. */
-static int core_release_signals(lua_State *L) {
+int pipeline_lua_release_signals(lua_State *L) {
   lua_pushboolean(L, 1);
   last_signal = 0;
   if (!catching) return 1;
@@ -63,14 +63,14 @@ static int core_release_signals(lua_State *L) {
 }
 
 /* core.interrupted() -> the number of the last signal caught, or nil */
-static int core_interrupted(lua_State *L) {
+int pipeline_lua_interrupted(lua_State *L) {
   if (last_signal == 0) return 0;
   lua_pushinteger(L, (lua_Integer)last_signal);
   return 1;
 }
 
 /* core.caught_signal() -> "SIGINT", "SIGTERM" or nil: the last one caught */
-static int core_caught_signal(lua_State *L) {
+int pipeline_lua_caught_signal(lua_State *L) {
   if (last_signal == SIGINT)
     lua_pushliteral(L, "SIGINT");
   else if (last_signal == SIGTERM)
@@ -83,7 +83,7 @@ static int core_caught_signal(lua_State *L) {
 /* core.sleep(seconds) -> true | false when a caught signal cut it short.
  * Blocks the calling thread; the default `sleep` of a client, which a host
  * replaces with one that yields to its own loop. */
-static int core_sleep(lua_State *L) {
+int pipeline_lua_sleep(lua_State *L) {
   lua_Number seconds = luaL_checknumber(L, 1);
   long at_start = (long)pipeline_interrupts;
   struct timespec ts;
@@ -109,7 +109,7 @@ static int core_sleep(lua_State *L) {
 
 /* core.monotonic() -> seconds from an arbitrary start, never going back:
  * for deadlines and elapsed times, which wall-clock changes must not skew. */
-static int core_monotonic(lua_State *L) {
+int pipeline_lua_monotonic(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
@@ -118,30 +118,17 @@ static int core_monotonic(lua_State *L) {
 
 /* core.isatty(fd) -> whether the file descriptor (0, 1, 2) is a terminal,
  * for the command line's live display. */
-static int core_isatty(lua_State *L) {
+int pipeline_lua_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)) == 1);
   return 1;
 }
 
 /* core.file_mode(path) -> permission bits, owner uid | nil, message, errno */
-static int core_file_mode(lua_State *L) {
+int pipeline_lua_file_mode(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   if (stat(path, &st) != 0) return luaL_fileresult(L, 0, path); /* nil, "path: why", errno */
   lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
   lua_pushinteger(L, (lua_Integer)st.st_uid);
   return 2;
-}
-
-void pipeline_os_register(lua_State *L) {
-  static const luaL_Reg functions[] = {{"sleep", core_sleep},
-                                       {"monotonic", core_monotonic},
-                                       {"catch_signals", core_catch_signals},
-                                       {"release_signals", core_release_signals},
-                                       {"interrupted", core_interrupted},
-                                       {"caught_signal", core_caught_signal},
-                                       {"isatty", core_isatty},
-                                       {"file_mode", core_file_mode},
-                                       {NULL, NULL}};
-  luaL_setfuncs(L, functions, 0);
 }

@@ -6,8 +6,16 @@
 
 #include <lua.h>
 
-/* Sets core.sleep, monotonic, catch_signals, release_signals, interrupted,
- * caught_signal, isatty and file_mode in the table on top of the stack. */
-void pipeline_os_register(lua_State *L);
+/* The module's functions of this file (core.c registers them): core.sleep, core.monotonic,
+ * core.catch_signals, core.release_signals, core.interrupted, core.caught_signal, core.isatty,
+ * core.file_mode. */
+int pipeline_lua_sleep(lua_State *L);
+int pipeline_lua_monotonic(lua_State *L);
+int pipeline_lua_catch_signals(lua_State *L);
+int pipeline_lua_release_signals(lua_State *L);
+int pipeline_lua_interrupted(lua_State *L);
+int pipeline_lua_caught_signal(lua_State *L);
+int pipeline_lua_isatty(lua_State *L);
+int pipeline_lua_file_mode(lua_State *L);
 
 #endif

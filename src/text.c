@@ -161,7 +161,7 @@ void pipeline_check_token_arg(lua_State *L, int arg) {
 }
 
 /* core.is_id(s) -> boolean: exactly 32 ASCII letters or digits. */
-static int core_is_id(lua_State *L) {
+int pipeline_lua_is_id(lua_State *L) {
   size_t len = 0;
   /* the type first: lua_tolstring would turn a number into a string */
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
@@ -170,7 +170,7 @@ static int core_is_id(lua_State *L) {
 }
 
 /* core.is_header_value(s) -> boolean: no control characters. */
-static int core_is_header_value(lua_State *L) {
+int pipeline_lua_is_header_value(lua_State *L) {
   size_t len = 0;
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
   lua_pushboolean(L, s != NULL && pipeline_is_header_value(s, len));
@@ -179,7 +179,7 @@ static int core_is_header_value(lua_State *L) {
 
 /* core.check_url(url [, allow_http [, base]]) -> true | nil, reason
  * base: url is an endpoint, to which paths are appended */
-static int core_check_url(lua_State *L) {
+int pipeline_lua_check_url(lua_State *L) {
   size_t len;
   const char *url = luaL_checklstring(L, 1, &len);
   const char *refusal = pipeline_url_refusal(url, lua_toboolean(L, 2), lua_toboolean(L, 3));
@@ -192,12 +192,4 @@ static int core_check_url(lua_State *L) {
   lua_pushnil(L);
   lua_pushstring(L, refusal);
   return 2;
-}
-
-void pipeline_text_register(lua_State *L) {
-  static const luaL_Reg functions[] = {{"is_id", core_is_id},
-                                       {"is_header_value", core_is_header_value},
-                                       {"check_url", core_check_url},
-                                       {NULL, NULL}};
-  luaL_setfuncs(L, functions, 0);
 }

@@ -31,8 +31,10 @@ const char *pipeline_url_refusal(const char *url, int allow_http, int base);
 void pipeline_check_id_arg(lua_State *L, int arg, const char *name);
 void pipeline_check_token_arg(lua_State *L, int arg);
 
-/* Sets core.is_id, core.is_header_value and core.check_url in the table on
- * top of the stack. */
-void pipeline_text_register(lua_State *L);
+/* The module's functions of this file (core.c registers them): core.is_id, core.is_header_value,
+ * core.check_url. */
+int pipeline_lua_is_id(lua_State *L);
+int pipeline_lua_is_header_value(lua_State *L);
+int pipeline_lua_check_url(lua_State *L);
 
 #endif
