@@ -20,7 +20,7 @@ config.CLIENT_OPTIONS = {
   on_event = "function", sleep = "function",
 }
 
-config.LOAD_OPTIONS = setmetatable({ profile = "string", config_file = "string" },
+config.LOAD_OPTIONS = setmetatable({ profile = "string", config_file = "string", getenv = "function" },
   { __index = config.CLIENT_OPTIONS })
 
 -- What a config file profile may hold: the data options, and token_file.
@@ -456,11 +456,12 @@ local function read_token_file(path, config_path, getenv)
 end
 
 --- Resolves the layers into one table of client options, or returns
--- nil, message, "config", info.  getenv defaults to os.getenv; op names the
--- call in messages (default "pipeline.load").
+-- nil, message, "config", info.  The environment is read through getenv,
+-- else options.getenv, else os.getenv; op names the call in messages
+-- (default "pipeline.load").
 function config.resolve(options, getenv, op)
-  getenv = getenv or os.getenv
   options = options or {}
+  getenv = getenv or options.getenv or os.getenv
   local function fail(detail) return errors.failure(op or "pipeline.load", "config", detail) end
 
   local path = options.config_file or nonempty(getenv("CODEARTS_PIPELINE_CONFIG"))
@@ -486,6 +487,7 @@ function config.resolve(options, getenv, op)
 
   local top = { _name = "options" }
   for name, value in pairs(options) do top[name] = value end
+  top.getenv = nil -- how to read the environment, not a client option
   local copy = false
   if profile then
     copy = { _name = ("profile '%s' of %s"):format(profile_name, path) }

@@ -33,7 +33,8 @@ end
 
 --- A client from the configuration layers: options > environment (this
 -- project's variables, the SDKs', ~/.huaweicloud/credentials) > config file
--- profile > defaults.
+-- profile > defaults.  options.getenv(name), when given, is the environment
+-- those layers read instead of os.getenv.
 function pipeline.load(options)
   config.check(options, config.LOAD_OPTIONS, "pipeline.load", 2)
   local resolved, message, code, info = config.resolve(options)
@@ -56,14 +57,14 @@ function pipeline.retry(project_id, pipeline_id, run_id, token, options)
   options = options or {}
   local given = {}
   for name, value in pairs(options) do given[name] = value end
-  given.project_id, given.token = project_id, token
+  given.project_id, given.token, given.getenv = project_id, token, nil
   -- An endpoint or region in the options is all this call needs: the
   -- configuration layers are read only to find one (or when a profile or
   -- config file is asked for).
   local resolved = given
   if not (options.endpoint or options.region) or options.profile or options.config_file then
     local message, code, info
-    resolved, message, code, info = config.resolve(given, nil, "retry")
+    resolved, message, code, info = config.resolve(given, options.getenv, "retry")
     if not resolved then return nil, message, code, info end
   end
   local c, message, code, info = client.new(resolved, 2, "retry")
