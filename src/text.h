@@ -13,6 +13,9 @@
 int pipeline_is_id(const char *s, size_t len);
 /* No control character but tab: nothing that could split a request. */
 int pipeline_is_header_value(const char *s, size_t len);
+/* Why s may not be sent as a token (a static string: "must not be empty",
+ * "holds a control character"), or NULL when it may. */
+const char *pipeline_token_problem(const char *s, size_t len);
 /* A non-empty RFC 9110 token. */
 int pipeline_is_header_name(const char *s, size_t len);
 int pipeline_is_tchar(unsigned char c);
@@ -31,8 +34,8 @@ const char *pipeline_url_refusal(const char *url, int allow_http, int base);
 void pipeline_check_id_arg(lua_State *L, int arg, const char *name);
 void pipeline_check_token_arg(lua_State *L, int arg);
 
-/* Sets core.is_id, core.is_header_value and core.check_url in the table on
- * top of the stack. */
+/* Sets core.is_id, core.is_header_value, core.token_problem and
+ * core.check_url in the table on top of the stack. */
 void pipeline_text_register(lua_State *L);
 
 #endif

@@ -1127,7 +1127,62 @@ describe("pipeline.load (environment given as options.getenv)", function()
     assert.is_false(ok)
     contains(tostring(raised), "getenv")
   end)
+
+  describe("a token_file", function()
+    local function profile_with_token_file(content)
+      write(home .. "/tok", content, "600")
+      return write(home .. "/c.lua", config_text(nil, {
+        default = ("endpoint = %q, project_id = %q, token_file = 'tok'"):format(EP_PROFILE, P_PROFILE) }), "644")
+    end
+
+    it("holding a tab inside the token (abc<TAB>def) is the config failure, not an error", function()
+      for _, content in ipairs({ "abc\tdef", CANARY .. "\t" .. CANARY }) do
+        local kind, code, message = load_in_process({}, { config_file = profile_with_token_file(content) })
+        assert.are.equal("FAIL", kind, code)
+        assert.are.equal("config", code)
+        contains(message, "token_file")
+        contains(message, "control character")
+        no_canary(message)
+      end
+    end)
+
+    it("never makes pipeline.load raise, whatever its bytes", function()
+      local contents = { "", " ", "\0", "\t", "abc\tdef", "abc\0def", "abc\r\ndef", "a\127b", "\255\254",
+        ("x"):rep(4096), "tok\n", " tok \t\n" }
+      -- every control character, space, DEL and bytes around them (the other
+      -- bytes are judged as these are)
+      for byte = 0, 33 do contents[#contents + 1] = CANARY .. string.char(byte) .. CANARY end
+      for _, byte in ipairs({ 126, 127, 128, 254, 255 }) do
+        contents[#contents + 1] = CANARY .. string.char(byte) .. CANARY
+      end
+      for _, content in ipairs(contents) do
+        local kind, code, message = load_in_process({}, { config_file = profile_with_token_file(content) })
+        assert(kind == "OK" or (kind == "FAIL" and code == "config"),
+          ("token_file %q: %s %s %s"):format(content, kind, tostring(code), tostring(message)))
+        if kind == "FAIL" then no_canary(message) end
+      end
+    end)
+
+    it("is held to the rule of every token: the option's check agrees with core.token_problem", function()
+      local core = require("pipeline.core")
+      for _, token in ipairs({ "t", "abc\tdef", "abc\0def", "a\127b", "\255\254", "abc def", "x\r\ny" }) do
+        local refused = core.token_problem(token) ~= nil
+        local kind = load_in_process({}, { config_file = profile_with_token_file(token) })
+        assert.equal(refused, kind ~= "OK", ("token_file %q"):format(token))
+        local why = config.problem({ token = token }, config.CLIENT_OPTIONS, "options")
+        assert.equal(refused, why ~= nil, ("option token %q"):format(token))
+      end
+    end)
+
+    it("holding a token with spaces around it is trimmed and used", function()
+      local kind, endpoint, _, auth = load_in_process({}, { config_file = profile_with_token_file(" tok \t\n") })
+      assert.are.equal("OK", kind)
+      assert.are.equal(EP_PROFILE, endpoint)
+      assert.are.equal("token", auth)
+    end)
+  end)
 end)
+
 
 describe("pipeline.retry configuration (child processes, nothing sent)", function()
   each_test_in_its_home()

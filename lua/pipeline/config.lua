@@ -52,7 +52,7 @@ end
 -- or core.sign would otherwise raise later, from inside the library).  No
 -- message shows the value: it may be a secret.
 local function header_safe(value)
-  return value ~= "" and core.is_header_value(value) and not value:find("\t", 1, true)
+  return core.token_problem(value) == nil
 end
 local function secret_string(value)
   if type(value) == "string" and not header_safe(value) then
@@ -449,7 +449,9 @@ local function read_token_file(path, config_path, getenv)
   if not ok then return nil, refusal end
   local token = text:match("^%s*(.-)%s*$")
   if token == "" then return nil, ("token_file %s is empty"):format(path) end
-  if not core.is_header_value(token) then
+  -- the token rule of every other token (core.token_problem): a tab inside
+  -- is refused here, as a config failure, not later by the client
+  if core.token_problem(token) then
     return nil, ("token_file %s holds a control character inside the token"):format(path)
   end
   return token

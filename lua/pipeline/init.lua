@@ -48,7 +48,7 @@ function pipeline.retry(project_id, pipeline_id, run_id, token, options)
   client.check_id(project_id, 1, "project_id", "retry")
   client.check_id(pipeline_id, 2, "pipeline_id", "retry")
   client.check_id(run_id, 3, "run_id", "retry")
-  if type(token) ~= "string" or token == "" or not core.is_header_value(token) or token:find("\t") then
+  if core.token_problem(token) then
     error(("bad argument #4 to 'retry' (token must be a non-empty string without control characters, got %s)")
       :format(type(token) == "string" and (token == "" and "an empty string" or "a string with control characters")
         or type(token)), 2)
