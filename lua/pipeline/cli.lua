@@ -1110,26 +1110,17 @@ local function follow(ctx, client, pipeline_id, run_id, document)
   return document.exit
 end
 
--- Items of a paged list, up to limit (nil: all).  fetch(query) returns
--- items, total.
--- op names the listing in messages.
+-- Items of a paged list, up to limit (nil: all), and the total the server
+-- gave, through client.pages, the library's pager.  fetch(query) returns
+-- items, total; op names the listing in messages.
 local function collect(op, fetch, query, limit)
-  local items, offset, total = {}, 0, nil
-  local guard = client_module.page_guard()
-  while not limit or #items < limit do
-    local page = {}
-    for key, value in pairs(query) do page[key] = value end
-    page.offset, page.limit = offset, limit and math.min(PAGE, limit - #items) or PAGE
-    local got, count, code, info = fetch(page)
-    if not got then return nil, count, code, info end
-    local stop = guard(got)
-    if stop then return errors.failure(op, "protocol", "unexpected response: " .. stop) end
-    total = count
-    for _, item in ipairs(got) do items[#items + 1] = item end
-    offset = offset + #got
-    if #got < page.limit or (total and offset >= total) then break end
+  local items = {}
+  local next_item, listing = client_module.pages(op, fetch, query, PAGE, limit)
+  for item, message, code, info in next_item do
+    if item == false then return nil, message, code, info end
+    items[#items + 1] = item
   end
-  return items, total
+  return items, listing.total
 end
 
 local RUN = {}
