@@ -144,8 +144,5 @@ cli.commands = commands.list
 cli.parse_address = args_module.parse_address
 --- The completion script for "bash" or "zsh".
 cli.completion_script = completion.script
-cli.expand_address = args_module.expand_address
-cli.check_choice = args_module.check_choice
-cli.check_variadic = args_module.check_variadic
 
 return cli

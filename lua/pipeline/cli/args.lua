@@ -115,7 +115,7 @@ end
 
 -- Where a command takes PIPELINE RUN, a page address in the first place
 -- stands for both: the ids replace it, the project and region go to
--- options.address for open_for_address.
+-- options.address for the client (cli/context.lua).
 function args.expand_address(positional, options, command)
   local first = positional[1]
   if type(first) ~= "string" or not first:find("://", 1, true) then return end
