@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "compat.h"
 #include "os.h"
 #include "transfer.h"
 

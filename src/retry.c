@@ -7,6 +7,7 @@
 #include <lua.h>
 
 #include "client.h"
+#include "compat.h"
 #include "retry.h"
 #include "text.h"
 #include "transfer.h"

@@ -13,6 +13,8 @@
 #include <curl/curl.h>
 #include <lauxlib.h>
 
+#include "compat.h"
+
 int pipeline_is_id(const char *s, size_t len) {
   size_t i;
   if (len != 32) return 0;
