@@ -47,6 +47,7 @@ PIPELINE_EXPORT int luaopen_pipeline_core(lua_State *L) {
                                        {"run_config", pipeline_run_config},
                                        {"is_id", pipeline_lua_is_id},
                                        {"is_header_value", pipeline_lua_is_header_value},
+                                       {"token_problem", pipeline_lua_token_problem},
                                        {"check_url", pipeline_lua_check_url},
                                        {"sleep", pipeline_lua_sleep},
                                        {"monotonic", pipeline_lua_monotonic},

@@ -2,8 +2,8 @@
  * text.c - the character classes and checks every request must pass before a
  * byte is sent: ids, header names and values, tokens, and endpoint URLs.  One
  * home for them, used by the transport (transfer.c), the signer (sign.c) and
- * the retry (retry.c), and given to Lua as core.is_id, core.is_header_value
- * and core.check_url.
+ * the retry (retry.c), and given to Lua as core.is_id, core.is_header_value,
+ * core.token_problem and core.check_url.
  */
 #include "text.h"
 
@@ -62,6 +62,19 @@ int pipeline_is_header_value(const char *s, size_t len) {
   for (; i < len; i++)
     if (!(classes[(unsigned char)s[i]] & VALUE_CHAR)) return 0;
   return 1;
+}
+
+/* The one rule for a token (X-Auth-Token) or security token: a non-empty
+ * string without control characters, tab included (a header value may hold a
+ * tab, a credential never does). */
+const char *pipeline_token_problem(const char *s, size_t len) {
+  size_t i;
+  if (len == 0) return "must not be empty";
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f) return "holds a control character";
+  }
+  return NULL;
 }
 
 /* RFC 9110 token character (header names, methods). */
@@ -155,9 +168,8 @@ void pipeline_check_id_arg(lua_State *L, int arg, const char *name) {
 void pipeline_check_token_arg(lua_State *L, int arg) {
   size_t len;
   const char *s = luaL_checklstring(L, arg, &len);
-  if (len == 0) luaL_argerror(L, arg, "token must not be empty");
-  if (!pipeline_is_header_value(s, len) || strchr(s, '\t'))
-    luaL_argerror(L, arg, "token holds a control character");
+  const char *problem = pipeline_token_problem(s, len);
+  if (problem != NULL) luaL_argerror(L, arg, lua_pushfstring(L, "token %s", problem));
 }
 
 /* core.is_id(s) -> boolean: exactly 32 ASCII letters or digits. */
@@ -174,6 +186,20 @@ int pipeline_lua_is_header_value(lua_State *L) {
   size_t len = 0;
   const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
   lua_pushboolean(L, s != NULL && pipeline_is_header_value(s, len));
+  return 1;
+}
+
+/* core.token_problem(value) -> nil | reason: nil when value may be sent as a
+ * token, else why not ("must be a string", "must not be empty", "holds a
+ * control character"); the reason never shows the value. */
+int pipeline_lua_token_problem(lua_State *L) {
+  size_t len = 0;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  const char *problem = s == NULL ? "must be a string" : pipeline_token_problem(s, len);
+  if (problem == NULL)
+    lua_pushnil(L);
+  else
+    lua_pushstring(L, problem);
   return 1;
 }
 

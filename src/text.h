@@ -13,6 +13,9 @@
 int pipeline_is_id(const char *s, size_t len);
 /* No control character but tab: nothing that could split a request. */
 int pipeline_is_header_value(const char *s, size_t len);
+/* Why s may not be sent as a token (a static string: "must not be empty",
+ * "holds a control character"), or NULL when it may. */
+const char *pipeline_token_problem(const char *s, size_t len);
 /* A non-empty RFC 9110 token. */
 int pipeline_is_header_name(const char *s, size_t len);
 int pipeline_is_tchar(unsigned char c);
@@ -32,9 +35,10 @@ void pipeline_check_id_arg(lua_State *L, int arg, const char *name);
 void pipeline_check_token_arg(lua_State *L, int arg);
 
 /* The module's functions of this file (core.c registers them): core.is_id, core.is_header_value,
- * core.check_url. */
+ * core.token_problem, core.check_url. */
 int pipeline_lua_is_id(lua_State *L);
 int pipeline_lua_is_header_value(lua_State *L);
+int pipeline_lua_token_problem(lua_State *L);
 int pipeline_lua_check_url(lua_State *L);
 
 #endif

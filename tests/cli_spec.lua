@@ -293,6 +293,25 @@ describe("codearts-pipeline", function()
       assert.equal(2, r.code)
       assert.matches("chmod 600", r.err)
     end)
+
+    it("a token_file holding a tab inside the token: exit 2 with the file named, never the token", function()
+      local dir = support.test_dir()
+      support.write_file(dir .. "/token", CANARY .. "\t" .. CANARY .. "\n", "600")
+      support.write_file(dir .. "/config.lua", ([[return { profiles = { default = { endpoint = %q,
+        project_id = %q, token_file = "token" } } }]]):format(sim.url, PROJECT), "600")
+      local bare = { CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_TOKEN = false,
+        CODEARTS_PIPELINE_CONFIG = dir .. "/config.lua" }
+      local r = program({ "status", PIPELINE, RUN_A }, bare)
+      assert.equal(2, r.code, r.err)
+      assert.equal("", r.out)
+      assert.equal(1, #lines_of(r.err) - 1, r.err) -- the message, then the hint
+      assert.matches("token_file " .. dir:gsub("%p", "%%%0") .. "/token holds a control character", r.err)
+      assert.is_nil(r.err:find("internal error", 1, true), r.err)
+      local _, document = json_program({ "status", PIPELINE, RUN_A }, bare)
+      assert.equal("config", document.code)
+      assert.equal(2, document.exit)
+      assert.equal(0, #sim:requests(), "nothing is sent")
+    end)
   end)
 
   ------------------------------------------------------------ retry

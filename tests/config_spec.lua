@@ -1,9 +1,11 @@
 -- Specs for the configuration layers (lua/pipeline/config.lua) and for
 -- pipeline.load / pipeline.retry built on them.
 --
--- config.resolve is driven in-process with a fake getenv (a function over a
--- table) and temporary files; pipeline.load reads os.getenv, so it runs in
--- child processes started with `env -i`, each with its own environment.
+-- config.resolve and pipeline.load are driven in-process with a fake
+-- environment (a getenv function over a table) and temporary files; what
+-- reads os.getenv itself (pipeline.load without getenv, the SDKs' endpoint
+-- overrides, pipeline.retry) runs in child processes started with `env -i`,
+-- each with its own environment.
 -- Every HOME is an empty temporary folder, so nothing of the real user's
 -- ~/.config or ~/.huaweicloud is read.  Endpoints are loopback addresses and
 -- nothing is sent: building a client does not connect.
@@ -118,6 +120,23 @@ local function child(vars, call)
   assert(({ OK = true, FAIL = true, RAISED = true, TRUE = true })[fields[1]],
     "unexpected child output: " .. out)
   return table.unpack(fields)
+end
+
+-- pipeline.load in this process, its environment vars (plus HOME) given as
+-- options.getenv; the same kinds and fields as child().
+local function load_in_process(vars, options)
+  vars = deep_copy(vars or {})
+  if vars.HOME == nil then vars.HOME = home end
+  options = deep_copy(options or {})
+  options.getenv = function(name) return vars[name] end
+  local ok, a, message, code = pcall(pipeline.load, options)
+  if not ok then return "RAISED", tostring(a) end
+  if a then
+    local fields = { "OK", tostring(a.endpoint), tostring(a.project_id), tostring(a._auth.kind) }
+    a:close()
+    return table.unpack(fields)
+  end
+  return "FAIL", tostring(code), tostring(message)
 end
 
 ------------------------------------------------------------------ specs
@@ -905,7 +924,7 @@ return { profiles = { default = p } }
   end)
 end)
 
-describe("pipeline.load (child processes)", function()
+describe("pipeline.load (environment given as options.getenv)", function()
   each_test_in_its_home()
 
   local BASE = { CODEARTS_PIPELINE_ENDPOINT = "http://127.0.0.1:9", CODEARTS_PIPELINE_PROJECT_ID = P_ENV }
@@ -917,7 +936,7 @@ describe("pipeline.load (child processes)", function()
   end
 
   it("builds a client from the environment alone (token)", function()
-    local kind, endpoint, project, auth = child(with({ CODEARTS_PIPELINE_TOKEN = CANARY }))
+    local kind, endpoint, project, auth = load_in_process(with({ CODEARTS_PIPELINE_TOKEN = CANARY }))
     assert.are.equal("OK", kind)
     assert.are.equal("http://127.0.0.1:9", endpoint)
     assert.are.equal(P_ENV, project)
@@ -925,7 +944,7 @@ describe("pipeline.load (child processes)", function()
   end)
 
   it("builds a client from the environment alone (AK/SK)", function()
-    local kind, endpoint, project, auth = child(with({ HUAWEICLOUD_SDK_AK = "envak", HUAWEICLOUD_SDK_SK = CANARY }))
+    local kind, endpoint, project, auth = load_in_process(with({ HUAWEICLOUD_SDK_AK = "envak", HUAWEICLOUD_SDK_SK = CANARY }))
     assert.are.equal("OK", kind)
     assert.are.equal("http://127.0.0.1:9", endpoint)
     assert.are.equal(P_ENV, project)
@@ -933,25 +952,25 @@ describe("pipeline.load (child processes)", function()
   end)
 
   it("raises on an unknown option key, naming it", function()
-    local kind, message = child(with({ CODEARTS_PIPELINE_TOKEN = "t" }), "pipeline.load({ timout = 1 })")
+    local kind, message = load_in_process(with({ CODEARTS_PIPELINE_TOKEN = "t" }), { timout = 1 })
     assert.are.equal("RAISED", kind)
     contains(message, "timout")
   end)
 
   it("raises on a wrong option type, naming it", function()
-    local kind, message = child(with({ CODEARTS_PIPELINE_TOKEN = "t" }), "pipeline.load({ timeout = '1' })")
+    local kind, message = load_in_process(with({ CODEARTS_PIPELINE_TOKEN = "t" }), { timeout = '1' })
     assert.are.equal("RAISED", kind)
     contains(message, "timeout")
   end)
 
   it("raises on token_file in the options (a config file key only)", function()
-    local kind, message = child(with({ CODEARTS_PIPELINE_TOKEN = "t" }), "pipeline.load({ token_file = '/x' })")
+    local kind, message = load_in_process(with({ CODEARTS_PIPELINE_TOKEN = "t" }), { token_file = '/x' })
     assert.are.equal("RAISED", kind)
     contains(message, "token_file")
   end)
 
   it("fails with config when there is no endpoint", function()
-    local kind, code, message = child(with({ CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_TOKEN = CANARY }))
+    local kind, code, message = load_in_process(with({ CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_TOKEN = CANARY }))
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
     contains(message, "endpoint")
@@ -959,7 +978,7 @@ describe("pipeline.load (child processes)", function()
   end)
 
   it("fails with config when there are no credentials", function()
-    local kind, code, message = child(with({}))
+    local kind, code, message = load_in_process(with({}))
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
     contains(message, "credentials")
@@ -980,20 +999,20 @@ describe("pipeline.load (child processes)", function()
   end)
 
   it("maps CODEARTS_PIPELINE_REGION to the region table's endpoint", function()
-    local kind, endpoint = child(with({ CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_REGION = "cn-north-4",
+    local kind, endpoint = load_in_process(with({ CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_REGION = "cn-north-4",
       CODEARTS_PIPELINE_TOKEN = "t" }))
     assert.are.equal("OK", kind)
     assert.are.equal("https://cloudpipeline-ext.cn-north-4.myhuaweicloud.com", endpoint)
   end)
 
   it("maps options.region over CODEARTS_PIPELINE_ENDPOINT", function()
-    local kind, endpoint = child(with({ CODEARTS_PIPELINE_TOKEN = "t" }), "pipeline.load({ region = 'tr-west-1' })")
+    local kind, endpoint = load_in_process(with({ CODEARTS_PIPELINE_TOKEN = "t" }), { region = 'tr-west-1' })
     assert.are.equal("OK", kind)
     assert.are.equal("https://pipeline-external.tr-west-1.myhuaweicloud.com", endpoint)
   end)
 
   it("fails with config on an unknown region, listing the known ones", function()
-    local kind, code, message = child(with({ CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_REGION = "xx-nowhere-9",
+    local kind, code, message = load_in_process(with({ CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_REGION = "xx-nowhere-9",
       CODEARTS_PIPELINE_TOKEN = CANARY }))
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
@@ -1003,6 +1022,8 @@ describe("pipeline.load (child processes)", function()
     no_canary(message)
   end)
 
+  -- pipeline.new reads the SDKs' endpoint overrides from the process's own
+  -- environment: in a child process
   it("lets HUAWEICLOUD_SDK_REGION_CODEARTSPIPELINE_CN_NORTH_4 override the table", function()
     local kind, endpoint = child(with({ CODEARTS_PIPELINE_ENDPOINT = false, CODEARTS_PIPELINE_REGION = "cn-north-4",
       CODEARTS_PIPELINE_TOKEN = "t",
@@ -1019,15 +1040,14 @@ describe("pipeline.load (child processes)", function()
   end)
 
   it("takes CODEARTS_PIPELINE_TOKEN over HUAWEICLOUD_SDK_AK/SK set beside it", function()
-    local kind, _, _, auth_kind = child(with({ CODEARTS_PIPELINE_TOKEN = CANARY, HUAWEICLOUD_SDK_AK = "envak",
+    local kind, _, _, auth_kind = load_in_process(with({ CODEARTS_PIPELINE_TOKEN = CANARY, HUAWEICLOUD_SDK_AK = "envak",
       HUAWEICLOUD_SDK_SK = CANARY .. "-sk" }))
     assert.are.equal("OK", kind)
     assert.are.equal("token", auth_kind)
   end)
 
   it("fails with config on two kinds of credentials in one layer, without the secrets", function()
-    local kind, code, message = child(with({}),
-      ("pipeline.load({ token = %q, ak = 'oak', sk = %q })"):format(CANARY, CANARY .. "-sk"))
+    local kind, code, message = load_in_process(with({}), { token = CANARY, ak = "oak", sk = CANARY .. "-sk" })
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
     contains(message, "token")
@@ -1040,7 +1060,7 @@ describe("pipeline.load (child processes)", function()
     local path = write(home .. "/c.lua", config_text(nil, {
       work = ("endpoint = %q, project_id = %q, token_file = 'tok'"):format(EP_PROFILE, P_PROFILE),
     }), "644")
-    local kind, endpoint, project, auth = child({ CODEARTS_PIPELINE_CONFIG = path, CODEARTS_PIPELINE_PROFILE = "work" })
+    local kind, endpoint, project, auth = load_in_process({ CODEARTS_PIPELINE_CONFIG = path, CODEARTS_PIPELINE_PROFILE = "work" })
     assert.are.equal("OK", kind)
     assert.are.equal(EP_PROFILE, endpoint)
     assert.are.equal(P_PROFILE, project)
@@ -1051,7 +1071,7 @@ describe("pipeline.load (child processes)", function()
     write(home .. "/.config/codearts-pipeline/config.lua",
       config_text(nil, { default = ("endpoint = %q"):format(EP_PROFILE) }), "644")
     write(home .. "/.huaweicloud/credentials", ("[basic]\nak = fak\nsk = %s\nproject_id = %s\n"):format(CANARY, P_CRED))
-    local kind, endpoint, project, auth = child({})
+    local kind, endpoint, project, auth = load_in_process({})
     assert.are.equal("OK", kind)
     assert.are.equal(EP_PROFILE, endpoint)
     -- the file's project_id is the IAM project: never the CodeArts project
@@ -1061,7 +1081,7 @@ describe("pipeline.load (child processes)", function()
 
   it("refuses an insecure config file, without the secret", function()
     local path = write(home .. "/c.lua", config_text(nil, { default = ("token = %q"):format(CANARY) }), "644")
-    local kind, code, message = child(with({ CODEARTS_PIPELINE_CONFIG = path }))
+    local kind, code, message = load_in_process(with({ CODEARTS_PIPELINE_CONFIG = path }))
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
     contains(message, path)
@@ -1070,20 +1090,99 @@ describe("pipeline.load (child processes)", function()
   end)
 
   it("refuses an absent CODEARTS_PIPELINE_CONFIG", function()
-    local kind, code, message = child(with({ CODEARTS_PIPELINE_TOKEN = "t", CODEARTS_PIPELINE_CONFIG = home .. "/none.lua" }))
+    local kind, code, message = load_in_process(with({ CODEARTS_PIPELINE_TOKEN = "t", CODEARTS_PIPELINE_CONFIG = home .. "/none.lua" }))
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
     contains(message, home .. "/none.lua")
   end)
 
   it("refuses a malformed CODEARTS_PIPELINE_PROJECT_ID", function()
-    local kind, code, message = child(with({ CODEARTS_PIPELINE_TOKEN = CANARY, CODEARTS_PIPELINE_PROJECT_ID = "nope" }))
+    local kind, code, message = load_in_process(with({ CODEARTS_PIPELINE_TOKEN = CANARY, CODEARTS_PIPELINE_PROJECT_ID = "nope" }))
     assert.are.equal("FAIL", kind)
     assert.are.equal("config", code)
     contains(message, "project_id")
     no_canary(message)
   end)
+
+  it("reads os.getenv when no getenv is given (child process)", function()
+    local kind, endpoint, project, auth = child(with({ CODEARTS_PIPELINE_TOKEN = CANARY }))
+    assert.are.equal("OK", kind)
+    assert.are.equal("http://127.0.0.1:9", endpoint)
+    assert.are.equal(P_ENV, project)
+    assert.are.equal("token", auth)
+  end)
+
+  it("reads nothing of the process's environment when getenv is given", function()
+    -- the child has a complete environment; the getenv given has none
+    local kind, code, message = child(with({ CODEARTS_PIPELINE_TOKEN = CANARY }),
+      ("pipeline.load({ getenv = function(name) return name == 'HOME' and %q or nil end })"):format(home))
+    assert.are.equal("FAIL", kind)
+    assert.are.equal("config", code)
+    contains(message, "endpoint")
+    no_canary(message)
+  end)
+
+  it("raises when getenv is not a function", function()
+    local ok, raised = pcall(pipeline.load, { getenv = "os.getenv" })
+    assert.is_false(ok)
+    contains(tostring(raised), "getenv")
+  end)
+
+  describe("a token_file", function()
+    local function profile_with_token_file(content)
+      write(home .. "/tok", content, "600")
+      return write(home .. "/c.lua", config_text(nil, {
+        default = ("endpoint = %q, project_id = %q, token_file = 'tok'"):format(EP_PROFILE, P_PROFILE) }), "644")
+    end
+
+    it("holding a tab inside the token (abc<TAB>def) is the config failure, not an error", function()
+      for _, content in ipairs({ "abc\tdef", CANARY .. "\t" .. CANARY }) do
+        local kind, code, message = load_in_process({}, { config_file = profile_with_token_file(content) })
+        assert.are.equal("FAIL", kind, code)
+        assert.are.equal("config", code)
+        contains(message, "token_file")
+        contains(message, "control character")
+        no_canary(message)
+      end
+    end)
+
+    it("never makes pipeline.load raise, whatever its bytes", function()
+      local contents = { "", " ", "\0", "\t", "abc\tdef", "abc\0def", "abc\r\ndef", "a\127b", "\255\254",
+        ("x"):rep(4096), "tok\n", " tok \t\n" }
+      -- every control character, space, DEL and bytes around them (the other
+      -- bytes are judged as these are)
+      for byte = 0, 33 do contents[#contents + 1] = CANARY .. string.char(byte) .. CANARY end
+      for _, byte in ipairs({ 126, 127, 128, 254, 255 }) do
+        contents[#contents + 1] = CANARY .. string.char(byte) .. CANARY
+      end
+      for _, content in ipairs(contents) do
+        local kind, code, message = load_in_process({}, { config_file = profile_with_token_file(content) })
+        assert(kind == "OK" or (kind == "FAIL" and code == "config"),
+          ("token_file %q: %s %s %s"):format(content, kind, tostring(code), tostring(message)))
+        if kind == "FAIL" then no_canary(message) end
+      end
+    end)
+
+    it("is held to the rule of every token: the option's check agrees with core.token_problem", function()
+      local core = require("pipeline.core")
+      for _, token in ipairs({ "t", "abc\tdef", "abc\0def", "a\127b", "\255\254", "abc def", "x\r\ny" }) do
+        local refused = core.token_problem(token) ~= nil
+        local kind = load_in_process({}, { config_file = profile_with_token_file(token) })
+        assert.equal(refused, kind ~= "OK", ("token_file %q"):format(token))
+        local why = config.problem({ token = token }, config.CLIENT_OPTIONS, "options")
+        assert.equal(refused, why ~= nil, ("option token %q"):format(token))
+      end
+    end)
+
+    it("holding a token with spaces around it is trimmed and used", function()
+      local kind, endpoint, _, auth = load_in_process({}, { config_file = profile_with_token_file(" tok \t\n") })
+      assert.are.equal("OK", kind)
+      assert.are.equal(EP_PROFILE, endpoint)
+      assert.are.equal("token", auth)
+    end)
+  end)
 end)
+
 
 describe("pipeline.retry configuration (child processes, nothing sent)", function()
   each_test_in_its_home()

@@ -123,12 +123,23 @@ describe("pipeline.core", function()
       end
     end
 
+    it("core.token_problem is the one token rule: nil, or the reason without the value", function()
+      for _, case in ipairs({
+        { "t", nil }, { "CANARY-token 42/+=~", nil }, { "\226\130\172uro", nil },
+        { "", "must not be empty" }, { "abc\tdef", "holds a control character" },
+        { "abc\0def", "holds a control character" }, { "abc\r\n", "holds a control character" },
+        { "abc\127", "holds a control character" }, { 42, "must be a string" }, { nil, "must be a string" },
+      }) do
+        assert.equal(case[2], core.token_problem(case[1]), ("%q"):format(tostring(case[1])))
+      end
+    end)
+
     it("raises for a non-string id", function()
       assert.error_matches(function() core.retry(PROJECT, 42, sim:failed_run(), TOKEN) end, "bad argument #2")
     end)
 
     for what, token in pairs({ ["CR/LF"] = "abc\r\nX-Injected: 1", LF = "abc\nd", NUL = "abc\0def",
-      empty = "" }) do
+      tab = "abc\tdef", empty = "" }) do
       it(("raises for a token with %s and never shows the token"):format(what), function()
         local ok, err = pcall(core.retry, PROJECT, PIPELINE, sim:failed_run(), token, { endpoint = sim.url })
         assert.is_false(ok)

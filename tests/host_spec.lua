@@ -75,4 +75,17 @@ describe_built("embedding", function()
     assert.matches("threads: 4 ran, 0 failed", output, 1, true)
     for _, id in ipairs(ids) do assert.equal("RUNNING", sim:run_state(id).status) end
   end)
+
+  it("compiles every Lua module of lua/pipeline, subfolders included, into the static library", function()
+    local embedded = assert(support.read_file(BUILD .. "/generated/embedded_modules.c"))
+    local files = support.capture("cd " .. support.quote(support.ROOT .. "/lua") .. " && find pipeline -name '*.lua'")
+    local count = 0
+    for file in files:gmatch("[^\n]+") do
+      local module = file:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+      support.contains(embedded, ('{"%s", "@%s",'):format(module, file))
+      count = count + 1
+    end
+    assert.is_true(count > 10, files)
+    support.contains(embedded, '{"pipeline.cli.args", "@pipeline/cli/args.lua",')
+  end)
 end)

@@ -29,8 +29,17 @@ local function from_tree(name, path)
   return file
 end
 
-from_tree("pipeline", package.path)
-from_tree("pipeline.cli", package.path)
+-- every module of the checkout's lua/pipeline, subfolders included (the
+-- command line's pipeline.cli.*): the tree holds each one
+local listing = assert(io.popen("cd " .. support.quote(tests .. "/../lua") .. " && find pipeline -name '*.lua'"))
+local modules = 0
+for file in listing:lines() do
+  from_tree((file:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")), package.path)
+  modules = modules + 1
+end
+listing:close()
+assert(modules > 10, "no modules found in the checkout's lua/pipeline")
+from_tree("pipeline.cli.args", package.path)
 local core_file = from_tree("pipeline.core", package.cpath)
 assert(pipeline._VERSION == version, ("pipeline._VERSION is %s, not %s"):format(pipeline._VERSION, version))
 

@@ -107,7 +107,7 @@ local function token_auth(token)
       return errors.failure(op, "auth", "the token function raised an error"
         .. (where and (" at " .. where) or "") .. " (its text is not shown: it may hold a secret)", nil, secrets)
     end
-    if type(value) ~= "string" or value == "" or not core.is_header_value(value) or value:find("\t", 1, true) then
+    if core.token_problem(value) then
       return errors.failure(op, "auth", "the token function returned no usable token")
     end
     return value, expiry
@@ -256,7 +256,7 @@ local function iam_auth(options)
       return nil, info, code, failure_info
     end
     local token = info.headers["x-subject-token"]
-    if not token or token == "" or not core.is_header_value(token) then
+    if not token or core.token_problem(token) then
       return errors.failure(what, "protocol", "IAM answered without an X-Subject-Token header",
         { status = info.status, request_id = info.request_id }, secrets)
     end

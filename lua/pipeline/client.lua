@@ -811,60 +811,66 @@ function Client:artifacts(pipeline_id, run_id)
   end)
 end
 
---- A guard for a listing that fetches page after page: guard(items)
--- returns nil while paging may go on, or why it must stop (a server sending
--- the same page again, or more than client.MAX_PAGES pages).
-function client.page_guard()
-  local pages, previous = 0, nil
-  return function(items)
-    pages = pages + 1
-    local keys = {}
-    for i, item in ipairs(items) do
-      local key = type(item) == "table" and (item.id or item.pipeline_run_id or item.pipeline_id) or nil
-      keys[i] = type(key) == "string" and key or (cjson.encode(item) or tostring(item))
-    end
-    local fingerprint = table.concat(keys, "\n")
-    if #items > 0 and fingerprint == previous then
-      return ("the server sent the same page twice (page %d): paging stopped"):format(pages)
-    end
-    previous = fingerprint
-    if pages > client.MAX_PAGES then
-      return ("more than %d pages: paging stopped (use a filter or a limit)"):format(client.MAX_PAGES)
-    end
+-- Why paging must stop after a page of items (the server sent the same page
+-- again, or more than client.MAX_PAGES pages came), or nil.  pages counts the
+-- pages so far; previous is the fingerprint of the page before.
+local function paging_problem(items, pages, previous)
+  local keys = {}
+  for i, item in ipairs(items) do
+    local key = type(item) == "table" and (item.id or item.pipeline_run_id or item.pipeline_id) or nil
+    keys[i] = type(key) == "string" and key or (cjson.encode(item) or tostring(item))
   end
+  local fingerprint = table.concat(keys, "\n")
+  if #items > 0 and fingerprint == previous then
+    return ("the server sent the same page twice (page %d): paging stopped"):format(pages), fingerprint
+  end
+  if pages > client.MAX_PAGES then
+    return ("more than %d pages: paging stopped (use a filter or a limit)"):format(client.MAX_PAGES), fingerprint
+  end
+  return nil, fingerprint
 end
 
--- An iterator over every item of a paged list; a failure is yielded once as
--- false, message, code, info.
-local function pager(op, fetch, query, page_size)
+--- The one iterator over a paged list (each_run, each_pipeline and the
+-- command line's lists): fetch(page) returns items, total for the query
+-- plus offset and limit.  page_size is the limit asked for (query.limit,
+-- when given, wins); most, when given, the most items it yields (the last
+-- page asks for no more than are still wanted).  Returns the iterator and
+-- the listing, whose total is the total the server gave last.  A failure is
+-- yielded once as false, message, code, info (op names it).
+function client.pages(op, fetch, query, page_size, most)
+  local listing = {}
   local offset = query and query.offset or 0
-  local limit = query and query.limit or page_size
-  local items, index, total, done = {}, 0, nil, false
-  local guard = client.page_guard()
+  local size = query and query.limit or page_size
+  local items, index, yielded, done = {}, 0, 0, false
+  local pages, previous = 0, nil
   return function()
+    if most and yielded >= most then return nil end
     if index >= #items then
-      if done or (total and offset >= total) then return nil end
+      if done or (listing.total and offset >= listing.total) then return nil end
       local page = list_body(query)
-      page.offset, page.limit = offset, limit
+      page.offset, page.limit = offset, most and math.min(size, most - yielded) or size
       local got, count_or_message, code, info = fetch(page)
       if got == nil then
         done = true
         return false, count_or_message, code, info
       end
-      local stop = guard(got)
+      pages = pages + 1
+      local stop
+      stop, previous = paging_problem(got, pages, previous)
       if stop then
         done = true
         local _, message, failure_code, failure_info = errors.failure(op, "protocol", "unexpected response: " .. stop)
         return false, message, failure_code, failure_info
       end
-      items, index, total = got, 0, count_or_message
+      items, index, listing.total = got, 0, count_or_message
       offset = offset + #got
-      if #got < limit then done = true end
+      if #got < page.limit then done = true end
       if #got == 0 then return nil end
     end
     index = index + 1
+    yielded = yielded + 1
     return items[index]
-  end
+  end, listing
 end
 
 --- Iterates over all runs of a pipeline, page by page:
@@ -873,13 +879,13 @@ end
 function Client:each_run(pipeline_id, query)
   check_id(pipeline_id, 1, "pipeline_id", "each_run")
   check_query(query, RUNS_QUERY, 2, "each_run")
-  return pager("each_run", function(page) return self:runs(pipeline_id, page) end, query, 50)
+  return client.pages("each_run", function(page) return self:runs(pipeline_id, page) end, query, 50)
 end
 
 --- Iterates over all pipelines of the project, page by page (as each_run).
 function Client:each_pipeline(query)
   check_query(query, PIPELINES_QUERY, 1, "each_pipeline")
-  return pager("each_pipeline", function(page) return self:pipelines(page) end, query, 50)
+  return client.pages("each_pipeline", function(page) return self:pipelines(page) end, query, 50)
 end
 
 --- Releases the connections; the client cannot be used afterwards.  Safe to

@@ -15,7 +15,7 @@ local config = {}
 -- or core.sign would otherwise raise later, from inside the library).  No
 -- message shows the value: it may be a secret.
 local function header_safe(value)
-  return value ~= "" and core.is_header_value(value) and not value:find("\t", 1, true)
+  return core.token_problem(value) == nil
 end
 local function secret_string(value)
   if type(value) == "string" and not header_safe(value) then
@@ -83,6 +83,8 @@ config.CLIENT_OPTIONS = option_schema.schema({
 config.LOAD_OPTIONS = option_schema.extend(config.CLIENT_OPTIONS, {
   profile = { type = "string", env = "CODEARTS_PIPELINE_PROFILE", flag = "--profile" },
   config_file = { type = "string", env = "CODEARTS_PIPELINE_CONFIG", flag = "--config" },
+  -- the environment to read instead of os.getenv (a host's, a test's)
+  getenv = "function",
 })
 
 -- What a config file profile (or the environment) may hold: the data
@@ -425,18 +427,21 @@ local function read_token_file(path, config_path, getenv)
   if not ok then return nil, refusal end
   local token = text:match("^%s*(.-)%s*$")
   if token == "" then return nil, ("token_file %s is empty"):format(path) end
-  if not core.is_header_value(token) then
+  -- the token rule of every other token (core.token_problem): a tab inside
+  -- is refused here, as a config failure, not later by the client
+  if core.token_problem(token) then
     return nil, ("token_file %s holds a control character inside the token"):format(path)
   end
   return token
 end
 
 --- Resolves the layers into one table of client options, or returns
--- nil, message, "config", info.  getenv defaults to os.getenv; op names the
--- call in messages (default "pipeline.load").
+-- nil, message, "config", info.  The environment is read through getenv,
+-- else options.getenv, else os.getenv; op names the call in messages
+-- (default "pipeline.load").
 function config.resolve(options, getenv, op)
-  getenv = getenv or os.getenv
   options = options or {}
+  getenv = getenv or options.getenv or os.getenv
   local function fail(detail) return errors.failure(op or "pipeline.load", "config", detail) end
 
   local path = options.config_file or nonempty(getenv("CODEARTS_PIPELINE_CONFIG"))
@@ -462,6 +467,7 @@ function config.resolve(options, getenv, op)
 
   local top = { _name = "options" }
   for name, value in pairs(options) do top[name] = value end
+  top.getenv = nil -- how to read the environment, not a client option
   local copy = false
   if profile then
     copy = { _name = ("profile '%s' of %s"):format(profile_name, path) }

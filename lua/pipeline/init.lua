@@ -35,7 +35,8 @@ end
 
 --- A client from the configuration layers: options > environment (this
 -- project's variables, the SDKs', ~/.huaweicloud/credentials) > config file
--- profile > defaults.
+-- profile > defaults.  options.getenv(name), when given, is the environment
+-- those layers read instead of os.getenv.
 function pipeline.load(options)
   config.check(options, config.LOAD_OPTIONS, "pipeline.load", 2)
   local resolved, message, code, info = config.resolve(options)
@@ -49,7 +50,7 @@ function pipeline.retry(project_id, pipeline_id, run_id, token, options)
   client.check_id(project_id, 1, "project_id", "retry")
   client.check_id(pipeline_id, 2, "pipeline_id", "retry")
   client.check_id(run_id, 3, "run_id", "retry")
-  if type(token) ~= "string" or token == "" or not core.is_header_value(token) or token:find("\t") then
+  if core.token_problem(token) then
     error(("bad argument #4 to 'retry' (token must be a non-empty string without control characters, got %s)")
       :format(type(token) == "string" and (token == "" and "an empty string" or "a string with control characters")
         or type(token)), 2)
@@ -58,14 +59,14 @@ function pipeline.retry(project_id, pipeline_id, run_id, token, options)
   options = options or {}
   local given = {}
   for name, value in pairs(options) do given[name] = value end
-  given.project_id, given.token = project_id, token
+  given.project_id, given.token, given.getenv = project_id, token, nil
   -- An endpoint or region in the options is all this call needs: the
   -- configuration layers are read only to find one (or when a profile or
   -- config file is asked for).
   local resolved = given
   if not (options.endpoint or options.region) or options.profile or options.config_file then
     local message, code, info
-    resolved, message, code, info = config.resolve(given, nil, "retry")
+    resolved, message, code, info = config.resolve(given, options.getenv, "retry")
     if not resolved then return nil, message, code, info end
   end
   local c, message, code, info = client.new(resolved, 2, "retry", 5)
