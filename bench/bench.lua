@@ -91,7 +91,7 @@ local ok, err = pcall(function()
   before = collectgarbage("count")
   local runs = {}
   local text = require("cjson").encode(run)
-  for i = 1, 1000 do runs[i] = require("pipeline.errors").decode(text) end
+  for i = 1, 1000 do runs[i] = require("pipeline.json").decode(text) end
   collectgarbage()
   local per_thousand = (collectgarbage("count") - before) * 1000 / #runs
   print(("memory:       %.1f KiB of Lua heap per client (plus libcurl's handle), %.0f KiB per 1000 decoded runs "

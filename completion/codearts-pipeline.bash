@@ -19,26 +19,14 @@ _codearts_pipeline() {
     --config|--policy) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --endpoint|--project|--region|--timeout|--attempts|--interval|--job|--limit|--name|--status|--step|--var) COMPREPLY=(); return ;;
   esac
-  options="--config --endpoint --help --json --profile --project --region --timeout --verbose --version -h -v"
+  local commands="retry status wait runs run stop retry-failed pipelines logs approve reject artifacts watch completion help"
+  local -A own=([retry]="--wait --interval" [status]="" [wait]="--interval" [runs]="--status --limit" [run]="--var --wait --interval" [stop]="" [retry-failed]="--attempts --interval" [pipelines]="--name --limit" [logs]="--failed --job --follow --interval" [approve]="--step" [reject]="--step" [artifacts]="" [watch]="--all --attempts --interval --policy --job --until-settled" [completion]="")
   case $command in
-    '') [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "retry status wait runs run stop retry-failed pipelines logs approve reject artifacts watch completion help" -- "$cur")); return; } ;;
-    help) COMPREPLY=($(compgen -W "retry status wait runs run stop retry-failed pipelines logs approve reject artifacts watch completion help" -- "$cur")); return ;;
-    retry) options="$options --wait --interval" ;;
-    status) options="$options " ;;
-    wait) options="$options --interval" ;;
-    runs) options="$options --status --limit" ;;
-    run) options="$options --var --wait --interval" ;;
-    stop) options="$options " ;;
-    retry-failed) options="$options --attempts --interval" ;;
-    pipelines) options="$options --name --limit" ;;
-    logs) options="$options --failed --job --follow --interval" ;;
-    approve) options="$options --step" ;;
-    reject) options="$options --step" ;;
-    artifacts) options="$options " ;;
-    watch) options="$options --all --attempts --interval --policy --job --until-settled" ;;
-    completion) options="$options "
-      [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "bash zsh profiles" -- "$cur")); return; } ;;
+    '') [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "$commands" -- "$cur")); return; } ;;
+    help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
+    completion) [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "bash zsh profiles" -- "$cur")); return; } ;;
   esac
+  options="--config --endpoint --help --json --profile --project --region --timeout --verbose --version -h -v ${command:+${own[$command]}}"
   COMPREPLY=($(compgen -W "$options" -- "$cur"))
 }
 complete -F _codearts_pipeline codearts-pipeline

@@ -99,7 +99,7 @@ do
   end
   local function decode(text)
     local value = cjson.decode(text)
-    -- whole numbers as integers, as errors.decode gives them
+    -- whole numbers as integers, as json_values.decode gives them
     local function integers(v)
       if type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
         return math.tointeger and math.tointeger(v) or v
@@ -586,18 +586,19 @@ describe("core.redact", function()
   end)
 end)
 
-describe("pipeline.errors over the C rule", function()
+describe("pipeline.errors and pipeline.redaction over the C rule", function()
   local errors = require("pipeline.errors")
+  local redaction = require("pipeline.redaction")
 
   it("builds failures and redacts with a keeper's secrets", function()
-    local keeper = errors.keeper(TOKEN)
+    local keeper = redaction.keeper(TOKEN)
     local _, message, code, info = errors.failure("get", "auth", "bad " .. TOKEN, { error_msg = TOKEN }, keeper)
     assert.equal("get: bad ***, ***", message)
     assert.equal("auth", code)
     assert.equal("***", info.error_msg)
     assert.equal("x *** y", keeper.redact("x " .. TOKEN .. " y"))
-    assert.equal("x *** y", errors.redact("x " .. TOKEN .. " y", keeper))
-    assert.same({ TOKEN }, errors.secret_list(keeper))
+    assert.equal("x *** y", redaction.redact("x " .. TOKEN .. " y", keeper))
+    assert.same({ TOKEN }, redaction.secret_list(keeper))
     -- the keeper's own fields hold no secret
     for _, value in pairs(keeper) do assert.equal("function", type(value)) end
   end)

@@ -1,9 +1,9 @@
--- Specs for lua/pipeline/clock.lua: the dates the service, IAM and HTTP
+-- Specs for lua/pipeline/dates.lua: the dates the service, IAM and HTTP
 -- send, as epoch seconds (UTC).  Each table is rows of input -> expected
 -- result, run by one loop, one test a row.  The expected epoch seconds were
 -- computed apart from this code (Python's calendar.timegm).
 
-local clock = require "pipeline.clock"
+local dates = require "pipeline.dates"
 
 -- 2026-05-28T00:00:00Z: the "now" that places an RFC 850 two-digit year
 local NOW = 1779926400
@@ -84,27 +84,27 @@ local function shown(value)
   return value == nil and "nil" or ("%q"):format(value)
 end
 
-describe("clock.http_date", function()
+describe("dates.http_date", function()
   for _, row in ipairs(HTTP_DATES) do
     local text, expected = row[1], row[2]
     it(("%s -> %s"):format(shown(text), tostring(expected)), function()
-      assert.are.equal(expected, clock.http_date(text, NOW))
+      assert.are.equal(expected, dates.http_date(text, NOW))
     end)
   end
 
   it("places a two-digit year from now, by default the current time", function()
     local this_year = tonumber(os.date("!%Y"))
     local yy = ("%02d"):format((this_year + 1) % 100)
-    local at = clock.http_date("Monday, 01-Jan-" .. yy .. " 00:00:00 GMT")
+    local at = dates.http_date("Monday, 01-Jan-" .. yy .. " 00:00:00 GMT")
     assert.are.equal(this_year + 1, tonumber(os.date("!%Y", at)))
   end)
 end)
 
-describe("clock.iso8601", function()
+describe("dates.iso8601", function()
   for _, row in ipairs(ISO_DATES) do
     local text, expected = row[1], row[2]
     it(("%s -> %s"):format(shown(text), tostring(expected)), function()
-      local got = clock.iso8601(text)
+      local got = dates.iso8601(text)
       if expected == nil then
         assert.is_nil(got)
       else
@@ -115,11 +115,11 @@ describe("clock.iso8601", function()
   end
 end)
 
-describe("clock.epoch", function()
+describe("dates.epoch", function()
   for _, row in ipairs(CIVIL) do
     local fields, expected = row[1], row[2]
     it(("%s -> %d"):format(table.concat(fields, " "), expected), function()
-      assert.are.equal(expected, clock.epoch((table.unpack or unpack)(fields)))
+      assert.are.equal(expected, dates.epoch((table.unpack or unpack)(fields)))
     end)
   end
 end)

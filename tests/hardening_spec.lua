@@ -157,8 +157,8 @@ describe("hardening", function()
     end)
 
     it("hides a signature even when no key is known (a signed request of one's own)", function()
-      local pipeline_errors = require("pipeline.errors")
-      local text = pipeline_errors.redact("Authorization: SDK-HMAC-SHA256 Access=AK, SignedHeaders=host, "
+      local redaction = require("pipeline.redaction")
+      local text = redaction.redact("Authorization: SDK-HMAC-SHA256 Access=AK, SignedHeaders=host, "
         .. "Signature=0123456789abcdef0123")
       support.lacks(text, "0123456789abcdef0123")
       support.contains(text, "Signature=***")

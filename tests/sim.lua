@@ -3,7 +3,7 @@
 -- the spec that started it.  sim.fixture gives a describe block one.
 local core = require("pipeline.core")
 local cjson = require("cjson")
-local pipeline_errors = require("pipeline.errors")
+local json_values = require("pipeline.json")
 local support = require("support")
 
 local sim = {}
@@ -41,7 +41,7 @@ local function launch(self)
     text = support.read_file(port_file)
   end
   assert(text, "the simulator did not start within 15 s (see " .. dir .. "/stderr.log)")
-  local info = pipeline_errors.decode(text)
+  local info = json_values.decode(text)
   self.dir = dir
   self.port = info.port
   self.redirect_port = info.redirect_port
@@ -84,7 +84,7 @@ function sim:control(method, path, body)
       ("simulator control %s %s: %s"):format(method, path, message))
     return nil
   end
-  return pipeline_errors.decode(response)
+  return json_values.decode(response)
 end
 
 function sim:reset() return self:control("POST", "reset") end

@@ -1,12 +1,13 @@
 --- Credentials: how a request is authenticated.  Each kind is an object with
 -- `apply(client, op, method, url, headers, body)`, which adds its headers to
 -- `headers` (or returns nil, message, code, info); `secrets`, a keeper
--- (errors.keeper) of the strings that must never reach a message or an event;
+-- (redaction.keeper) of the strings that must never reach a message or an event;
 -- and, for tokens, `invalidate()`, called after a 401 so the next attempt
 -- fetches a fresh one.  Secrets live only in closures.
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
-local clock = require("pipeline.clock")
+local redaction = require("pipeline.redaction")
+local dates = require("pipeline.dates")
 local regions = require("pipeline.regions")
 local compat = require("pipeline.compat")
 
@@ -82,7 +83,7 @@ end
 
 local function token_auth(token)
   if type(token) == "string" then
-    local secrets = errors.keeper(token)
+    local secrets = redaction.keeper(token)
     return {
       kind = "token",
       secrets = secrets,
@@ -97,7 +98,7 @@ local function token_auth(token)
   end
   -- A provider function: called when there is no token yet, when the one it
   -- gave last is about to expire, and after a 401.
-  local secrets = errors.keeper()
+  local secrets = redaction.keeper()
   return cached_token("token function", secrets, function(_, op)
     local ok, value, expiry = pcall(token)
     if not ok then
@@ -131,7 +132,7 @@ function auth.iam_endpoints(options)
     or regions.iam_endpoints_of(options.region)
   for _, url in ipairs(urls) do
     local ok, refusal = core.check_url(url, options.allow_http, true)
-    if not ok then return nil, ("IAM endpoint %s %s"):format(errors.shown_url(url), refusal) end
+    if not ok then return nil, ("IAM endpoint %s %s"):format(redaction.shown_url(url), refusal) end
   end
   return auth.endpoint_set(urls)
 end
@@ -193,7 +194,7 @@ local function aksk_auth(options)
   local one_lookup = gate()
   return {
     kind = "ak/sk",
-    secrets = errors.keeper(sk, security_token),
+    secrets = redaction.keeper(sk, security_token),
     apply = function(client, op, method, url, headers, body, to_iam)
       if not to_iam and project == nil and iam_endpoints then
         one_lookup.wait(client)
@@ -239,7 +240,7 @@ local function iam_auth(options)
       password = { user = { name = iam.user, password = iam.password, domain = { name = iam.domain } } } },
     scope = scope,
   } }
-  local secrets = errors.keeper(iam.password)
+  local secrets = redaction.keeper(iam.password)
   return cached_token("iam", secrets, function(client, op)
     local what = op .. ": IAM token"
     -- Through the client's own request path: events, repeats of what may be
@@ -260,10 +261,10 @@ local function iam_auth(options)
       return errors.failure(what, "protocol", "IAM answered without an X-Subject-Token header",
         { status = info.status, request_id = info.request_id }, secrets)
     end
-    local expires_at = type(json.token) == "table" and clock.iso8601(json.token.expires_at)
+    local expires_at = type(json.token) == "table" and dates.iso8601(json.token.expires_at)
     if not expires_at then return token, os.time() + 3600, 3600 end
     -- IAM's own issued_at gives the lifetime without trusting the local clock
-    local issued_at = clock.iso8601(json.token.issued_at)
+    local issued_at = dates.iso8601(json.token.issued_at)
     return token, expires_at, issued_at and expires_at - issued_at
   end)
 end

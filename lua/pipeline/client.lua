@@ -2,10 +2,12 @@
 -- each a few lines over one request function.
 local core = require("pipeline.core")
 local errors = require("pipeline.errors")
+local redaction = require("pipeline.redaction")
+local json_values = require("pipeline.json")
 local config = require("pipeline.config")
 local regions = require("pipeline.regions")
 local auth = require("pipeline.auth")
-local clock = require("pipeline.clock")
+local dates = require("pipeline.dates")
 local scheduler = require("pipeline.scheduler")
 local lifecycle = require("pipeline.lifecycle")
 local option_schema = require("pipeline.options")
@@ -67,7 +69,7 @@ function client.new(options, level, op, arg)
   end
   for _, endpoint in ipairs(endpoints) do
     local ok, refusal = core.check_url(endpoint, options.allow_http, true)
-    if not ok then return fail(op, ("endpoint %s %s"):format(errors.shown_url(endpoint), refusal)) end
+    if not ok then return fail(op, ("endpoint %s %s"):format(redaction.shown_url(endpoint), refusal)) end
   end
   local _, two_kinds = config.credential_kind(options, "options")
   if two_kinds then return fail(op, two_kinds) end
@@ -95,7 +97,7 @@ function client.new(options, level, op, arg)
 
   local transport = core.client(transport_options)
   -- its failures hide every secret the keeper learns, as it learns them
-  transport:set_secrets(errors.secret_list(secrets))
+  transport:set_secrets(redaction.secret_list(secrets))
   local created = setmetatable({
     -- a batch (multi handle) with the same transport options, for the
     -- concurrent calls, sharing the client's connections, TLS sessions and
@@ -170,7 +172,7 @@ end
 -- Events carry what the server sent (a request id, a message): a secret it
 -- echoed back is hidden here, for every handler.
 function Client:_emit(event)
-  if self._on_event then self._on_event(errors.redact_all(event, self._secrets)) end
+  if self._on_event then self._on_event(redaction.redact_all(event, self._secrets)) end
 end
 
 --------------------------------------------------------------- retries
@@ -180,7 +182,7 @@ function client.retry_after(value, now)
   if type(value) ~= "string" then return nil end
   local seconds = value:match("^%s*(%d+)%s*$")
   if seconds then return tonumber(seconds) end
-  local at = clock.http_date(value)
+  local at = dates.http_date(value)
   return at and math.max(0, at - (now or os.time()))
 end
 
@@ -351,7 +353,7 @@ function Client:call(spec)
       -- A decoded answer comes with its info: count the attempts there too,
       -- for a failure _fetch finds in its shape; info.headers holds the
       -- answer's headers, for one whose news is in one (IAM's X-Subject-Token).
-      local json, why = errors.decode(value)
+      local json, why = json_values.decode(value)
       if json == nil then
         return errors.failure(spec.op, "protocol", "response is not JSON: " .. tostring(why),
           { status = info.status, request_id = info.request_id, attempts = attempt }, self._secrets)
@@ -545,12 +547,18 @@ function Client:_retry_after(pipeline_id, run_id, _, answered)
   return self:_run_action("retry", pipeline_id, run_id, answered)
 end
 
---- Retries a pipeline run: true, or nil, message, code, info.
-function Client:retry(pipeline_id, run_id)
-  check_id(pipeline_id, 1, "pipeline_id", "retry")
-  check_id(run_id, 2, "run_id", "retry")
-  return self:_run_action("retry", pipeline_id, run_id)
+-- The method for an action on a run (retry, stop): true, or nil, message,
+-- code, info.
+local function run_action_method(action)
+  return function(self, pipeline_id, run_id)
+    check_id(pipeline_id, 1, "pipeline_id", action)
+    check_id(run_id, 2, "run_id", action)
+    return self:_run_action(action, pipeline_id, run_id)
+  end
 end
+
+--- Retries a pipeline run: true, or nil, message, code, info.
+Client.retry = run_action_method("retry")
 
 local RUN_BODY = query_fields("sources description variables choose_jobs choose_stages", "body field")
 
@@ -581,11 +589,7 @@ function Client:run(pipeline_id, body)
 end
 
 --- Stops a run: true, or nil, message, code, info.
-function Client:stop(pipeline_id, run_id)
-  check_id(pipeline_id, 1, "pipeline_id", "stop")
-  check_id(run_id, 2, "run_id", "stop")
-  return self:_run_action("stop", pipeline_id, run_id)
-end
+Client.stop = run_action_method("stop")
 
 --- A run with its stages and jobs, as the API returns it.
 function Client:detail(pipeline_id, run_id)
@@ -707,7 +711,7 @@ end
 -- One page of a step's log: the answer, or nil and what is wrong.
 local function log_page(json)
   if type(json) ~= "table" or json.log == nil then return nil, "not a log page (no log)" end
-  if json.log ~= errors.null and type(json.log) ~= "string" then return nil, "log is not a string" end
+  if json.log ~= json_values.null and type(json.log) ~= "string" then return nil, "log is not a string" end
   if json.has_more ~= nil and type(json.has_more) ~= "boolean" then return nil, "has_more is not a boolean" end
   for _, name in ipairs({ "start_offset", "end_offset" }) do
     local offset = json[name]
@@ -805,7 +809,7 @@ function Client:artifacts(pipeline_id, run_id)
   check_id(run_id, 2, "run_id", "artifacts")
   return self:_fetch({ op = "artifacts", method = "GET", expect = "json", idempotent = true,
     path = run_path(pipeline_id, run_id, "artifacts") }, function(json)
-    if type(json) == "table" and json.artifacts == errors.null then return {} end
+    if type(json) == "table" and json.artifacts == json_values.null then return {} end
     if type(json) ~= "table" or not is_list(json.artifacts) then return nil, "no artifacts list" end
     return json.artifacts
   end)

@@ -347,28 +347,24 @@ local function nonempty(value)
   if value ~= nil and value ~= "" then return value end
 end
 
--- The environment, in the contract's order: this project's variables, then
+-- The environment, in the README's order: this project's variables, then
 -- the official SDKs' (each a layer of its own: first found wins, so a
 -- CODEARTS_PIPELINE_TOKEN beats HUAWEICLOUD_SDK_AK/SK set for other tools).
-local function project_environment(getenv)
-  return {
-    _name = "environment (CODEARTS_PIPELINE_*)",
-    endpoint = nonempty(getenv("CODEARTS_PIPELINE_ENDPOINT")),
-    region = nonempty(getenv("CODEARTS_PIPELINE_REGION")),
-    project_id = nonempty(getenv("CODEARTS_PIPELINE_PROJECT_ID")),
-    token = nonempty(getenv("CODEARTS_PIPELINE_TOKEN")),
-  }
-end
+-- Each layer: its name, and option -> the variable that sets it.
+local PROJECT_VARIABLES = { "environment (CODEARTS_PIPELINE_*)", endpoint = "CODEARTS_PIPELINE_ENDPOINT",
+  region = "CODEARTS_PIPELINE_REGION", project_id = "CODEARTS_PIPELINE_PROJECT_ID",
+  token = "CODEARTS_PIPELINE_TOKEN" }
+local SDK_VARIABLES = { "environment (HUAWEICLOUD_SDK_*)",
+  -- the IAM project of the region (X-Project-Id), never the CodeArts project
+  iam_project_id = "HUAWEICLOUD_SDK_PROJECT_ID",
+  ak = "HUAWEICLOUD_SDK_AK", sk = "HUAWEICLOUD_SDK_SK", security_token = "HUAWEICLOUD_SDK_SECURITY_TOKEN" }
 
-local function sdk_environment(getenv)
-  return {
-    _name = "environment (HUAWEICLOUD_SDK_*)",
-    -- the IAM project of the region (X-Project-Id), never the CodeArts project
-    iam_project_id = nonempty(getenv("HUAWEICLOUD_SDK_PROJECT_ID")),
-    ak = nonempty(getenv("HUAWEICLOUD_SDK_AK")),
-    sk = nonempty(getenv("HUAWEICLOUD_SDK_SK")),
-    security_token = nonempty(getenv("HUAWEICLOUD_SDK_SECURITY_TOKEN")),
-  }
+local function environment_layer(variables, getenv)
+  local layer = { _name = variables[1] }
+  for option, variable in pairs(variables) do
+    if option ~= 1 then layer[option] = nonempty(getenv(variable)) end
+  end
+  return layer
 end
 
 -- The SDKs' credentials file: its [basic] section as a layer, false when
@@ -480,8 +476,8 @@ function config.resolve(options, getenv, op)
   local merged = {}
   local layers = {
     function() return top end,
-    function() return project_environment(getenv) end,
-    function() return sdk_environment(getenv) end,
+    function() return environment_layer(PROJECT_VARIABLES, getenv) end,
+    function() return environment_layer(SDK_VARIABLES, getenv) end,
     function(credentials_done)
       if credentials_done and (merged.ak == nil or merged.iam_project_id ~= nil) then return false end
       return credentials_file(getenv)

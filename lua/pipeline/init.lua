@@ -10,7 +10,7 @@ local core = require("pipeline.core")
 local config = require("pipeline.config")
 local client = require("pipeline.client")
 local regions = require("pipeline.regions")
-local errors = require("pipeline.errors")
+local json_values = require("pipeline.json")
 local compat = require("pipeline.compat")
 local watch = require("pipeline.watch")
 
@@ -18,7 +18,7 @@ local pipeline = {
   _VERSION = core._VERSION,
   core = core,
   regions = regions,
-  null = errors.null,
+  null = json_values.null,
   -- SDK-HMAC-SHA256 signing, for requests of one's own: the headers to add
   sign = core.sign,
   -- the fleet watcher's helpers (client:watch is the watcher itself):
@@ -44,7 +44,7 @@ function pipeline.load(options)
   return client.new(resolved, 2, "pipeline.load")
 end
 
---- The design-card call: retry one run with a token.  The endpoint comes from
+--- Retries one run with a token: the call this project is named after.  The endpoint comes from
 -- options.endpoint, else options.region, else the configuration layers.
 function pipeline.retry(project_id, pipeline_id, run_id, token, options)
   client.check_id(project_id, 1, "project_id", "retry")

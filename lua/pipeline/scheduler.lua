@@ -10,7 +10,7 @@
 -- batch maker, the clock and the pause (scheduler.new), and learns which job
 -- is running from the `running` table it passed, whose field `worker` the
 -- scheduler sets while it resumes a job (scheduler.job_of reads it).
-local clock = require("pipeline.clock")
+local dates = require("pipeline.dates")
 
 local compat = require("pipeline.compat")
 
@@ -212,7 +212,7 @@ local function retry_after(value)
   if type(value) ~= "string" then return nil end
   local seconds = tonumber(value:match("^%s*(%d+)%s*$") or "")
   if seconds then return seconds end
-  local at = clock.http_date(value)
+  local at = dates.http_date(value)
   return at and math.max(0, at - os.time())
 end
 

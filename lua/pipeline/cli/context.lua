@@ -5,7 +5,7 @@ local pipeline = require("pipeline")
 local config = require("pipeline.config")
 local core = require("pipeline.core")
 local compat = require("pipeline.compat")
-local errors = require("pipeline.errors")
+local redaction = require("pipeline.redaction")
 local client_module = require("pipeline.client")
 local commands = require("pipeline.cli.commands")
 local args = require("pipeline.cli.args")
@@ -212,7 +212,7 @@ function context.redacting(stream, secrets)
   return setmetatable({
     write = function(_, ...)
       local parts = compat.pack(...)
-      for i = 1, parts.n do parts[i] = errors.redact(tostring(parts[i]), secrets) end
+      for i = 1, parts.n do parts[i] = redaction.redact(tostring(parts[i]), secrets) end
       stream:write(compat.unpack(parts, 1, parts.n))
       return _
     end,

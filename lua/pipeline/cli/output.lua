@@ -5,8 +5,6 @@ local cjson = require("cjson.safe")
 local errors = require("pipeline.errors")
 local lifecycle = require("pipeline.lifecycle")
 
-local output = {}
-
 local TERMINAL = lifecycle.TERMINAL
 
 -- JSON text for value: objects with sorted keys, empty tables as [], whole
@@ -207,20 +205,8 @@ local function failed_jobs(run)
   return lines
 end
 
-output.encode = encode
-output.clean = clean
-output.json_text = json_text
-output.RUN_SHAPE = RUN_SHAPE
-output.PIPELINE_SHAPE = PIPELINE_SHAPE
-output.misfit = misfit
-output.misshapen = misshapen
-output.duration = duration
-output.epoch_ms = epoch_ms
-output.when = when
-output.took = took
-output.render_table = render_table
-output.run_id_of = run_id_of
-output.render_run = render_run
-output.failed_jobs = failed_jobs
-
-return output
+-- What the command line's other parts use.
+return { encode = encode, clean = clean, json_text = json_text, RUN_SHAPE = RUN_SHAPE,
+  PIPELINE_SHAPE = PIPELINE_SHAPE, misfit = misfit, misshapen = misshapen, duration = duration,
+  epoch_ms = epoch_ms, when = when, took = took, render_table = render_table, run_id_of = run_id_of,
+  render_run = render_run, failed_jobs = failed_jobs }

@@ -1,13 +1,13 @@
 --- Time stamps the service and IAM send, as seconds since the epoch (UTC),
 -- without os.time's local-time interpretation.
-local clock = {}
+local dates = {}
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
   Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
 --- Seconds since 1970-01-01T00:00:00Z of a UTC civil time (proleptic
 -- Gregorian calendar; H. Hinnant's days_from_civil).
-function clock.epoch(year, month, day, hour, min, sec)
+function dates.epoch(year, month, day, hour, min, sec)
   local y = month <= 2 and year - 1 or year
   local floor = math.floor
   local era = floor((y >= 0 and y or y - 399) / 400)
@@ -34,7 +34,7 @@ local function valid_time(year, month, day, hour, min, sec)
   if not days then return nil end
   if month == 2 and leap(year) then days = 29 end
   if day < 1 or day > days or hour > 23 or min > 59 or sec > 60 then return nil end
-  return clock.epoch(year, month, day, hour, min, sec)
+  return dates.epoch(year, month, day, hour, min, sec)
 end
 
 --- An HTTP date as epoch seconds, or nil.  RFC 9110 (section 5.6.7) has a
@@ -43,7 +43,7 @@ end
 -- "Sunday, 06-Nov-94 08:49:37 GMT" (a two-digit year more than 50 years
 -- ahead of now is the century before) and asctime's "Sun Nov  6 08:49:37 1994".
 -- now (epoch seconds, default os.time()) only places a two-digit year.
-function clock.http_date(text, now)
+function dates.http_date(text, now)
   text = tostring(text):match("^%s*(.-)%s*$")
   local wday, d, mon, y, h, mi, s = text:match("^(%a+), (%d%d?) (%a+) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
   if not wday then
@@ -63,7 +63,7 @@ function clock.http_date(text, now)
 end
 
 --- An ISO 8601 UTC time ("2020-01-04T09:05:22.701000Z") as epoch seconds, or nil.
-function clock.iso8601(text)
+function dates.iso8601(text)
   local y, mo, d, h, mi, s, frac = tostring(text):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)Z$")
   if not y then return nil end
   local seconds = valid_time(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
@@ -72,4 +72,4 @@ function clock.iso8601(text)
   return seconds
 end
 
-return clock
+return dates
