@@ -78,6 +78,7 @@ int pipeline_client_retry(lua_State *L) {
   pipeline_check_id_arg(L, ARG_C_PIPELINE, "pipeline_id");
   pipeline_check_id_arg(L, ARG_C_RUN, "run_id");
   luaL_checktype(L, ARG_HEADERS, LUA_TTABLE);
+  lua_settop(L, ARG_WITH_INFO); /* the URL goes above the arguments */
   url = push_retry_url(L, endpoint, lua_tostring(L, ARG_C_PROJECT), lua_tostring(L, ARG_C_PIPELINE),
                        lua_tostring(L, ARG_C_RUN));
   len = lua_rawlen(L, -1);

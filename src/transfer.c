@@ -410,6 +410,9 @@ void pipeline_transfer_close(transfer *t) {
   free(t->accepted_origin);
   t->accepted_origin = NULL;
   t->accepted_origin_len = 0;
+  free(t->set_url);
+  t->set_url = NULL;
+  t->set_url_len = 0;
   buffer_free(&t->body);
   buffer_free(&t->headers);
 }
@@ -689,6 +692,28 @@ const char *pipeline_transfer_url_refusal(transfer *t, const char *url, size_t u
   return url_refusal(t, url);
 }
 
+/* Whether url is the URL last set on t, remembering it when not.  (A copy
+ * that cannot be made only costs the next comparison.) */
+static int same_url(transfer *t, const char *url) {
+  size_t len = strlen(url);
+  char *copy;
+  if (t->set_url && t->set_url_len == len && memcmp(t->set_url, url, len) == 0) return 1;
+  copy = malloc(len + 1);
+  free(t->set_url);
+  t->set_url = copy;
+  t->set_url_len = copy ? len : 0;
+  if (copy) memcpy(copy, url, len + 1);
+  return 0;
+}
+
+/* The operation's name, kept for the result, which a batch builds after
+ * pipeline_transfer_setup returned (cut to the room there is). */
+static void copy_op(char *to, size_t room, const char *op) {
+  size_t i;
+  for (i = 0; i + 1 < room && op[i]; i++) to[i] = op[i];
+  to[i] = '\0';
+}
+
 void pipeline_transfer_setup(lua_State *L, transfer *t, const pipeline_request *r) {
   const char *method = pipeline_methods[r->method];
   int has_body = r->body != NULL || r->method == METHOD_POST || r->method == METHOD_PUT ||
@@ -701,15 +726,20 @@ void pipeline_transfer_setup(lua_State *L, transfer *t, const pipeline_request *
     SETOPT(t, CURLOPT_TIMEOUT_MS, r->timeout_ms);
     t->set_timeout_ms = r->timeout_ms;
   }
-  SETOPT(t, CURLOPT_URL, r->url);
-  SETOPT(t, CURLOPT_HTTPHEADER, t->request_headers);
-  if (has_body) {
+  if (!same_url(t, r->url)) SETOPT(t, CURLOPT_URL, r->url); /* a poll asks the same again */
+  if (t->set_headers != t->request_headers) {
+    SETOPT(t, CURLOPT_HTTPHEADER, t->request_headers);
+    t->set_headers = t->request_headers;
+  }
+  if (has_body && r->body_len > 0) {
     SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    if (r->body_len > 0)
-      SETOPT(t, CURLOPT_COPYPOSTFIELDS, r->body);
-    else
-      SETOPT(t, CURLOPT_POSTFIELDS, ""); /* a static empty body: nothing to copy */
-  } else if (t->set_method != shape) {
+    SETOPT(t, CURLOPT_COPYPOSTFIELDS, r->body);
+    t->set_empty_body = 0;
+  } else if (has_body && !(t->set_empty_body && t->set_method == shape)) {
+    SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    SETOPT(t, CURLOPT_POSTFIELDS, ""); /* a static empty body: nothing to copy */
+    t->set_empty_body = 1;
+  } else if (!has_body && t->set_method != shape) {
     SETOPT(t, CURLOPT_HTTPGET, 1L);
   }
   if (t->set_method != shape) {
@@ -725,8 +755,7 @@ void pipeline_transfer_setup(lua_State *L, transfer *t, const pipeline_request *
   t->single_send = r->single_send;
   t->expect_success = r->expect_success;
   t->success_info = r->success_info;
-  /* kept for the result, which a batch builds after this call returned */
-  snprintf(t->op, sizeof t->op, "%s", r->op ? r->op : "request");
+  copy_op(t->op, sizeof t->op, r->op ? r->op : "request");
   t->interrupts_at_start = (long)pipeline_interrupts;
   t->interrupted = 0;
 }

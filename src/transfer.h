@@ -66,6 +66,10 @@ typedef struct {
   char op[32];         /* the operation's name, for the failure's message */
   int set_method;      /* METHOD_ * 2 + has_body last set on the handle, or -1 */
   long set_timeout_ms; /* the CURLOPT_TIMEOUT_MS last set, or -1 */
+  char *set_url;       /* a copy of the CURLOPT_URL last set (malloc'd), or NULL */
+  size_t set_url_len;
+  const struct curl_slist *set_headers; /* the CURLOPT_HTTPHEADER last set */
+  int set_empty_body; /* the empty body is set (for the method options set_method tells) */
 } pipeline_transfer;
 
 /* How many SIGINT/SIGTERM the command line's handler (core.catch_signals)

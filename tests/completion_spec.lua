@@ -42,7 +42,7 @@ describe("shell completion", function()
   it("every command and option of --help is in them", function()
     local bash_script, zsh_script = support.read_file(BASH_FILE), support.read_file(ZSH_FILE)
     for _, command in ipairs(cli.commands) do
-      support.contains(bash_script, " " .. command.name .. ") ")
+      support.contains(bash_script, "[" .. command.name .. "]=")
       support.contains(zsh_script, "'" .. command.name .. ":")
       for _, option in ipairs(command.options) do
         support.contains(bash_script, option)
