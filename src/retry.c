@@ -32,15 +32,40 @@ enum {
   ARG_WITH_INFO
 };
 
-/* Pushes the retry URL for endpoint (trailing slashes dropped). */
-static const char *push_retry_url(lua_State *L, const char *endpoint, const char *project,
-                                  const char *pipeline, const char *run) {
-  size_t len = strlen(endpoint);
+/* The retry URL for endpoint (trailing slashes dropped), written to the
+ * caller's buffer when it fits (no Lua string to make and collect: this is
+ * every retry's path), else pushed as a Lua string.  The ids are 32
+ * characters each (checked). */
+typedef struct {
+  char text[1024];
+} url_buffer;
+
+static const char *retry_url(lua_State *L, url_buffer *b, const char *endpoint, const char *project,
+                             const char *pipeline, const char *run) {
+  static const char *const parts[] = {"/v5/", "/api/pipelines/", "/pipeline-runs/", "/retry"};
+  const char *ids[3];
+  size_t len = strlen(endpoint), at, i;
   while (len > 0 && endpoint[len - 1] == '/') len--;
-  lua_pushlstring(L, endpoint, len);
-  lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry", project, pipeline, run);
-  lua_concat(L, 2);
-  return lua_tostring(L, -1);
+  if (len + 4 + 15 + 15 + 6 + 3 * 32 + 1 > sizeof b->text) {
+    lua_pushlstring(L, endpoint, len);
+    lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry", project, pipeline, run);
+    lua_concat(L, 2);
+    return lua_tostring(L, -1);
+  }
+  ids[0] = project, ids[1] = pipeline, ids[2] = run;
+  memcpy(b->text, endpoint, len);
+  at = len;
+  for (i = 0; i < 4; i++) {
+    size_t n = strlen(parts[i]);
+    memcpy(b->text + at, parts[i], n);
+    at += n;
+    if (i < 3) {
+      memcpy(b->text + at, ids[i], 32);
+      at += 32;
+    }
+  }
+  b->text[at] = '\0';
+  return b->text;
 }
 
 /* The retry on transfer t (of the transport userdata at index owner) with
@@ -72,16 +97,18 @@ static int retry_on(lua_State *L, pipeline_transfer *t, int owner, const char *u
  * (the caller's credentials among them). */
 int pipeline_client_retry(lua_State *L) {
   pipeline_transfer *t = pipeline_client_check(L, ARG_CLIENT);
-  const char *endpoint = luaL_checkstring(L, ARG_ENDPOINT), *url, *refusal;
   size_t len;
+  const char *endpoint = luaL_checklstring(L, ARG_ENDPOINT, &len), *url, *refusal;
+  url_buffer buffer;
+  luaL_argcheck(L, strlen(endpoint) == len, ARG_ENDPOINT, "URL holds a control character");
   pipeline_check_id_arg(L, ARG_C_PROJECT, "project_id");
   pipeline_check_id_arg(L, ARG_C_PIPELINE, "pipeline_id");
   pipeline_check_id_arg(L, ARG_C_RUN, "run_id");
   luaL_checktype(L, ARG_HEADERS, LUA_TTABLE);
   lua_settop(L, ARG_WITH_INFO); /* the URL goes above the arguments */
-  url = push_retry_url(L, endpoint, lua_tostring(L, ARG_C_PROJECT), lua_tostring(L, ARG_C_PIPELINE),
-                       lua_tostring(L, ARG_C_RUN));
-  len = lua_rawlen(L, -1);
+  url = retry_url(L, &buffer, endpoint, lua_tostring(L, ARG_C_PROJECT),
+                  lua_tostring(L, ARG_C_PIPELINE), lua_tostring(L, ARG_C_RUN));
+  len = strlen(url);
   refusal = pipeline_transfer_url_refusal(t, url, len);
   if (refusal) return luaL_argerror(L, ARG_ENDPOINT, lua_pushfstring(L, "URL %s", refusal));
   return retry_on(L, t, ARG_CLIENT, url, ARG_HEADERS, lua_toboolean(L, ARG_WITH_INFO));
@@ -107,6 +134,7 @@ static const pipeline_option retry_option_list[] = {{"endpoint", read_endpoint},
  * policy, over the same request (client:retry). */
 int pipeline_retry(lua_State *L) {
   const char *endpoint, *url, *refusal;
+  url_buffer buffer;
   pipeline_transfer *t;
   pipeline_transport_options o;
   retry_options own = {NULL};
@@ -128,11 +156,11 @@ int pipeline_retry(lua_State *L) {
     return pipeline_push_failure(L, "retry", "config",
                                  "no endpoint: pass options.endpoint (pipeline.retry also "
                                  "takes a region or the configuration)");
-  url = push_retry_url(L, endpoint, lua_tostring(L, ARG_PROJECT), lua_tostring(L, ARG_PIPELINE),
-                       lua_tostring(L, ARG_RUN));
+  url = retry_url(L, &buffer, endpoint, lua_tostring(L, ARG_PROJECT), lua_tostring(L, ARG_PIPELINE),
+                  lua_tostring(L, ARG_RUN));
   /* the path appended has no query or fragment: any comes from the endpoint */
   refusal = pipeline_url_refusal(url, t->allow_http, 1);
-  if (refusal == NULL) refusal = pipeline_transfer_url_refusal(t, url, lua_rawlen(L, -1));
+  if (refusal == NULL) refusal = pipeline_transfer_url_refusal(t, url, strlen(url));
   if (refusal) {
     lua_pushfstring(L, "endpoint %s", refusal);
     return pipeline_push_failure(L, "retry", "config", lua_tostring(L, -1));

@@ -336,6 +336,10 @@ function Client:call(spec)
     if answered then
       -- the first attempt, made directly (Client:_run_action, _retry_first)
       value, second, code, failure_info = answered[1], answered[2], answered[3], answered[4]
+    elseif spec.op == "retry" and not job_of(self._running) then
+      -- the C retry (retry.c), the request core.retry sends
+      value, second, code, failure_info = self._transport:retry(endpoints.urls[endpoints.index], self.project_id,
+        spec.pipeline_id, spec.run_id, headers, self._on_event ~= nil)
     else
       value, second, code, failure_info = self:_send(spec.method, url, headers, body, not spec.idempotent,
         timeout, spec.expect, spec.op, self._on_event ~= nil)
