@@ -349,7 +349,8 @@ unset multiplot
   local md = assert(io.open(DOCS .. "/performance.md", "w"))
   md:write("# Performance\n\nThe latest full run of `scripts/bench` (", os.date("!%Y-%m-%d %H:%M UTC"),
     "), as it printed it. Every figure comes from the same run, on loopback; the machine is shared and noisy, ",
-    "so read the ratios and the instruction counts rather than the absolute rates.\n\n",
+    "so read the ratios and the instruction counts rather than the absolute rates. The limit programs ",
+    "(bench/limit.c) send the project's exact request: the same headers and its default User-Agent.\n\n",
     "![calls/s against list size and concurrency](performance.png)\n\n```\n", table.concat(out, "\n"), "\n```\n")
   md:close()
   -- the README's performance section: between its markers, the latest table
