@@ -269,6 +269,15 @@ end
 local first, last = SIZES[1], SIZES[#SIZES]
 rows[#rows + 1] = ("| ratio at %d calls / ratio at %d calls | %s | %s |"):format(last, first,
   ratio(h.many_ratio[last], h.many_ratio[first]), ratio(s.many_ratio[last], s.many_ratio[first]))
+-- The project's own cost per call at each size (the limit's includes its
+-- start-up, which weighs on a short list): flat, or the batch is not O(1).
+local function costs(f)
+  local parts = {}
+  for _, size in ipairs(SIZES) do parts[#parts + 1] = ("%.1f"):format(1e6 / f.many[size]) end
+  return table.concat(parts, " / ") .. (" (%s at %d calls)"):format(ratio(1 / f.many[last], 1 / f.many[first]), last)
+end
+rows[#rows + 1] = ("| `retry_many` µs per call at %s calls | %s | %s |"):format(
+  table.concat(SIZES, " / "), costs(h), costs(s))
 row(("`map` calling `client:retry`, concurrency 32, %d calls (beside retry_many: %s / %s)")
   :format(SIZES[2], fmt(h.many_beside_map), fmt(s.many_beside_map)), h.map, s.map,
   times(h.map_ratio) .. " retry_many", times(s.map_ratio) .. " retry_many")
