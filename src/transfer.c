@@ -438,20 +438,21 @@ static int header_line_is(const struct curl_slist *node, const char *name, size_
   return len == nlen + 2 + vlen && memcmp(line, name, nlen) == 0 && line[nlen] == ':' &&
          line[nlen + 1] == ' ' && memcmp(line + nlen + 2, value, vlen) == 0;
 }
-/* The header pair on top of the stack (name at -2, value at -1), checked:
- * raises on a bad one.  Returns whether it is the Content-Type. */
-static int checked_header(lua_State *L, const char **name, size_t *nlen, const char **value,
-                          size_t *vlen) {
+/* The header pair on top of the stack (name at -2, value at -1) of the
+ * headers table at index table (an argument), checked: raises an argument
+ * error on a bad one.  Returns whether it is the Content-Type. */
+static int checked_header(lua_State *L, int table, const char **name, size_t *nlen,
+                          const char **value, size_t *vlen) {
   if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-    luaL_error(L, "bad header: names and values must be strings");
+    luaL_argerror(L, table, "bad header: names and values must be strings");
   *name = lua_tolstring(L, -2, nlen);
   *value = lua_tolstring(L, -1, vlen);
-  if (!pipeline_is_header_name(*name, *nlen)) luaL_error(L, "bad header name '%s'", *name);
+  if (!pipeline_is_header_name(*name, *nlen))
+    luaL_argerror(L, table, lua_pushfstring(L, "bad header name '%s'", *name));
   if (!pipeline_is_header_value(*value, *vlen))
-    luaL_error(L,
-               "bad value for header '%s': control characters are "
-               "not allowed",
-               *name);
+    luaL_argerror(
+        L, table,
+        lua_pushfstring(L, "bad value for header '%s': control characters are not allowed", *name));
   return *nlen == 12 && pipeline_strncasecmp_ascii(*name, "content-type", 12) == 0;
 }
 
@@ -485,7 +486,7 @@ static int request_headers_unchanged(lua_State *L, transfer *t, int table, int h
         node = node->next;
       } else {
         same = 0;
-        if (checked_header(L, &name, &nlen, &value, &vlen)) content_type = 1;
+        if (checked_header(L, table, &name, &nlen, &value, &vlen)) content_type = 1;
       }
       lua_pop(L, 1);
     }
@@ -522,7 +523,7 @@ static void set_request_headers(lua_State *L, transfer *t, int table, int has_bo
     while (lua_next(L, table) != 0) {
       size_t nlen, vlen;
       const char *name, *value;
-      if (checked_header(L, &name, &nlen, &value, &vlen)) content_type = 1;
+      if (checked_header(L, table, &name, &nlen, &value, &vlen)) content_type = 1;
       /* "Name:" with no value would remove the header; "Name;" sends it empty */
       lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, value);
       if (!append_header(t, lua_tostring(L, -1))) luaL_error(L, "not enough memory");
