@@ -51,10 +51,10 @@ int pipeline_is_header_value(const char *s, size_t len) {
    * by byte, where a tab is allowed. */
   for (; i + 8 <= len; i += 8) {
     uint64_t w, del;
-    size_t j;
     memcpy(&w, s + i, 8);
     del = w ^ (0x7f * ones);
     if ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs) {
+      size_t j;
       for (j = i; j < i + 8; j++)
         if (!(classes[(unsigned char)s[j]] & VALUE_CHAR)) return 0;
     }
