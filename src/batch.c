@@ -284,7 +284,8 @@ static int batch_send_all(lua_State *L) {
   for (i = 1; i <= count; i++) {
     size_t len;
     const char *url, *refusal;
-    if (lua_rawgeti(L, 3, i) != LUA_TSTRING) luaL_argerror(L, 3, "every URL must be a string");
+    lua_rawgeti(L, 3, i);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 3, "every URL must be a string");
     url = lua_tolstring(L, -1, &len);
     refusal = pipeline_transfer_url_refusal(&b->slots[0], url, len);
     if (refusal) luaL_argerror(L, 3, lua_pushfstring(L, "URL %s", refusal));

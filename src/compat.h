@@ -15,6 +15,24 @@
 #define luaL_newlib(L, l) (lua_newtable(L), luaL_register(L, NULL, l))
 #define luaL_setfuncs(L, l, n) luaL_register(L, NULL, l)
 #define luaL_setmetatable(L, t) (luaL_getmetatable(L, t), lua_setmetatable(L, -2))
+#define luaL_fileresult(L, stat, name) pipeline_fileresult(L, stat, name)
+#include <errno.h>
+#include <string.h>
+/* lauxlib 5.2's luaL_fileresult: true, or nil, "name: reason", errno. */
+static inline int pipeline_fileresult(lua_State *L, int stat, const char *name) {
+  int saved = errno;
+  if (stat) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  if (name)
+    lua_pushfstring(L, "%s: %s", name, strerror(saved));
+  else
+    lua_pushstring(L, strerror(saved));
+  lua_pushinteger(L, saved);
+  return 3;
+}
 #endif
 
 #if LUA_VERSION_NUM < 502

@@ -620,23 +620,24 @@ static int push_transport_failure(lua_State *L, transfer *t, CURLcode rc, const 
              rc != CURLE_COULDNT_RESOLVE_PROXY;
 #endif
   const char *detail;
+  /* (the push functions return nothing on Lua 5.1: the detail is read back) */
   if (rc == CURLE_FILESIZE_EXCEEDED || t->body.overflowed)
-    detail = lua_pushfstring(L, "response body is larger than the limit of %d bytes",
-                             (int)t->body.limit);
+    lua_pushfstring(L, "response body is larger than the limit of %d bytes", (int)t->body.limit);
   else if (t->headers.overflowed)
-    detail = lua_pushfstring(L, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
+    lua_pushfstring(L, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
   else if (rc == CURLE_OUT_OF_MEMORY)
-    detail = lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
-                                "header line over 100 KiB does this)");
+    lua_pushliteral(L, "libcurl could not take the response (out of memory: a response "
+                       "header line over 100 KiB does this)");
   else if (rc == CURLE_ABORTED_BY_CALLBACK && t->interrupted)
-    detail = lua_pushliteral(L, "interrupted by a signal");
+    lua_pushliteral(L, "interrupted by a signal");
   else if (rc == CURLE_ABORTED_BY_CALLBACK)
-    detail = lua_pushliteral(L, "connection lost after the request was sent; "
-                                "it was not sent again");
+    lua_pushliteral(L, "connection lost after the request was sent; "
+                       "it was not sent again");
   else if (t->error[0])
-    detail = lua_pushstring(L, t->error);
+    lua_pushstring(L, t->error);
   else
-    detail = lua_pushstring(L, curl_easy_strerror(rc));
+    lua_pushstring(L, curl_easy_strerror(rc));
+  detail = lua_tostring(L, -1);
   pipeline_push_transport_failure(L, a, transport_kind(t, rc), detail, rc, sent,
                                   status > 0 ? status : 0, status > 0 ? t->headers.data : NULL);
   lua_remove(L, -5); /* the detail */
