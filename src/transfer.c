@@ -11,7 +11,6 @@
 #include "transfer.h"
 
 #include <ctype.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -438,6 +437,10 @@ static int header_line_is(const struct curl_slist *node, const char *name, size_
   return len == nlen + 2 + vlen && memcmp(line, name, nlen) == 0 && line[nlen] == ':' &&
          line[nlen + 1] == ' ' && memcmp(line + nlen + 2, value, vlen) == 0;
 }
+static int is_content_type(const char *name, size_t nlen) {
+  return nlen == 12 && pipeline_strncasecmp_ascii(name, "content-type", 12) == 0;
+}
+
 /* The header pair on top of the stack (name at -2, value at -1) of the
  * headers table at index table (an argument), checked: raises an argument
  * error on a bad one.  Returns whether it is the Content-Type. */
@@ -453,57 +456,51 @@ static int checked_header(lua_State *L, int table, const char **name, size_t *nl
     luaL_argerror(
         L, table,
         lua_pushfstring(L, "bad value for header '%s': control characters are not allowed", *name));
-  return *nlen == 12 && pipeline_strncasecmp_ascii(*name, "content-type", 12) == 0;
+  return is_content_type(*name, *nlen);
 }
 
-/* Checks the headers of the table at index table, and tells whether
- * t->request_headers already holds exactly them (the same names and values
- * in the same order, with the same trailing lines): a client sends the same
- * headers call after call, and building the list costs an allocation per
- * line.  Raises on a bad header, with the list untouched. */
+/* Whether t->request_headers already holds exactly the headers of the table
+ * at index table (the same names and values in the same order, with the same
+ * trailing lines): a client sends the same headers call after call, and
+ * building the list costs an allocation per line.  Stops at the first
+ * difference, leaving every check to set_request_headers; a line found in
+ * the list passed them when it was built (its name is checked again, so a
+ * name holding ": " cannot pass for a name and part of a value). */
 static int request_headers_unchanged(lua_State *L, transfer *t, int table, int has_body,
                                      int has_content) {
   const struct curl_slist *node = t->request_headers;
-  int same =
-      node != NULL && t->headers_have_body == has_body && t->headers_have_content == has_content;
   int content_type = 0;
+  if (node == NULL || t->headers_have_body != has_body || t->headers_have_content != has_content)
+    return 0;
   if (table) {
     lua_pushnil(L);
     while (lua_next(L, table) != 0) {
-      size_t nlen = 0, vlen = 0;
-      const char *name = NULL, *value = NULL;
-      int strings = lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING;
-      if (strings) {
-        name = lua_tolstring(L, -2, &nlen);
-        value = lua_tolstring(L, -1, &vlen);
+      size_t nlen, vlen;
+      const char *name, *value;
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+        lua_pop(L, 2);
+        return 0;
       }
-      /* a valid name whose line is already in the list: its value passed the
-       * checks when the line was built */
-      if (same && strings && pipeline_is_header_name(name, nlen) &&
-          header_line_is(node, name, nlen, value, vlen)) {
-        if (nlen == 12 && pipeline_strncasecmp_ascii(name, "content-type", 12) == 0)
-          content_type = 1;
-        node = node->next;
-      } else {
-        same = 0;
-        if (checked_header(L, table, &name, &nlen, &value, &vlen)) content_type = 1;
+      name = lua_tolstring(L, -2, &nlen);
+      value = lua_tolstring(L, -1, &vlen);
+      if (!pipeline_is_header_name(name, nlen) || !header_line_is(node, name, nlen, value, vlen)) {
+        lua_pop(L, 2);
+        return 0;
       }
+      if (is_content_type(name, nlen)) content_type = 1;
+      node = node->next;
       lua_pop(L, 1);
     }
   }
-  if (same && has_content) {
-    if (node && strcmp(node->data, "Expect:") == 0)
-      node = node->next;
-    else
-      same = 0;
+  if (has_content) {
+    if (node == NULL || strcmp(node->data, "Expect:") != 0) return 0;
+    node = node->next;
   }
-  if (same && has_body && !content_type) {
-    if (node && strcmp(node->data, "Content-Type:") == 0)
-      node = node->next;
-    else
-      same = 0;
+  if (has_body && !content_type) {
+    if (node == NULL || strcmp(node->data, "Content-Type:") != 0) return 0;
+    node = node->next;
   }
-  return same && node == NULL;
+  return node == NULL;
 }
 
 /* Builds the request's header list from the table at index table into
