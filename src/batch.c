@@ -139,35 +139,61 @@ int pipeline_batch_new(lua_State *L) {
   return 1;
 }
 
+/* A slot with no request in flight, or NULL when every one is busy. */
+static pipeline_transfer *free_slot(batch *b) {
+  int i;
+  for (i = 0; i < b->capacity; i++)
+    if (!b->slots[i].busy) return &b->slots[i];
+  return NULL;
+}
+
+/* Starts t's prepared request as request number id. */
+static void start(lua_State *L, batch *b, pipeline_transfer *t, lua_Integer id) {
+  if (curl_multi_add_handle(b->multi, t->easy) != CURLM_OK)
+    luaL_error(L, "libcurl could not start the request");
+  t->busy = 1;
+  t->id = id;
+  b->in_flight++;
+}
+
+/* The next request that finished (its slot freed, its libcurl result in
+ * *rc), or NULL when none is left to collect. */
+static pipeline_transfer *next_finished(batch *b, CURLcode *rc) {
+  int queued;
+  CURLMsg *msg;
+  while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
+    pipeline_transfer *t = NULL;
+    if (msg->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    if (t == NULL || !t->busy) continue;
+    *rc = msg->data.result;
+    curl_multi_remove_handle(b->multi, t->easy);
+    t->busy = 0;
+    b->in_flight--;
+    return t;
+  }
+  return NULL;
+}
+
 /* batch:add(method, url [, headers [, body [, single_send [, timeout [, expect [, op
  *   [, with_info]]]]]]]) -> id | nil (see pipeline_transfer_prepare)
  * Starts a request; nil when every slot is busy. */
 static int batch_add(lua_State *L) {
   batch *b = check_batch(L, 1);
-  pipeline_transfer *t = NULL;
-  int i;
-  for (i = 0; i < b->capacity && t == NULL; i++)
-    if (!b->slots[i].busy) t = &b->slots[i];
+  pipeline_transfer *t = free_slot(b);
   if (t == NULL) {
     lua_pushnil(L);
     return 1;
   }
   pipeline_transfer_prepare(L, t, 2);
-  if (curl_multi_add_handle(b->multi, t->easy) != CURLM_OK)
-    return luaL_error(L, "libcurl could not start the request");
-  t->busy = 1;
-  t->id = ++b->next_id;
-  b->in_flight++;
+  start(L, b, t, ++b->next_id);
   lua_pushinteger(L, t->id);
   return 1;
 }
 
 /* Pushes {id = n, n = count, <the transfer's results>} for a finished one. */
-static void push_finished(lua_State *L, batch *b, pipeline_transfer *t, CURLcode rc, int owner) {
+static void push_finished(lua_State *L, pipeline_transfer *t, CURLcode rc, int owner) {
   int n, i, top;
-  curl_multi_remove_handle(b->multi, t->easy);
-  t->busy = 0;
-  b->in_flight--;
   lua_createtable(L, 6, 2); /* sized for every result and id, n: no regrowth */
   lua_pushinteger(L, t->id);
   lua_setfield(L, -2, "id");
@@ -212,38 +238,24 @@ static int batch_step(lua_State *L) {
 
 /* Starts request r in a free slot as request number id. */
 static void send_all_start(lua_State *L, batch *b, pipeline_request *r, lua_Integer id) {
-  pipeline_transfer *t = NULL;
-  int i;
-  for (i = 0; i < b->capacity && t == NULL; i++)
-    if (!b->slots[i].busy) t = &b->slots[i];
+  pipeline_transfer *t = free_slot(b);
   if (t == NULL) luaL_error(L, "no free slot in the batch"); /* in_flight < capacity: never */
   pipeline_transfer_setup(L, t, r);
-  if (curl_multi_add_handle(b->multi, t->easy) != CURLM_OK)
-    luaL_error(L, "libcurl could not start the request");
-  t->busy = 1;
-  t->id = id;
-  b->in_flight++;
+  start(L, b, t, id);
 }
 
 /* Stores every finished request's result in the results table at index
  * results; returns whether one of them was a 429 (too many requests). */
 static int send_all_collect(lua_State *L, batch *b, int results, int owner) {
-  int queued, throttled = 0;
-  CURLMsg *msg;
-  while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
-    pipeline_transfer *t = NULL;
+  int throttled = 0;
+  pipeline_transfer *t;
+  CURLcode rc;
+  while ((t = next_finished(b, &rc)) != NULL) {
     long status = 0;
-    int n, top;
-    if (msg->msg != CURLMSG_DONE) continue;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-    if (t == NULL || !t->busy) continue;
-    curl_multi_remove_handle(b->multi, t->easy);
-    t->busy = 0;
-    b->in_flight--;
+    int n, top = lua_gettop(L);
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status == 429) throttled = 1;
-    top = lua_gettop(L);
-    n = pipeline_transfer_finish(L, t, msg->data.result, owner);
+    n = pipeline_transfer_finish(L, t, rc, owner);
     if (!(n == 1 && lua_toboolean(L, -1))) { /* anything but a plain success: step()'s form */
       int i;
       lua_createtable(L, n, 1);
@@ -322,14 +334,11 @@ static int batch_send_all(lua_State *L) {
 
 /* Appends every finished request to the table on top of the stack. */
 static void push_all_finished(lua_State *L, batch *b, int owner) {
-  int queued, finished = 0;
-  CURLMsg *msg;
-  while ((msg = curl_multi_info_read(b->multi, &queued)) != NULL) {
-    pipeline_transfer *t = NULL;
-    if (msg->msg != CURLMSG_DONE) continue;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-    if (t == NULL || !t->busy) continue;
-    push_finished(L, b, t, msg->data.result, owner);
+  int finished = 0;
+  pipeline_transfer *t;
+  CURLcode rc;
+  while ((t = next_finished(b, &rc)) != NULL) {
+    push_finished(L, t, rc, owner);
     lua_rawseti(L, -2, ++finished);
   }
 }
