@@ -44,9 +44,10 @@ static const char *retry_url(lua_State *L, url_buffer *b, const char *endpoint, 
                              const char *pipeline, const char *run) {
   static const char *const parts[] = {"/v5/", "/api/pipelines/", "/pipeline-runs/", "/retry"};
   const char *ids[3];
-  size_t len = strlen(endpoint), at, i;
+  size_t len = strlen(endpoint), at, i, need = 3 * 32 + 1;
   while (len > 0 && endpoint[len - 1] == '/') len--;
-  if (len + 4 + 15 + 15 + 6 + 3 * 32 + 1 > sizeof b->text) {
+  for (i = 0; i < 4; i++) need += strlen(parts[i]);
+  if (len + need > sizeof b->text) {
     lua_pushlstring(L, endpoint, len);
     lua_pushfstring(L, "/v5/%s/api/pipelines/%s/pipeline-runs/%s/retry", project, pipeline, run);
     lua_concat(L, 2);
@@ -158,9 +159,9 @@ int pipeline_retry(lua_State *L) {
                                  "takes a region or the configuration)");
   url = retry_url(L, &buffer, endpoint, lua_tostring(L, ARG_PROJECT), lua_tostring(L, ARG_PIPELINE),
                   lua_tostring(L, ARG_RUN));
-  /* the path appended has no query or fragment: any comes from the endpoint */
+  /* the path appended has no query or fragment: any comes from the endpoint
+   * (which, a string option, holds no control character either) */
   refusal = pipeline_url_refusal(url, t->allow_http, 1);
-  if (refusal == NULL) refusal = pipeline_transfer_url_refusal(t, url, strlen(url));
   if (refusal) {
     lua_pushfstring(L, "endpoint %s", refusal);
     return pipeline_push_failure(L, "retry", "config", lua_tostring(L, -1));
