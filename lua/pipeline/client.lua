@@ -474,7 +474,7 @@ local function list_of(json, field)
 end
 
 local function run_path(pipeline_id, run_id, action)
-  return ("pipelines/%s/pipeline-runs/%s/%s"):format(pipeline_id, run_id, action)
+  return "pipelines/" .. pipeline_id .. "/pipeline-runs/" .. run_id .. "/" .. action
 end
 
 -- Whether a run's status shows that a retry (or stop) took effect: true,
@@ -513,9 +513,8 @@ function Client:_run_action(action, pipeline_id, run_id, answered)
       value, message, code, info = self._transport:retry(direct.endpoint, self.project_id, pipeline_id, run_id,
         direct.headers)
     else
-      value, message, code, info = self._transport:request(method,
-        direct.api .. "pipelines/" .. pipeline_id .. "/pipeline-runs/" .. run_id .. "/" .. action,
-        direct.headers, nil, true, nil, "success", action)
+      value, message, code, info = self._transport:request(method, direct.api .. run_path(pipeline_id, run_id,
+        action), direct.headers, nil, true, nil, "success", action)
     end
     if value == true then return true end
     answered = { value, message, code, info }
@@ -536,6 +535,8 @@ function Client:_retry_first(pipeline_ids, run_ids, concurrency)
   if not direct or job_of(self._running) or #pipeline_ids == 0 then return nil end
   local urls, api = {}, direct.api
   for index = 1, #pipeline_ids do
+    -- run_path's path in the same concatenation as the base: one string a
+    -- call, not two (this loop runs once per run of the list)
     urls[index] = api .. "pipelines/" .. pipeline_ids[index] .. "/pipeline-runs/" .. run_ids[index] .. "/retry"
   end
   local batch = self._new_batch(math.min(concurrency, #urls))

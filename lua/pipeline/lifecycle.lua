@@ -231,9 +231,13 @@ local function many(self, fname, list, options, allowed, method, extra, first)
   for index, item in ipairs(list) do pipeline_ids[index], run_ids[index] = pair(item, index, fname) end
   local concurrency = options.concurrency or DEFAULT_CONCURRENCY
   local answers = first and first(self, pipeline_ids, run_ids, concurrency) or {}
-  local indexes = {} -- of the calls left to the jobs
+  local results, indexes = {}, {} -- indexes: of the calls left to the jobs
   for index = 1, #pipeline_ids do
-    if answers[index] ~= true then indexes[#indexes + 1] = index end
+    if answers[index] == true then
+      results[index] = { ok = true }
+    else
+      indexes[#indexes + 1] = index
+    end
   end
   local left = #indexes == 0 and {} or run_jobs(self, #indexes, concurrency, function(runner)
     local jobs = {}
@@ -242,10 +246,6 @@ local function many(self, fname, list, options, allowed, method, extra, first)
     end
     return jobs
   end)
-  local results = {}
-  for index = 1, #pipeline_ids do
-    if answers[index] == true then results[index] = { ok = true } end
-  end
   for i, result in ipairs(left) do
     if result[1] == nil then
       results[indexes[i]] = { ok = false, message = result[2], code = result[3], info = result[4] }
